@@ -1,0 +1,5 @@
+import sys
+
+from evgrid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""The one codec: bytes on the wire <-> validated models, with a reason for every rejection.
+
+Reasons are short, low-cardinality labels (`power_kw:greater_than_equal`, `not_json`, ...)
+used as the Prometheus label and the dead letter's `reason`; `error` carries the full words.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+_FIELD_REASON_OVERRIDES = {"value_error": "invalid_value"}
+
+
+class DecodeError(ValueError):
+    """A message that cannot become a model. `reason` labels it, `error` explains it."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+
+
+def loads_object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
+    """Parse a JSON object, classifying every way it can fail."""
+    if raw is None or len(raw) == 0:
+        raise DecodeError("empty", "message has no value (null or empty)")
+    if len(raw) > max_bytes:
+        raise DecodeError("oversized", f"message is {len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        text = str(exc)
+        if "UTF-8" in text or "utf-8" in text:
+            raise DecodeError("invalid_utf8", f"not valid UTF-8: {text}") from None
+        if "infinity" in text or b"NaN" in raw or b"Infinity" in raw:
+            raise DecodeError("not_finite_number", f"NaN or infinite number: {text}") from None
+        raise DecodeError("not_json", f"not JSON: {text}") from None
+    if not isinstance(data, dict):
+        raise DecodeError("not_object", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _reason(exc: ValidationError) -> tuple[str, str]:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    # The top-level field only: reasons are metric labels and must stay low-cardinality.
+    loc = str(first["loc"][0]) if first["loc"] else "message"
+    kind = first["type"]
+    if kind == "value_error" and "end_ts" in first["msg"]:
+        loc, kind = "end_ts", "not_after_start"
+    elif kind == "value_error" and "timestamp" in first["msg"]:
+        kind = "invalid_timestamp"
+    elif kind == "finite_number":
+        kind = "not_finite"
+    kind = _FIELD_REASON_OVERRIDES.get(kind, kind)
+    words = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in errors
+    )
+    return f"{loc}:{kind}", words
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        reason, words = _reason(exc)
+        raise DecodeError(reason, words) from None
+
+
+def decode(model: type[M], raw: bytes | None, max_bytes: int = 1_000_000) -> M:
+    """Raw Kafka value -> validated model, or DecodeError."""
+    return validate(model, loads_object(raw, max_bytes))
+
+
+def dumps(obj: BaseModel | dict[str, Any] | list[Any]) -> bytes:
+    """Model or plain data -> JSON bytes (datetimes as ISO-8601 UTC with Z)."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    return orjson.dumps(obj, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+
+
+def loads(raw: bytes) -> Any:
+    return orjson.loads(raw)
+
+
+def raw_as_text(raw: bytes | None, limit: int) -> tuple[str, str, bool]:
+    """The original bytes for a dead letter: text when UTF-8, base64 otherwise; truncated to
+    `limit` bytes so a 1 MB poison message cannot make the dead letter itself too large."""
+    data = raw or b""
+    truncated = len(data) > limit
+    data = data[:limit]
+    try:
+        return data.decode("utf-8"), "utf-8", truncated
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64", truncated

@@ -1,0 +1,146 @@
+"""Plain data the pure core passes around.
+
+The core never sees Kafka, pydantic or the clock: times are epoch seconds (float) handed in
+by the caller, so hours of events can be replayed in tests in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+DC_TYPES = frozenset({"CCS", "CHAdeMO"})
+AC_TYPES = frozenset({"Type2"})
+CONNECTOR_TYPES = DC_TYPES | AC_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class Tunables:
+    """The knobs DESIGN.md names, with its defaults. Built from `Settings.tunables()`."""
+
+    stale_after_s: float = 120.0
+    dead_band_kw: float = 1.0
+    compliance_tolerance_pct: float = 5.0
+    compliance_tolerance_kw: float = 1.0
+    compliance_grace_s: float = 60.0
+    window_s: float = 60.0
+    allowed_lateness_s: float = 60.0
+    dc_min_kw: float = 5.0
+    ac_min_current_a: float = 6.0
+    ac_voltage_v: float = 230.0
+    ac_phases: int = 3
+    overload_hysteresis_pct: float = 2.0
+    event_retention_s: float = 86_400.0
+    connector_forget_s: float = 86_400.0
+
+
+@dataclass(slots=True)
+class ConnectorReading:
+    """The latest reading of one connector, as far as evgrid needs it."""
+
+    connector_id: int
+    connector_type: str
+    power_kw: float
+    event_ts: float
+    session_id: str | None = None
+    current_a: float = 0.0
+    voltage_v: float = 0.0
+    energy_kwh: float = 0.0
+    soc_percent: int | None = None
+
+    @property
+    def session_active(self) -> bool:
+        return self.session_id is not None or self.power_kw > 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "connector_id": self.connector_id,
+            "connector_type": self.connector_type,
+            "power_kw": self.power_kw,
+            "event_ts": self.event_ts,
+            "session_id": self.session_id,
+            "current_a": self.current_a,
+            "voltage_v": self.voltage_v,
+            "energy_kwh": self.energy_kwh,
+            "soc_percent": self.soc_percent,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ConnectorReading:
+        return cls(**d)
+
+
+def live_power_kw(reading: ConnectorReading, now: float, stale_after_s: float) -> float:
+    """A connector's contribution to its station's load: 0 once its reading is stale."""
+    return reading.power_kw if now - reading.event_ts <= stale_after_s else 0.0
+
+
+@dataclass(slots=True)
+class StationConfig:
+    """One station's entry of `config.station_zones`."""
+
+    station_id: str
+    zone_id: str
+    max_station_kw: float
+    contract_max_kw: float
+    connector_max_kw: dict[str, float] | None = None
+    profile_mode: str = "station"  # "station" (station-wide max profile) | "connector"
+    stack_level: int = 1
+
+    def ceiling_kw(self, connector_types: list[str] | None = None) -> float:
+        """M in DESIGN.md: min of the station limit, the contract and the connectors' limits."""
+        ceiling = min(self.max_station_kw, self.contract_max_kw)
+        if self.connector_max_kw and connector_types:
+            total = sum(self.connector_max_kw.get(t, math.inf) for t in connector_types)
+            ceiling = min(ceiling, total)
+        return ceiling
+
+    def to_dict(self) -> dict:
+        return {
+            "station_id": self.station_id,
+            "zone_id": self.zone_id,
+            "max_station_kw": self.max_station_kw,
+            "contract_max_kw": self.contract_max_kw,
+            "connector_max_kw": self.connector_max_kw,
+            "profile_mode": self.profile_mode,
+            "stack_level": self.stack_level,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StationConfig:
+        return cls(**d)
+
+
+@dataclass(slots=True)
+class StationRow:
+    """What the zone side knows of one station: its config and its connectors' latest readings.
+
+    This is the payload of the internal `evgrid-station-load` topic and of the zone tables.
+    """
+
+    config: StationConfig
+    connectors: dict[int, ConnectorReading] = field(default_factory=dict)
+
+    @property
+    def station_id(self) -> str:
+        return self.config.station_id
+
+    def load_kw(self, now: float, stale_after_s: float) -> float:
+        return sum(live_power_kw(c, now, stale_after_s) for c in self.connectors.values())
+
+    def last_reading_ts(self) -> float | None:
+        return max((c.event_ts for c in self.connectors.values()), default=None)
+
+    def to_dict(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "connectors": [c.to_dict() for c in self.connectors.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StationRow:
+        conns = (ConnectorReading.from_dict(c) for c in d.get("connectors", ()))
+        return cls(
+            config=StationConfig.from_dict(d["config"]),
+            connectors={c.connector_id: c for c in conns},
+        )

@@ -1,0 +1,75 @@
+"""The three input messages, validated as DESIGN.md specifies.
+
+Strict types: a string where a number belongs is bad input, not something to coerce, because
+a gateway that sends `"power_kw": "7.4"` is misconfigured and the operator should hear of it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evgrid.models.fields import (
+    ConnectorType,
+    FiniteFloat,
+    Identifier,
+    NonNegativeKw,
+    Priority,
+    SignalType,
+    Timestamp,
+)
+
+_INPUT = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+class MeterValue(BaseModel):
+    """One reading of one connector (`ocpp.meter_values`, key `station_id`)."""
+
+    model_config = _INPUT
+
+    station_id: Identifier
+    connector_id: int = Field(ge=1, le=1024)
+    session_id: str | None = None
+    connector_type: ConnectorType
+    power_kw: NonNegativeKw
+    current_a: FiniteFloat = 0.0
+    voltage_v: FiniteFloat = 0.0
+    energy_kwh: NonNegativeKw = 0.0
+    soc_percent: int | None = Field(default=None, ge=0, le=100)
+    event_ts: Timestamp
+
+
+class DemandResponseSignal(BaseModel):
+    """A DR event from the grid operator (`grid.demand_response`, key `zone_id`)."""
+
+    model_config = _INPUT
+
+    signal_id: Identifier
+    zone_id: Identifier
+    signal_type: SignalType
+    target_reduction_kw: NonNegativeKw
+    start_ts: Timestamp
+    end_ts: Timestamp
+    priority: Priority
+    received_ts: Timestamp
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> DemandResponseSignal:
+        if self.end_ts <= self.start_ts:
+            raise ValueError("end_ts must be later than start_ts")
+        return self
+
+
+class StationZone(BaseModel):
+    """A station's zone and limits (`config.station_zones`, key `station_id`, compacted)."""
+
+    model_config = _INPUT
+
+    station_id: Identifier
+    zone_id: Identifier
+    max_station_kw: NonNegativeKw
+    contract_max_kw: NonNegativeKw
+    connector_max_kw: dict[ConnectorType, NonNegativeKw] | None = None
+    # Many chargers reject station-wide max profiles: the operator can ask for per-connector
+    # TxDefaultProfile, and for a low stack level, per station.
+    profile_mode: str = Field(default="station", pattern="^(station|connector)$")
+    stack_level: int = Field(default=1, ge=0, le=99)

@@ -1,0 +1,114 @@
+"""Every message evgrid publishes. Outputs pass through these models, so a bug that would
+put a malformed command on the wire fails loudly here instead of at a charger."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evgrid.models.fields import ConnectorType, Identifier, Priority, SignalType, Timestamp
+
+_OUTPUT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class ConnectorLimitOut(BaseModel):
+    model_config = _OUTPUT
+
+    connector_id: int = Field(ge=1)
+    connector_type: ConnectorType
+    limit_kw: float = Field(ge=0)
+    limit_a: float | None = Field(default=None, ge=0)
+
+
+class ChargingCommand(BaseModel):
+    """One charging-limit command for one station (`ocpp.commands.set_charging_profile`)."""
+
+    model_config = _OUTPUT
+
+    command_id: str
+    action: Literal["SET", "CLEAR"]
+    reason: Literal["DR", "CONTRACT"]
+    station_id: Identifier
+    zone_id: Identifier
+    target_power_kw: float | None = Field(ge=0)
+    station_shed_kw: float = Field(ge=0)
+    signal_id: Identifier
+    priority: Priority
+    dr_end_ts: Timestamp
+    command_ts: Timestamp
+    connectors: list[ConnectorLimitOut]
+    ocpp: dict[str, list[dict[str, Any]]]
+
+
+class OverloadAlert(BaseModel):
+    """`alerts.grid.overload`: one message when an episode starts, one when it ends."""
+
+    model_config = _OUTPUT
+
+    alert_type: Literal[
+        "CONTRACT_OVERLOAD", "CONTRACT_OVERLOAD_CLEARED", "ZONE_OVERLOAD", "ZONE_OVERLOAD_CLEARED"
+    ]
+    station_id: str | None = None
+    zone_id: str | None = None
+    total_power_kw: float
+    contract_max_kw: float | None = None
+    capacity_kw: float | None = None
+    overload_kw: float
+    detected_at: Timestamp
+
+
+class ComplianceAlert(BaseModel):
+    """`alerts.dr.compliance`: a station missed its target past the grace, or complies again."""
+
+    model_config = _OUTPUT
+
+    state: Literal["NONCOMPLIANT", "COMPLIANT"]
+    station_id: Identifier
+    zone_id: Identifier
+    signal_id: Identifier
+    target_power_kw: float
+    measured_kw: float
+    tolerance_kw: float
+    since: Timestamp
+    detected_at: Timestamp
+
+
+class DRStatus(BaseModel):
+    """`grid.dr_status`: the state of one DR event, on every change."""
+
+    model_config = _OUTPUT
+
+    signal_id: Identifier
+    zone_id: Identifier
+    state: Literal["SCHEDULED", "ACTIVE", "ENDED"]
+    signal_type: SignalType
+    priority: Priority
+    start_ts: Timestamp
+    end_ts: Timestamp
+    baseline_kw: float | None
+    cap_kw: float | None
+    current_kw: float
+    achieved_reduction_kw: float
+    shortfall_kw: float
+    stations_commanded: int
+    stations_noncompliant: int
+    updated_ts: Timestamp
+
+
+class DeadLetter(BaseModel):
+    """`evgrid.deadletter`: enough to find, understand and replay a rejected message."""
+
+    model_config = _OUTPUT
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: str
+    error: str
+    raw: str
+    raw_encoding: Literal["utf-8", "base64"]
+    raw_truncated: bool
+    raw_size: int
+    ts: Timestamp

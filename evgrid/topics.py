@@ -1,0 +1,101 @@
+"""The one topic registry: which topics exist, how they are partitioned and configured, and
+creating them before a worker starts.
+
+Faust only creates its own internal topics; input and output topics are created here, so a
+topic auto-created by a stray producer with the wrong partition count is caught with a message
+that says what to do, instead of a `PartitionsMismatch` deep inside an agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from evgrid.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    copartitioned: bool
+    compacted: bool = False
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic evgrid needs. Co-partitioned ones must share `settings.partitions`."""
+    t = settings.topics
+    return [
+        TopicSpec(t.meter_values, copartitioned=True),
+        TopicSpec(t.station_zones, copartitioned=True, compacted=True),
+        TopicSpec(t.meter_repartition, copartitioned=True),
+        TopicSpec(t.demand_response, copartitioned=True),
+        TopicSpec(t.station_load, copartitioned=True),
+        TopicSpec(t.commands, copartitioned=False),
+        TopicSpec(t.overload_alerts, copartitioned=False),
+        TopicSpec(t.compliance_alerts, copartitioned=False),
+        TopicSpec(t.dr_status, copartitioned=False),
+        TopicSpec(t.deadletter, copartitioned=False),
+    ]
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic has a partition count that breaks co-partitioning."""
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Create missing topics; refuse to start on a co-partitioning mismatch."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15000
+    )
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise SystemExit(
+                    f"evgrid: cannot reach Kafka at {settings.bootstrap_servers}; start one with "
+                    "`evgrid kafka` or point EVGRID_BROKER at your cluster"
+                ) from None
+            await asyncio.sleep(1.0)
+    try:
+        specs = topic_specs(settings)
+        existing = await admin.describe_topics([s.name for s in specs])
+        counts = {
+            d["topic"]: len(d["partitions"]) for d in existing if d.get("error_code", 0) == 0
+        }
+        wrong = [
+            f"{s.name} has {counts[s.name]}"
+            for s in specs
+            if s.copartitioned and s.name in counts and counts[s.name] != settings.partitions
+        ]
+        if wrong:
+            raise TopicMismatch(
+                f"co-partitioned topics must have {settings.partitions} partitions "
+                f"(EVGRID_PARTITIONS), but {', '.join(wrong)}; recreate them or set "
+                "EVGRID_PARTITIONS to match"
+            )
+        missing = [
+            NewTopic(
+                name=s.name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+            )
+            for s in specs
+            if s.name not in counts
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("created topics: %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()

@@ -1,0 +1,176 @@
+"""Real-broker test helpers: workers as subprocesses, producing and draining topics.
+
+Workers run as `python -m evgrid worker` with settings passed through EVGRID_* variables —
+exactly how they run in production — so a test can SIGTERM or kill -9 them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from evgrid.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Isolated settings: own topics, own app id, own data dir, fast rebalances."""
+    base = Settings(
+        app_id=f"evgrid-{prefix}",
+        broker=f"kafka://{bootstrap}",
+        data_dir=data_dir,
+        partitions=overrides.pop("partitions", 2),
+        web_port=free_port(),
+        broker_session_timeout_s=6.0,
+        broker_rebalance_timeout_s=6.0,
+        log_level="warning",
+    )
+    return base.with_topic_prefix(prefix).model_copy(update=overrides)
+
+
+class WorkerProcess:
+    """One `evgrid worker` subprocess; its log goes to a file for post-mortems."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.settings.to_env()}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "evgrid", "worker"], env=env, stdout=log, stderr=log
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Up means: web port answers and this worker has active partitions."""
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if not self.alive():
+                    raise AssertionError(f"worker exited early:\n{self.log_tail()}")
+                try:
+                    async with http.get(self.url + "/health") as resp:
+                        body = await resp.json()
+                        if body["active_partitions"] > 0 and not body["rebalancing"]:
+                            return
+                except (aiohttp.ClientError, OSError, KeyError):
+                    pass
+                await asyncio.sleep(0.3)
+        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as http, http.get(self.url + path) as resp:
+            if resp.content_type == "application/json":
+                return resp.status, await resp.json()
+            return resp.status, await resp.text()
+
+
+Record = tuple[bytes | None, bytes | None]
+
+
+async def produce(bootstrap: str, topic: str, records: Iterable[Record]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    n = 0
+    try:
+        batch = []
+        for key, value in records:
+            batch.append(await producer.send(topic, value=value, key=key))
+            n += 1
+        await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+    return n
+
+
+def jdump(d: dict) -> bytes:
+    return orjson.dumps(d)
+
+
+async def drain(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[dict]], bool],
+    timeout: float = 30.0,
+) -> list[dict]:
+    """Read a topic from the beginning until `until(messages)` holds or the time is up.
+    Returns decoded JSON values (with `_key` added)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: list[dict] = []
+    try:
+        deadline = time.monotonic() + timeout
+        tps: list[TopicPartition] = []
+        while not tps and time.monotonic() < deadline:
+            parts = consumer.partitions_for_topic(topic) or await _fetch_parts(consumer, topic)
+            tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
+            if not tps:
+                await asyncio.sleep(0.2)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                for m in msgs:
+                    value = orjson.loads(m.value) if m.value else {}
+                    value["_key"] = m.key.decode() if m.key else None
+                    out.append(value)
+            if until(out):
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _fetch_parts(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
+    await consumer._client.force_metadata_update()
+    return consumer._client.cluster.partitions_for_topic(topic)

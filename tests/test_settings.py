@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from evgrid.core.types import Tunables
+from evgrid.settings import Settings
+
+
+def test_defaults_match_design() -> None:
+    s = Settings.from_env({})
+    assert s.topics.meter_values == "ocpp.meter_values"
+    assert s.topics.deadletter == "evgrid.deadletter"
+    assert s.stale_after_s == 120 and s.dead_band_kw == 1 and s.compliance_grace_s == 60
+    assert s.web_host == "127.0.0.1" and s.store == "rocksdb://"
+    assert s.tunables() == Tunables()
+
+
+def test_env_overrides_and_topic_names() -> None:
+    s = Settings.from_env(
+        {
+            "EVGRID_BROKER": "10.1.2.3:9093",
+            "EVGRID_PARTITIONS": "8",
+            "EVGRID_DEAD_BAND_KW": "2.5",
+            "EVGRID_DATA_DIR": "/srv/evgrid",
+            "EVGRID_TOPIC_METER_VALUES": "site-a.meter_values",
+        }
+    )
+    assert s.broker_url == "kafka://10.1.2.3:9093"
+    assert s.bootstrap_servers == "10.1.2.3:9093"
+    assert s.partitions == 8 and s.dead_band_kw == 2.5
+    assert s.data_dir == Path("/srv/evgrid")
+    assert s.topics.meter_values == "site-a.meter_values"
+    assert s.tunables().dead_band_kw == 2.5
+
+
+def test_bad_value_names_the_variable() -> None:
+    with pytest.raises(SystemExit) as info:
+        Settings.from_env({"EVGRID_PARTITIONS": "zero"})
+    assert "EVGRID_PARTITIONS" in str(info.value)
+
+
+def test_to_env_round_trips() -> None:
+    s = Settings(partitions=3, api_token="t0k").with_topic_prefix("t1")
+    assert Settings.from_env(s.to_env()) == s
