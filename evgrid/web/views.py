@@ -67,7 +67,7 @@ def station_view(rt: Runtime, station_id: str, now: float) -> dict[str, Any] | N
                     "stale": now - c.event_ts > stale,
                 }
             )
-    windows = entry.state.windows.snapshot(now) if entry is not None else []
+    windows = entry.state.windows.snapshot() if entry is not None else []
     return {
         "station_id": station_id,
         "zone_id": config.zone_id if config else None,

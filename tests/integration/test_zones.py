@@ -1,0 +1,135 @@
+"""Issue 3 on the real broker: zone totals from station loads, moves and tombstones, and JSON
+views answered by either of two workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
+
+pytestmark = pytest.mark.integration
+
+ZONES = ["Z-north", "Z-east", "Z-south"]
+
+
+def mapping(station: int, zone: str) -> dict:
+    return {
+        "station_id": f"ST-{station:03d}",
+        "zone_id": zone,
+        "max_station_kw": 300.0,
+        "contract_max_kw": 250.0,
+        "connector_max_kw": {"CCS": 150.0, "Type2": 22.0},
+    }
+
+
+def meter(station: int, connector: int, kw: float, ts: float) -> dict:
+    return {
+        "station_id": f"ST-{station:03d}",
+        "connector_id": connector,
+        "session_id": f"s-{station}-{connector}",
+        "connector_type": "CCS",
+        "power_kw": kw,
+        "current_a": kw * 1000 / 400,
+        "voltage_v": 400.0,
+        "energy_kwh": 5.0,
+        "soc_percent": 50,
+        "event_ts": datetime.fromtimestamp(ts, UTC).isoformat(),
+    }
+
+
+def station_kw(station: int) -> float:
+    return 20.0 + station  # connector 1; connector 2 draws 10 kW
+
+
+async def wait_for(predicate, timeout: float, interval: float = 0.1):
+    """Poll an async predicate; return the elapsed seconds when it first holds."""
+    start = time.monotonic()
+    last = None
+    while time.monotonic() - start < timeout:
+        ok, last = await predicate()
+        if ok:
+            return time.monotonic() - start
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not within {timeout}s; last seen: {last}")
+
+
+async def zone(worker: WorkerProcess, zone_id: str) -> dict:
+    status, body = await worker.get(f"/zones/{zone_id}")
+    assert status in (200, 404), body
+    return body if status == 200 else {}
+
+
+async def test_zone_totals_moves_tombstones_and_two_workers(
+    kafka_broker, unique_prefix, tmp_path
+) -> None:
+    settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "w1")
+    w1 = WorkerProcess(settings, tmp_path / "w1.log").start()
+    settings2 = settings.model_copy(
+        update={"data_dir": tmp_path / "w2", "web_port": settings.web_port + 1}
+    )
+    w2 = WorkerProcess(settings2, tmp_path / "w2.log")
+    try:
+        await w1.wait_ready()
+        t = settings.topics
+        maps = [(f"ST-{i:03d}".encode(), jdump(mapping(i, ZONES[i % 3]))) for i in range(30)]
+        await produce(kafka_broker.bootstrap, t.station_zones, maps)
+        now = time.time()
+        readings = []
+        for i in range(30):
+            for c, kw in ((1, station_kw(i)), (2, 10.0)):
+                readings.append((f"ST-{i:03d}".encode(), jdump(meter(i, c, kw, now))))
+        await produce(kafka_broker.bootstrap, t.meter_values, readings)
+
+        expected = {z: sum(station_kw(i) + 10 for i in range(30) if ZONES[i % 3] == z)
+                    for z in ZONES}
+
+        async def totals_right():
+            got = {z: (await zone(w1, z)).get("zone_total_power_kw") for z in ZONES}
+            ok = all(got[z] is not None and abs(got[z] - expected[z]) < 1e-6 for z in ZONES)
+            return ok, got
+
+        await wait_for(totals_right, 30)
+        for z in ZONES:
+            body = await zone(w1, z)
+            listed = sum(s["load_kw"] for s in body["station_list"])
+            assert body["zone_total_power_kw"] == pytest.approx(listed)
+            assert body["zone_capacity_kw"] == pytest.approx(300.0 * 10)
+            assert body["stations_active"] == 10
+
+        # ST-000 moves from Z-north to Z-east; ST-001 (Z-east) is tombstoned.
+        moved_kw = station_kw(0) + 10
+        gone_kw = station_kw(1) + 10
+        await produce(
+            kafka_broker.bootstrap,
+            t.station_zones,
+            [(b"ST-000", jdump(mapping(0, "Z-east"))), (b"ST-001", None)],
+        )
+        expected["Z-north"] -= moved_kw
+        expected["Z-east"] += moved_kw - gone_kw
+        elapsed = await wait_for(totals_right, 10)
+        print(f"move + tombstone reflected after {elapsed:.2f}s")
+        assert elapsed <= 2.0
+
+        # A second worker joins; both answer /zones/{id} identically.
+        w2.start()
+        await w2.wait_ready()
+        await w1.wait_ready()
+
+        async def same_answers():
+            a = {z: await zone(w1, z) for z in ZONES}
+            b = {z: await zone(w2, z) for z in ZONES}
+            strip = lambda d: {k: v for k, v in d.items() if k != "as_of"}  # noqa: E731
+            ok = all(a[z] and strip(a[z]) == strip(b[z]) for z in ZONES)
+            ok = ok and all(
+                abs(a[z]["zone_total_power_kw"] - expected[z]) < 1e-6 for z in ZONES
+            )
+            return ok, (a, b)
+
+        await wait_for(same_answers, 30, interval=0.5)
+    finally:
+        w2.stop()
+        w1.stop()
