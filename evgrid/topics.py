@@ -68,7 +68,9 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
             await asyncio.sleep(1.0)
     try:
         specs = topic_specs(settings)
-        existing = await admin.describe_topics([s.name for s in specs])
+        # All topics, not the named ones: naming a missing topic in a metadata request makes a
+        # broker with auto-create on create it, with its default partition count.
+        existing = await admin.describe_topics()
         counts = {
             d["topic"]: len(d["partitions"]) for d in existing if d.get("error_code", 0) == 0
         }

@@ -29,6 +29,6 @@ def run_worker(settings: Settings) -> int:
     prepare(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level, web_port=settings.web_port)
+    worker = Worker(app, loglevel=settings.log_level)
     worker.execute_from_commandline()
     return 0
