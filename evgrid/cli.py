@@ -28,12 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--web-port", type=int, default=None, help="overrides EVGRID_WEB_PORT")
     worker.set_defaults(func=_worker)
 
-    try:
-        from evgrid.broker import local
-    except ImportError:  # TEMP until the broker runner lands
-        local = None
-    if local is not None:
-        local.add_parser(sub)
+    from evgrid.broker import local
+
+    local.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,359 @@
+"""A real single-node Apache Kafka (KRaft, combined broker+controller) on 127.0.0.1, built from
+Apache Kafka's own jars on Maven Central — for the tests, the demo and the benchmarks.
+
+The jars are resolved once with Maven into a cache directory (`~/.cache/evgrid`); the broker
+runs as a JVM subprocess we own, so tests can SIGTERM it, kill -9 it and restart it on the same
+data directory and port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+KAFKA_VERSION = os.environ.get("EVGRID_KAFKA_VERSION", "4.1.1")
+LOG4J_VERSION = "2.24.3"
+READY_TIMEOUT_S = 60.0
+
+POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>evgrid</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <File name="file" fileName="${sys:kafka.logs.dir}/server.log">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </File>
+  </Appenders>
+  <Loggers>
+    <Root level="INFO"><AppenderRef ref="file"/></Root>
+    <Logger name="kafka.log" level="WARN"/>
+    <Logger name="org.apache.kafka.storage" level="WARN"/>
+  </Loggers>
+</Configuration>
+"""
+
+
+def say(message: str) -> None:
+    print(f"[evgrid kafka] {message}", file=sys.stderr, flush=True)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("EVGRID_KAFKA_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "evgrid"
+    return base / f"kafka-{KAFKA_VERSION}"
+
+
+def require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SystemExit(f"evgrid: `{tool}` not found on PATH; {hint}")
+    return path
+
+
+def ensure_jars() -> Path:
+    """Resolve Apache Kafka and a logging binding from Maven Central, once."""
+    lib = cache_dir() / "lib"
+    marker = cache_dir() / ".complete"
+    if marker.exists():
+        return lib
+    mvn = require("mvn", "install Maven (e.g. `apt-get install maven`) to fetch Kafka's jars")
+    require("java", "install a Java 17 runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
+    work = cache_dir()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+    say(f"resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central into {lib} ...")
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            mvn, "-B", "-q", "-f", str(work / "pom.xml"),
+            "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
+            "-DincludeScope=runtime", f"-DoutputDirectory={lib}",
+        ],
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"evgrid: Maven could not resolve Apache Kafka {KAFKA_VERSION} (exit "
+            f"{result.returncode}); check that Maven Central is reachable and retry"
+        )
+    jars = list(lib.glob("*.jar"))
+    marker.write_text(f"{len(jars)} jars\n")
+    say(f"{len(jars)} jars ready in {time.monotonic() - started:.1f}s")
+    return lib
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalKafka:
+    """One broker process. `start()` formats the data dir the first time only, so a restart
+    keeps its topics and messages."""
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        port: int = 0,
+        extra_properties: dict[str, str] | None = None,
+        heap: str = "512m",
+    ) -> None:
+        self._tmp = None if data_dir else tempfile.mkdtemp(prefix="evgrid-kafka-")
+        self.data_dir = Path(data_dir or self._tmp).resolve()
+        self.port = port or free_port()
+        self.controller_port = free_port()
+        self.extra = dict(extra_properties or {})
+        self.heap = heap
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "logs" / "server.log"
+
+    def _properties(self) -> str:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "kraft"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+            "message.max.bytes": str(2 * 1024 * 1024),
+        }
+        props.update(self.extra)
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _write_config(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        (self.data_dir / "tmp").mkdir(exist_ok=True)
+        conf = self.data_dir / "server.properties"
+        conf.write_text(self._properties())
+        (self.data_dir / "log4j2.xml").write_text(LOG4J2)
+        return conf
+
+    def _java(self, lib: Path, *args: str) -> list[str]:
+        tmp = self.data_dir / "tmp"
+        return [
+            require("java", "install a Java 17 runtime"),
+            f"-Xmx{self.heap}",
+            "-cp", f"{lib}/*",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={self.data_dir / 'logs'}",
+            f"-DZstdTempFolder={tmp}",
+            f"-Dorg.xerial.snappy.tempdir={tmp}",
+            *args,
+        ]
+
+    def start(self, timeout: float = READY_TIMEOUT_S) -> LocalKafka:
+        lib = ensure_jars()
+        saved = self.data_dir / "ports"
+        if saved.exists():  # a restart: same ports, so clients and the data agree
+            self.port, self.controller_port = map(int, saved.read_text().split())
+        conf = self._write_config()
+        saved.write_text(f"{self.port} {self.controller_port}\n")
+        if not (self.data_dir / "kraft" / "meta.properties").exists():
+            cluster = uuid.uuid4().hex[:22]
+            fmt = subprocess.run(
+                self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster,
+                           "-c", str(conf)),
+                capture_output=True, text=True, check=False,
+            )
+            if fmt.returncode != 0:
+                raise RuntimeError(f"formatting {self.data_dir} failed:\n{fmt.stderr[-2000:]}")
+        out = (self.data_dir / "logs" / "stdout.log").open("ab")
+        self.proc = subprocess.Popen(
+            self._java(lib, "kafka.Kafka", str(conf)), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Ready = the port accepts connections and a client gets cluster metadata."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"Kafka exited with {self.proc.returncode}:\n{self.tail()}")
+            if port_open(self.port) and asyncio.run(self._metadata_ok()):
+                return
+            time.sleep(0.3)
+        self.kill()
+        raise RuntimeError(f"Kafka not ready within {timeout:.0f}s:\n{self.tail()}")
+
+    async def _metadata_ok(self) -> bool:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            await admin.describe_cluster()
+            return True
+        except Exception:  # any failure means "not yet"
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            text = ["(no broker log)"]
+        return "\n".join(text[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Clean shutdown (SIGTERM), then SIGKILL if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> LocalKafka:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+# -- the `evgrid kafka` sub-command -------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "kafka", help="run a local single-node Apache Kafka (KRaft) on 127.0.0.1"
+    )
+    p.add_argument("action", nargs="?", choices=["start", "stop"], default="start")
+    p.add_argument("--port", type=int, default=9092, help="0 picks a free port (default 9092)")
+    p.add_argument("--data-dir", type=Path, default=Path("var/kafka"))
+    p.add_argument("--detach", action="store_true", help="run in the background")
+    p.add_argument("--pid-file", type=Path, default=None)
+    p.add_argument("--prefetch", action="store_true", help="only resolve the jars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.prefetch:
+        ensure_jars()
+        return 0
+    pid_file = args.pid_file or args.data_dir / "kafka.pid"
+    if args.action == "stop":
+        return stop_detached(pid_file)
+    if args.port and port_open(args.port):
+        raise SystemExit(
+            f"evgrid: port {args.port} is taken; stop what runs there or use --port 0"
+        )
+    kafka = LocalKafka(data_dir=args.data_dir, port=args.port)
+    started = time.monotonic()
+    say(f"starting Apache Kafka {KAFKA_VERSION} (data in {kafka.data_dir}) ...")
+    kafka.start()
+    say(f"accepting connections after {time.monotonic() - started:.1f}s")
+    print(f"bootstrap: {kafka.bootstrap}", flush=True)
+    if args.detach:
+        assert kafka.proc is not None
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(f"{kafka.proc.pid}\n")
+        (pid_file.parent / "bootstrap").write_text(kafka.bootstrap + "\n")
+        say(f"running in the background (pid {kafka.proc.pid}); stop with `evgrid kafka stop`")
+        return 0
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not stop and kafka.proc is not None and kafka.proc.poll() is None:
+            time.sleep(0.3)
+    finally:
+        say("stopping ...")
+        kafka.stop()
+    return 0
+
+
+def stop_detached(pid_file: Path) -> int:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        say(f"no broker pid file at {pid_file}; nothing to stop")
+        return 1
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    say(f"stopped broker {pid}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m evgrid.broker.local")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    ns = parser.parse_args(["kafka", *sys.argv[1:]])
+    sys.exit(ns.func(ns))
