@@ -1,0 +1,49 @@
+# Everything bootstraps itself: the virtual environment, the Python packages and Apache Kafka's
+# jars. Each step is idempotent (stamp files) and says what it is doing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all venv kafka-jars test unit integration lint demo bench chaos clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@echo "==> creating the virtual environment in $(VENV) (Python: $$($(PYTHON) --version))"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing evgrid and its test tools (pip; this takes a minute the first time)"
+	@$(BIN)/python -m pip install --disable-pip-version-check --upgrade pip >/dev/null
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev]' \
+		| grep -E '^(Collecting|Successfully)' || true
+	@$(BIN)/python -c "import evgrid, faust, aiokafka" \
+		|| (echo "evgrid: the Python install failed; see the pip output above" >&2; exit 1)
+	@touch $(STAMP)
+	@echo "==> Python environment ready"
+
+venv: $(STAMP)
+
+kafka-jars: venv
+	@echo "==> Apache Kafka jars (resolved once from Maven Central into ~/.cache/evgrid)"
+	@$(BIN)/evgrid kafka --prefetch
+
+lint: venv
+	@echo "==> ruff"
+	@$(BIN)/ruff check evgrid tests
+
+test: venv kafka-jars lint
+	@echo "==> pytest: unit tests, then integration tests against a real local Kafka broker"
+	@$(BIN)/python -m pytest -q -ra --durations=10
+
+unit: venv
+	@$(BIN)/python -m pytest -q -ra -m "not integration"
+
+integration: venv kafka-jars
+	@$(BIN)/python -m pytest -q -ra -m integration
+
+demo: venv kafka-jars
+	@$(BIN)/evgrid demo $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache var build *.egg-info
