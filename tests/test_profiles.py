@@ -91,7 +91,7 @@ def test_profile_ids_stable_and_in_range() -> None:
     assert a == profile_id_for("DR-1", "ST-1")
     assert a != profile_id_for("DR-2", "ST-1")
     ids = [profile_id_for(f"DR-{i}", f"ST-{i}") for i in range(2000)]
-    assert all(1 <= i and i + 16 <= 2**31 - 1 for i in ids)
+    assert all(i >= 1 and i + 16 <= 2**31 - 1 for i in ids)
 
 
 @pytest.mark.parametrize("action", ["SET", "CLEAR"])

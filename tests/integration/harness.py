@@ -6,6 +6,7 @@ exactly how they run in production — so a test can SIGTERM or kill -9 them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -174,3 +175,55 @@ async def drain(
 async def _fetch_parts(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
     await consumer._client.force_metadata_update()
     return consumer._client.cluster.partitions_for_topic(topic)
+
+
+class Collector:
+    """Reads topics from the beginning in the background, so a test can wait for messages."""
+
+    def __init__(self, bootstrap: str, *topics: str) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.messages: dict[str, list[dict]] = {t: [] for t in topics}
+        self._task: asyncio.Task | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> Collector:
+        self._consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            metadata_max_age_ms=1000,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        async for m in self._consumer:
+            value = orjson.loads(m.value) if m.value else {}
+            value["_key"] = m.key.decode() if m.key else None
+            value["_seen"] = time.time()
+            self.messages[m.topic].append(value)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()
+
+    async def wait(
+        self, topic: str, predicate: Callable[[list[dict]], bool], timeout: float = 30.0
+    ) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.messages[topic]):
+                return self.messages[topic]
+            await asyncio.sleep(0.05)
+        raise AssertionError(
+            f"timed out after {timeout}s waiting on {topic}; have {len(self.messages[topic])}: "
+            f"{self.messages[topic][-5:]}"
+        )
