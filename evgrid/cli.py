@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     from evgrid.broker import local
 
     local.add_parser(sub)
+
+    from evgrid import demo
+
+    demo.add_parser(sub)
     return parser
 
 

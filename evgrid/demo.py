@@ -1,0 +1,264 @@
+"""`evgrid demo` (`make demo`): a local broker, a worker and a simulated fleet, one DR event
+per chosen zone, a live terminal view, and a summary — then everything is stopped.
+
+What a newcomer runs first, so it must be self-contained: it starts its own broker unless
+EVGRID_BROKER is set, uses its own topic names and data directory, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from evgrid import codec
+from evgrid.broker.local import LocalKafka, free_port
+from evgrid.settings import Settings
+from evgrid.simulator.fleet import Fleet
+from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
+
+console = Console(width=max(110, shutil.get_terminal_size((110, 40)).columns))
+
+
+@dataclass
+class EventTrack:
+    """What the demo saw of one DR event, from `grid.dr_status`."""
+
+    spec: DRSpec
+    status: dict = field(default_factory=dict)
+    state: str = "pending"
+    activated_at: float | None = None
+    reached_at: float | None = None
+    noncompliant: set[str] = field(default_factory=set)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("demo", help="broker + worker + simulated fleet + a DR event")
+    p.add_argument("--duration", type=float, default=120.0, help="seconds of fleet time (120)")
+    p.add_argument("--stations", type=int, default=200)
+    p.add_argument("--zones", type=int, default=4)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--interval", type=float, default=2.0, help="meter interval, seconds")
+    p.add_argument("--ignore-fraction", type=float, default=0.03,
+                   help="share of stations that ignore commands")
+    p.add_argument("--lag", type=float, default=4.0, help="seconds a charger takes to obey")
+    p.add_argument("--dr", action="append", default=None,
+                   help="DR event(s), e.g. zone=Z1,at=+20s,reduce=25%%,for=5m")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Default events end before the demo does, so the CLEARs show too.
+    span = max(20, int(args.duration) - 45)
+    specs = [DRSpec.parse(s) for s in (args.dr or [
+        f"zone=Z1,at=+20s,reduce=25%,for={span}s",
+        f"zone=Z3,at=+30s,reduce=15%,for={span}s",
+    ])]
+    workdir = Path(tempfile.mkdtemp(prefix="evgrid-demo-"))
+    broker: LocalKafka | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        bootstrap = os.environ.get("EVGRID_BROKER")
+        if not bootstrap:
+            console.print("[bold]1/3[/] starting a local Apache Kafka (KRaft) ...")
+            t0 = time.monotonic()
+            broker = LocalKafka(data_dir=workdir / "kafka", port=0).start()
+            bootstrap = broker.bootstrap
+            console.print(f"     Kafka at {bootstrap} after {time.monotonic() - t0:.1f}s")
+        run_id = uuid.uuid4().hex[:6]
+        settings = Settings.from_env(
+            broker=bootstrap, app_id=f"evgrid-demo-{run_id}", data_dir=workdir / "worker",
+            web_port=free_port(), partitions=4, compliance_grace_s=15.0, log_level="warning",
+        ).with_topic_prefix(f"demo-{run_id}")
+        console.print("[bold]2/3[/] starting an evgrid worker ...")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "evgrid", "worker"],
+            env={**os.environ, **settings.to_env()},
+            stdout=(workdir / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{settings.web_port}"
+        asyncio.run(wait_worker(url, worker, workdir / "worker.log"))
+        console.print(f"     worker up: {url}/health  {url}/metrics  {url}/zones")
+        console.print(
+            f"[bold]3/3[/] simulating {args.stations} stations in {args.zones} zones for "
+            f"{args.duration:.0f}s; DR: " + "; ".join(
+                f"{s.zone_id} -{s.reduce_pct or s.reduce_kw}{'%' if s.reduce_pct else ' kW'} "
+                f"at +{s.at_s:.0f}s" for s in specs)
+        )
+        fleet = Fleet(args.stations, args.zones, seed=args.seed,
+                      ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
+        tracks, stats = asyncio.run(
+            simulate(settings, fleet, specs, args, url)
+        )
+        summary(tracks, stats, settings)
+        return 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        console.print("stopped the worker and the broker; nothing left running")
+
+
+async def wait_worker(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"evgrid: the worker exited:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(aiohttp.ClientError, OSError, KeyError):
+                async with http.get(url + "/health") as r:
+                    if (await r.json())["active_partitions"] > 0:
+                        return
+            await asyncio.sleep(0.3)
+    raise SystemExit("evgrid: the worker did not come up within 90 s")
+
+
+async def simulate(
+    settings: Settings, fleet: Fleet, specs: list[DRSpec], args: argparse.Namespace, url: str
+) -> tuple[list[EventTrack], SimStats]:
+    tracks = {s.zone_id: EventTrack(s) for s in specs}
+    zones: dict[str, dict] = {}
+    consumer = AIOKafkaConsumer(
+        settings.topics.dr_status, settings.topics.compliance_alerts,
+        bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    stats_box: dict[str, SimStats] = {}
+    started = time.monotonic()
+
+    async def follow() -> None:
+        async for m in consumer:
+            msg = codec.loads(m.value)
+            track = tracks.get(msg.get("zone_id", ""))
+            if track is None:
+                continue
+            if m.topic == settings.topics.compliance_alerts:
+                (track.noncompliant.add if msg["state"] == "NONCOMPLIANT"
+                 else track.noncompliant.discard)(msg["station_id"])
+                continue
+            if msg["state"] != "ENDED" or not track.status:
+                track.status = msg  # the summary reports the event as it stood while active
+            track.state = msg["state"]
+            now = time.monotonic() - started
+            if msg["state"] == "ACTIVE":
+                track.activated_at = track.activated_at or now
+                cap = msg["cap_kw"] or 0.0
+                if track.reached_at is None and msg["current_kw"] <= cap * 1.05:
+                    track.reached_at = now
+
+    async def poll() -> None:
+        async with aiohttp.ClientSession() as http:
+            while True:
+                for z in fleet.zone_ids:
+                    with contextlib.suppress(aiohttp.ClientError, OSError):
+                        async with http.get(f"{url}/zones/{z}") as r:
+                            if r.status == 200:
+                                zones[z] = await r.json()
+                await asyncio.sleep(1.0)
+
+    def render() -> Table:
+        elapsed = time.monotonic() - started
+        stats = stats_box.get("s")
+        t = Table(title=f"evgrid demo — {elapsed:5.0f}s / {args.duration:.0f}s   "
+                        f"readings {stats.readings if stats else 0}   "
+                        f"commands {stats.commands if stats else 0}")
+        for col in ("zone", "load kW", "capacity kW", "cap kW", "util %", "stations",
+                    "DR", "non-compliant"):
+            t.add_column(col, justify="right")
+        for z in fleet.zone_ids:
+            info = zones.get(z, {})
+            dr = info.get("dr", {})
+            track = tracks.get(z)
+            cap = dr.get("cap_kw")
+            t.add_row(
+                z, f"{info.get('zone_total_power_kw', 0):.0f}",
+                f"{info.get('zone_capacity_kw', 0):.0f}",
+                "—" if cap is None else f"{cap:.0f}",
+                f"{info.get('utilization_pct', 0):.0f}",
+                str(info.get("stations", 0)),
+                (track.state if track else "—"),
+                str(len(track.noncompliant)) if track else "—",
+            )
+        return t
+
+    def on_tick(_elapsed: float, _fleet: Fleet, stats: SimStats) -> None:
+        stats_box["s"] = stats
+
+    tasks = [asyncio.create_task(follow()), asyncio.create_task(poll())]
+    try:
+        with Live(render(), console=console, refresh_per_second=2, transient=False) as live:
+            async def refresh() -> None:
+                while True:
+                    live.update(render())
+                    await asyncio.sleep(0.5)
+
+            tasks.append(asyncio.create_task(refresh()))
+            stats = await run_simulation(
+                settings, fleet, duration_s=args.duration, interval_s=args.interval,
+                dr=specs, on_tick=on_tick,
+            )
+            live.update(render())
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await consumer.stop()
+    return list(tracks.values()), stats
+
+
+def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings) -> None:
+    t = Table(title="DR events")
+    for col in ("zone", "signal", "baseline kW", "target kW", "achieved kW", "achieved %",
+                "s to reach", "non-compliant", "verdict"):
+        t.add_column(col, justify="right")
+    for tr in tracks:
+        st = tr.status
+        target = st.get("baseline_kw", 0) - (st.get("cap_kw") or 0) if st else 0.0
+        achieved = st.get("achieved_reduction_kw", 0.0) if st else 0.0
+        pct = 100.0 * achieved / target if target else 0.0
+        reach = (
+            f"{tr.reached_at - tr.activated_at:.1f}"
+            if tr.reached_at is not None and tr.activated_at is not None else "—"
+        )
+        if not st:
+            verdict = "no status seen"
+        elif abs(pct - 100.0) <= 5.0:
+            verdict = "met (±5 %)"
+        elif tr.noncompliant:
+            verdict = f"short: {len(tr.noncompliant)} station(s) ignore commands"
+        elif pct > 105.0:
+            verdict = "over-achieved: sessions ended or tapered"
+        else:
+            verdict = "not met"
+        t.add_row(
+            tr.spec.zone_id, st.get("signal_id", "—"), f"{st.get('baseline_kw', 0):.1f}",
+            f"{target:.1f}", f"{achieved:.1f}", f"{pct:.0f}", reach,
+            ", ".join(sorted(tr.noncompliant)) or "0", verdict,
+        )
+    console.print(t)
+    console.print(
+        f"readings published: {stats.readings}; commands obeyed/seen by the fleet: "
+        f"{stats.commands} {stats.commands_by_action}"
+    )
