@@ -1,24 +1,29 @@
 """Where agents' outputs go: the output topics and the dead-letter path.
 
-Sends are buffered (`send_soon`), never awaited per message: Faust flushes the producer before
-it commits offsets, so a crash re-processes input whose outputs were not yet acknowledged
-(at-least-once), and stable `command_id`s let the gateway drop the duplicates.
+Handlers are synchronous; what they send is queued here and handed to the Kafka producer once
+per batch (`drain`), straight to aiokafka rather than through Faust's per-message buffer task,
+which costs ~100 µs a message. Faust flushes the producer before it commits offsets, so a crash
+re-processes input whose outputs were not yet acknowledged (at-least-once), and stable
+`command_id`s let the gateway drop the duplicates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 import faust
-from faust.types import FutureMessage, Message
+from faust.types import Message
 
 from evgrid import codec, metrics
 from evgrid.codec import DecodeError
 from evgrid.models import DeadLetter
 from evgrid.settings import Settings
 from evgrid.timeutil import from_epoch
+
+Callback = Callable[[asyncio.Future], Any]
 
 
 def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -42,24 +47,40 @@ class Publisher:
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
         t = settings.topics
+        self.app = app
         self.settings = settings
-        self.commands = raw_topic(app, t.commands)
-        self.overload_alerts = raw_topic(app, t.overload_alerts)
-        self.compliance_alerts = raw_topic(app, t.compliance_alerts)
-        self.dr_status = raw_topic(app, t.dr_status)
-        self.deadletters = raw_topic(app, t.deadletter)
-        self.meter_repartition = raw_topic(app, t.meter_repartition, partitions=settings.partitions)
-        self.station_load = raw_topic(app, t.station_load, partitions=settings.partitions)
+        self.commands = t.commands
+        self.overload_alerts = t.overload_alerts
+        self.compliance_alerts = t.compliance_alerts
+        self.dr_status = t.dr_status
+        self.deadletters = t.deadletter
+        self.meter_repartition = t.meter_repartition
+        self.station_load = t.station_load
+        self.pending: list[tuple[str, bytes | None, bytes, list | None, Callback | None]] = []
 
     def send(
         self,
-        topic: faust.TopicT,
+        topic: str,
         key: str | bytes | None,
         value: bytes,
-        callback: Callable[[FutureMessage], Any] | None = None,
+        callback: Callback | None = None,
         headers: dict[str, bytes] | None = None,
-    ) -> FutureMessage:
-        return topic.send_soon(key=as_key(key), value=value, callback=callback, headers=headers)
+    ) -> None:
+        """Queue one message; it leaves with the next `drain()`."""
+        hdrs = list(headers.items()) if headers else None
+        self.pending.append((topic, as_key(key), value, hdrs, callback))
+
+    async def drain(self) -> int:
+        """Hand everything queued to the producer (awaits only for buffer space)."""
+        if not self.pending:
+            return 0
+        batch, self.pending = self.pending, []
+        send = self.app.producer.send
+        for topic, key, value, headers, callback in batch:
+            fut = await send(topic, key, value, None, None, headers)
+            if callback is not None:
+                fut.add_done_callback(callback)
+        return len(batch)
 
     def deadletter(self, message: Message, error: DecodeError) -> None:
         """Reject one input message: publish why, count it, and let processing go on."""

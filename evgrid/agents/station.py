@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import faust
 from faust.types import Message
 
 from evgrid import codec, metrics
@@ -27,14 +26,39 @@ from evgrid.timeutil import from_epoch
 SOURCE_HEADER = "evgrid-source"
 
 
+#: A connector's power must move by this much before the zone owner hears of it...
+FORWARD_DEAD_BAND_KW = 0.05
+
+
 class StationEntry:
     """A station's working state, cached in memory between readings."""
 
-    __slots__ = ("alarm", "state")
+    __slots__ = ("alarm", "forwarded", "forwarded_at", "state")
 
     def __init__(self, state: StationState, alarm: HysteresisAlarm) -> None:
         self.state = state
         self.alarm = alarm
+        # What the zone owner was last told, per connector: (power, session). In memory
+        # only: after a restart everything is forwarded again.
+        self.forwarded: dict[int, tuple[float, str | None]] = {}
+        self.forwarded_at = 0.0
+
+    def worth_forwarding(self, reading: ConnectorReading, heartbeat_s: float) -> bool:
+        """Forward a reading that changes the zone's picture, or keeps it fresh: steady
+        readings every few seconds would otherwise cost the zone side a write each."""
+        last = self.forwarded.get(reading.connector_id)
+        return (
+            last is None
+            or last[1] != reading.session_id
+            or abs(last[0] - reading.power_kw) >= FORWARD_DEAD_BAND_KW
+            or reading.event_ts - self.forwarded_at >= heartbeat_s
+        )
+
+    def mark_forwarded(self) -> None:
+        self.forwarded = {
+            cid: (c.power_kw, c.session_id) for cid, c in self.state.connectors.items()
+        }
+        self.forwarded_at = max((c.event_ts for c in self.state.connectors.values()), default=0)
 
     def to_bytes(self) -> bytes:
         return codec.dumps({"state": self.state.to_dict(), "alarm": self.alarm.to_dict()})
@@ -129,7 +153,9 @@ class StationSide:
                 self.unmapped.add(station_id)
                 metrics.STATIONS_UNMAPPED.set(len(self.unmapped))
             return
-        self._emit_row(config, entry)
+        # ...or before a quarter of the stale limit has passed since it last heard.
+        if entry.worth_forwarding(reading, self.tunables.stale_after_s / 4):
+            self._emit_row(config, entry)
 
     # -- zone mappings -----------------------------------------------------------------------
 
@@ -205,6 +231,7 @@ class StationSide:
         return config
 
     def _emit_row(self, config: StationConfig, entry: StationEntry) -> None:
+        entry.mark_forwarded()
         row = StationRow(config=config, connectors=entry.state.connectors)
         self.out.send(
             self.out.station_load,
@@ -225,17 +252,3 @@ class StationSide:
             self._emit_removal(old)
             del self.tables.station_config[station_id.encode()]
         self._configs[station_id] = None
-
-
-def register_station_agent(app: faust.App, side: StationSide, settings: Settings) -> None:
-    from evgrid.agents.publish import raw_topic
-
-    t = settings.topics
-    channel = raw_topic(
-        app, t.meter_values, t.station_zones, t.meter_repartition, partitions=settings.partitions
-    )
-
-    @app.agent(channel, name="evgrid.station", concurrency=1)
-    async def station_agent(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            side.on_message(event.message)

@@ -146,11 +146,11 @@ class ZoneSide:
     def on_station(self, zone_id: str, row: StationRow) -> None:
         zone = self._zone(zone_id)
         is_new = row.station_id not in zone.load.stations
-        zone.load.upsert(row)
+        zone.load.upsert(row, self.clock(), self.tunables.stale_after_s)
         self.tables.zone_stations[zone_station_key(zone_id, row.station_id)] = codec.dumps(
             row.to_dict()
         )
-        self._check_zone_overload(zone)
+        self._check_zone_overload(zone, exact=False)
         if is_new:
             self._persist(zone)
 
@@ -188,8 +188,8 @@ class ZoneSide:
             metrics.ALERTS.labels(alert_type=f"DR_{alert['state']}").inc()
         self._persist(zone)
 
-    def _check_zone_overload(self, zone: ZoneEntry) -> None:
-        alert = zone.load.check_overload(self.clock(), self.tunables.stale_after_s)
+    def _check_zone_overload(self, zone: ZoneEntry, exact: bool = True) -> None:
+        alert = zone.load.check_overload(self.clock(), self.tunables.stale_after_s, exact)
         if alert is not None:
             metrics.ALERTS.labels(alert_type=alert["alert_type"]).inc()
             self.out.send(self.out.overload_alerts, zone.zone_id, overload_message(alert))
@@ -218,10 +218,12 @@ class ZoneSide:
         if raw is None:
             return ZoneEntry(zone_id, load, ZoneController(zone_id, self.tunables))
         control = codec.loads(raw)
+        now = self.clock()
         for station_id in control["members"]:
             row = self.tables.zone_stations.get(zone_station_key(zone_id, station_id))
             if row is not None:
-                load.upsert(StationRow.from_dict(codec.loads(row)))
+                load.upsert(StationRow.from_dict(codec.loads(row)), now,
+                            self.tunables.stale_after_s)
         load.alarm = HysteresisAlarm.from_dict(control["alarm"])
         controller = ZoneController.from_dict(control["controller"], self.tunables)
         zone = ZoneEntry(zone_id, load, controller)
