@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv kafka-jars test unit integration lint demo bench chaos clean
+.PHONY: all venv kafka-jars system-deps test unit integration lint demo bench chaos clean
 
 all: test
 
@@ -28,18 +28,32 @@ kafka-jars: venv
 	@echo "==> Apache Kafka jars (resolved once from Maven Central into ~/.cache/evgrid)"
 	@$(BIN)/evgrid kafka --prefetch
 
+# Debian packages the tests drive: headless Chromium (dashboard test) and promtool (alert
+# rules). Installed only when missing; needs root (as on CI) or says what to run.
+system-deps:
+	@if command -v chromium >/dev/null && command -v promtool >/dev/null; then \
+		echo "==> chromium and promtool present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> installing Debian packages: chromium prometheus (for promtool)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium prometheus >/dev/null && echo "    done"; \
+	else \
+		echo "evgrid: the tests need chromium and promtool: sudo apt-get install chromium prometheus" >&2; \
+		exit 1; \
+	fi
+
 lint: venv
 	@echo "==> ruff"
 	@$(BIN)/ruff check evgrid tests
 
-test: venv kafka-jars lint
+test: venv kafka-jars system-deps lint
 	@echo "==> pytest: unit tests, then integration tests against a real local Kafka broker"
 	@$(BIN)/python -m pytest -q -ra --durations=10
 
 unit: venv
 	@$(BIN)/python -m pytest -q -ra -m "not integration"
 
-integration: venv kafka-jars
+integration: venv kafka-jars system-deps
 	@$(BIN)/python -m pytest -q -ra -m integration
 
 demo: venv kafka-jars

@@ -68,6 +68,7 @@ class Settings(BaseModel):
     connector_forget_s: float = Field(86_400.0, gt=0)
 
     tick_interval_s: float = Field(1.0, gt=0)
+    history_step_s: float = Field(5.0, gt=0)
     max_message_bytes: int = Field(1_000_000, gt=0)
     deadletter_raw_limit: int = Field(65_536, gt=0)
     broker_session_timeout_s: float = Field(10.0, gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -22,6 +23,7 @@ TICK = codec.dumps({"kind": "tick"})
 #: How often the clock looks for due zones; transitions are at most this much (plus one
 #: round trip through Kafka) late.
 RESOLUTION_S = 0.2
+HISTORY_POINTS = 180  # 15 minutes at the default 5 s step
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -39,6 +41,9 @@ class ZoneClock:
         self.out = publisher
         self.needs_scan = True
         self._last_gauges = 0.0
+        self._last_sample = 0.0
+        #: Per zone: (ts, load, cap, capacity) every `history_step_s`, for the dashboard.
+        self.history: dict[str, deque[tuple[float, float, float | None, float]]] = {}
 
     def owned_partitions(self) -> set[int]:
         topic = self.settings.topics.station_load
@@ -86,6 +91,9 @@ class ZoneClock:
         return sent
 
     def update_gauges(self, owned: set[int], now: float) -> None:
+        sample = now - self._last_sample >= self.settings.history_step_s
+        if sample:
+            self._last_sample = now
         active = noncompliant = 0
         stale = self.settings.stale_after_s
         for zone_id, zone in self.zones.zones.items():
@@ -100,6 +108,11 @@ class ZoneClock:
                 view["cap_kw"] if view["cap_kw"] is not None else math.nan
             )
             metrics.DR_SHORTFALL.labels(zone=zone_id).set(view["shortfall_kw"])
+            if sample:
+                self.history.setdefault(zone_id, deque(maxlen=HISTORY_POINTS)).append(
+                    (now, summary["zone_total_power_kw"], view["cap_kw"],
+                     summary["zone_capacity_kw"])
+                )
             active += view["active_events"]
             noncompliant += view["stations_noncompliant"]
         metrics.DR_ACTIVE.set(active)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,15 @@ class Publisher:
         self.meter_repartition = t.meter_repartition
         self.station_load = t.station_load
         self.pending: list[tuple[str, bytes | None, bytes, list | None, Callback | None]] = []
+        #: The last alerts this worker published, for the dashboard.
+        self.recent_alerts: deque[dict] = deque(maxlen=50)
+
+    def alert(self, topic: str, key: str, value: bytes, kind: str, detail: str) -> None:
+        """Publish an alert and remember it for the dashboard."""
+        self.recent_alerts.appendleft(
+            {"at": time.time(), "topic": topic, "type": kind, "subject": key, "detail": detail}
+        )
+        self.send(topic, key, value)
 
     def send(
         self,

@@ -145,7 +145,11 @@ class StationSide:
             alert = contract_alert(station_id, load, config.contract_max_kw, entry.alarm, now)
             if alert is not None:
                 metrics.ALERTS.labels(alert_type=alert["alert_type"]).inc()
-                self.out.send(self.out.overload_alerts, station_id, overload_message(alert))
+                self.out.alert(
+                    self.out.overload_alerts, station_id, overload_message(alert),
+                    alert["alert_type"],
+                    f"{alert['total_power_kw']:.1f} kW vs contract {config.contract_max_kw:.1f}",
+                )
         self.tables.station_state[station_id.encode()] = entry.to_bytes()
         if config is None:
             metrics.READINGS_UNMAPPED.inc()

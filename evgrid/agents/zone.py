@@ -184,7 +184,11 @@ class ZoneSide:
             out.send(out.dr_status, zone.zone_id, codec.dumps(message))
         for alert in decisions.compliance:
             message = ComplianceAlert.model_validate(_with_times(alert, _COMPLIANCE_TIMES))
-            out.send(out.compliance_alerts, alert["station_id"], codec.dumps(message))
+            out.alert(
+                out.compliance_alerts, alert["station_id"], codec.dumps(message),
+                alert["state"],
+                f"{alert['measured_kw']:.1f} kW vs target {alert['target_power_kw']:.1f}",
+            )
             metrics.ALERTS.labels(alert_type=f"DR_{alert['state']}").inc()
         self._persist(zone)
 
@@ -192,7 +196,11 @@ class ZoneSide:
         alert = zone.load.check_overload(self.clock(), self.tunables.stale_after_s, exact)
         if alert is not None:
             metrics.ALERTS.labels(alert_type=alert["alert_type"]).inc()
-            self.out.send(self.out.overload_alerts, zone.zone_id, overload_message(alert))
+            self.out.alert(
+                self.out.overload_alerts, zone.zone_id, overload_message(alert),
+                alert["alert_type"],
+                f"{alert['total_power_kw']:.1f} kW vs capacity {alert['capacity_kw']:.1f}",
+            )
             self._persist(zone)
 
     def _persist(self, zone: ZoneEntry) -> None:

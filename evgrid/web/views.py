@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -83,6 +84,39 @@ def station_view(rt: Runtime, station_id: str, now: float) -> dict[str, Any] | N
     }
 
 
+DASHBOARD = (Path(__file__).parent / "dashboard.html").read_bytes()
+
+
+def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
+    """This worker's zones with 15 minutes of history, their DR events, recent alerts."""
+    owned = rt.clock.owned_partitions()
+    zones, events = [], []
+    stale = rt.settings.stale_after_s
+    for zone_id in sorted(rt.zones.zones):
+        if not rt.clock.owns(zone_id, owned):
+            continue
+        zone = rt.zones.zones[zone_id]
+        summary = zone.load.summary(now, stale)
+        view = zone.controller.view(now)
+        zones.append(
+            {
+                "zone_id": zone_id,
+                "load_kw": summary["zone_total_power_kw"],
+                "capacity_kw": summary["zone_capacity_kw"],
+                "cap_kw": view["cap_kw"],
+                "history": [list(p) for p in rt.clock.history.get(zone_id, ())],
+            }
+        )
+        events += [{**e, "zone_id": zone_id} for e in view["events"] if e["state"] != "ENDED"]
+    return {
+        "now": now,
+        "worker": worker,
+        "zones": zones,
+        "events": events,
+        "alerts": list(rt.publisher.recent_alerts),
+    }
+
+
 def register_views(app: faust.App, rt: Runtime) -> None:
     token = rt.settings.api_token
 
@@ -99,6 +133,15 @@ def register_views(app: faust.App, rt: Runtime) -> None:
             return await handler(view, request, **kw)
 
         return wrapper
+
+    @app.page("/")
+    async def dashboard(web: Web, request: Request) -> Response:
+        return web.bytes(DASHBOARD, content_type="text/html")
+
+    @app.page("/dashboard.json")
+    @guarded
+    async def dashboard_json(web: Web, request: Request) -> Response:
+        return web.json(dashboard_data(rt, time.time(), str(app.conf.canonical_url)))
 
     @app.page("/health")
     async def health(web: Web, request: Request) -> Response:
