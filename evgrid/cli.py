@@ -33,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_parser(sub)
 
     from evgrid import demo
+    from evgrid.simulator import cli as simulator
 
     demo.add_parser(sub)
+    simulator.add_parser(sub)
     return parser
 
 

@@ -35,3 +35,6 @@ DR_REACTION = Histogram(
     "DR signal received by the worker -> last command of that decision published",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+CONSUMER_LAG = Gauge(
+    "evgrid_consumer_lag", "Messages not yet processed, per input partition", ["topic", "partition"]
+)

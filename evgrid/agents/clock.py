@@ -117,3 +117,9 @@ class ZoneClock:
             noncompliant += view["stations_noncompliant"]
         metrics.DR_ACTIVE.set(active)
         metrics.DR_NONCOMPLIANT.set(noncompliant)
+        monitor = self.app.monitor
+        for tp, end in list(monitor.tp_end_offsets.items()):
+            read = monitor.tp_read_offsets.get(tp, -1)
+            metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                max(0, end - read - 1)
+            )
