@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -224,11 +225,17 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"Kafka exited with {self.proc.returncode}:\n{self.tail()}")
-            if port_open(self.port) and asyncio.run(self._metadata_ok()):
+            if port_open(self.port) and self._probe():
                 return
             time.sleep(0.3)
         self.kill()
         raise RuntimeError(f"Kafka not ready within {timeout:.0f}s:\n{self.tail()}")
+
+    def _probe(self) -> bool:
+        """A metadata round trip, on a thread of its own so `start()` works from sync code
+        and from inside a running event loop (async tests) alike."""
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self._metadata_ok()).result()
 
     async def _metadata_ok(self) -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
