@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
+from tests.integration.harness import WorkerProcess, drain, isolated_settings, jdump, produce
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +133,53 @@ async def test_zone_totals_moves_tombstones_and_two_workers(
     finally:
         w2.stop()
         w1.stop()
+
+
+async def test_unmapped_station_joins_and_contract_alert_per_episode(
+    kafka_broker, unique_prefix, tmp_path
+) -> None:
+    # Five minutes of history replayed at once: a stale limit that covers it.
+    settings = isolated_settings(
+        kafka_broker.bootstrap, unique_prefix, tmp_path / "data", stale_after_s=600.0
+    )
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    t = settings.topics
+    try:
+        await worker.wait_ready()
+        now = time.time()
+        # ST-900 reports before anyone says where it is.
+        await produce(kafka_broker.bootstrap, t.meter_values,
+                      [(b"ST-900", jdump(meter(900, 1, 42.0, now - 300)))])
+
+        async def unmapped():
+            _, text = await worker.get("/metrics")
+            return "evgrid_stations_unmapped 1.0" in text, text[-300:]
+
+        await wait_for(unmapped, 15)
+        _, text = await worker.get("/metrics")
+        assert "evgrid_readings_unmapped_total 1.0" in text
+        await produce(kafka_broker.bootstrap, t.station_zones,
+                      [(b"ST-900", jdump({**mapping(900, "Z-late"), "contract_max_kw": 100.0}))])
+
+        async def joined():
+            body = await zone(worker, "Z-late")
+            return body.get("zone_total_power_kw") == 42.0, body
+
+        await wait_for(joined, 10)
+
+        # Oscillating ±1 % around the 100 kW contract, a reading every 10 s for 5 minutes.
+        readings = [
+            (b"ST-900", jdump(meter(900, 1, 101.0 if i % 2 else 99.0, now - 290 + 10 * i)))
+            for i in range(29)
+        ]
+        await produce(kafka_broker.bootstrap, t.meter_values, readings)
+        await produce(kafka_broker.bootstrap, t.meter_values,
+                      [(b"ST-900", jdump(meter(900, 1, 60.0, now)))])
+        alerts = await drain(kafka_broker.bootstrap, t.overload_alerts,
+                             until=lambda got: len(got) >= 2, timeout=15)
+        alerts = await drain(kafka_broker.bootstrap, t.overload_alerts,
+                             until=lambda got: False, timeout=2)
+        contract = [a["alert_type"] for a in alerts if a.get("station_id") == "ST-900"]
+        assert contract == ["CONTRACT_OVERLOAD", "CONTRACT_OVERLOAD_CLEARED"], alerts
+    finally:
+        worker.stop()
