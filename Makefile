@@ -59,5 +59,9 @@ integration: venv kafka-jars system-deps
 demo: venv kafka-jars
 	@$(BIN)/evgrid demo $(DEMO_ARGS)
 
+bench: venv kafka-jars
+	@echo "==> benchmarks against a fresh local broker (about 10 minutes; figures, not pass/fail)"
+	@$(BIN)/evgrid bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var build *.egg-info

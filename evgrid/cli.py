@@ -33,10 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_parser(sub)
 
     from evgrid import demo
+    from evgrid.bench import runner as bench
     from evgrid.simulator import cli as simulator
 
     demo.add_parser(sub)
     simulator.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 

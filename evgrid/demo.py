@@ -12,9 +12,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -29,6 +26,7 @@ from rich.table import Table
 
 from evgrid import codec
 from evgrid.broker.local import LocalKafka, free_port
+from evgrid.process import WorkerProcess
 from evgrid.settings import Settings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
@@ -72,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     ])]
     workdir = Path(tempfile.mkdtemp(prefix="evgrid-demo-"))
     broker: LocalKafka | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     try:
         bootstrap = os.environ.get("EVGRID_BROKER")
         if not bootstrap:
@@ -87,13 +85,12 @@ def run(args: argparse.Namespace) -> int:
             web_port=free_port(), partitions=4, compliance_grace_s=15.0, log_level="warning",
         ).with_topic_prefix(f"demo-{run_id}")
         console.print("[bold]2/3[/] starting an evgrid worker ...")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "evgrid", "worker"],
-            env={**os.environ, **settings.to_env()},
-            stdout=(workdir / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{settings.web_port}"
-        asyncio.run(wait_worker(url, worker, workdir / "worker.log"))
+        worker = WorkerProcess(settings, workdir / "worker.log").start()
+        try:
+            asyncio.run(worker.wait_ready(timeout=90))
+        except AssertionError as exc:
+            raise SystemExit(f"evgrid: the worker did not come up: {exc}") from None
+        url = worker.url
         console.print(f"     worker up: {url}/health  {url}/metrics  {url}/zones")
         console.print(
             f"[bold]3/3[/] simulating {args.stations} stations in {args.zones} zones for "
@@ -109,30 +106,12 @@ def run(args: argparse.Namespace) -> int:
         summary(tracks, stats, settings)
         return 0
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            worker.stop()
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         console.print("stopped the worker and the broker; nothing left running")
-
-
-async def wait_worker(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"evgrid: the worker exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(aiohttp.ClientError, OSError, KeyError):
-                async with http.get(url + "/health") as r:
-                    if (await r.json())["active_partitions"] > 0:
-                        return
-            await asyncio.sleep(0.3)
-    raise SystemExit("evgrid: the worker did not come up within 90 s")
 
 
 async def simulate(

@@ -99,5 +99,21 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("created topics: %s", ", ".join(t.name for t in missing))
+            await _wait_for_leaders(admin, {t.name for t in missing}, deadline)
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: set[str], deadline: float) -> None:
+    """New partitions take a moment to elect a leader; producing before that only earns
+    NotLeaderForPartition retries and warnings."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        topics = {d["topic"]: d for d in await admin.describe_topics()}
+        if all(
+            n in topics and topics[n]["partitions"]
+            and all(p["leader"] >= 0 for p in topics[n]["partitions"])
+            for n in names
+        ):
+            return
+        await asyncio.sleep(0.1)

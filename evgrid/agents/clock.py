@@ -117,8 +117,17 @@ class ZoneClock:
             noncompliant += view["stations_noncompliant"]
         metrics.DR_ACTIVE.set(active)
         metrics.DR_NONCOMPLIANT.set(noncompliant)
+        self.update_lag()
+
+    def update_lag(self) -> None:
+        """Lag of the partitions this worker owns now; partitions that moved away are
+        dropped, or their last value would linger in the gauge forever."""
         monitor = self.app.monitor
+        assigned = self.app.assignor.assigned_actives()
+        metrics.CONSUMER_LAG.clear()
         for tp, end in list(monitor.tp_end_offsets.items()):
+            if tp not in assigned:
+                continue
             read = monitor.tp_read_offsets.get(tp, -1)
             metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                 max(0, end - read - 1)

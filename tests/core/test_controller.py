@@ -197,3 +197,15 @@ def test_retention_drops_ended_events() -> None:
     assert z.ctl.view(T0 + 11)["events"]
     z.ctl.on_tick(z.rows(T0 + 10 + TUN.event_retention_s + 1), T0 + 10 + TUN.event_retention_s + 1)
     assert not z.ctl.view(T0 + 10 + TUN.event_retention_s + 2)["events"]
+
+
+def test_stale_commanded_station_counts_at_higher_of_last_load_and_target() -> None:
+    z = Zone()
+    d = z.ctl.on_signal(signal(target=100.0), z.rows(T0), T0)
+    target = sets(d)["S05"]
+    rows = z.rows(T0 + 200)
+    # S05's meter goes silent: its last reading (above target) is now stale.
+    rows["S05"].connectors[1].event_ts = T0 - 1
+    assert rows["S05"].load_kw(T0 + 200, TUN.stale_after_s) == 0.0
+    counted = z.ctl.effective_load("S05", rows["S05"], T0 + 200)
+    assert counted == max(z.loads["S05"], target)

@@ -7,27 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from evgrid.broker.local import free_port
+from evgrid.process import WorkerProcess
 from evgrid.settings import Settings
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["WorkerProcess", "free_port"]
 
 
 def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: Any) -> Settings:
@@ -43,76 +35,6 @@ def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: 
         log_level="warning",
     )
     return base.with_topic_prefix(prefix).model_copy(update=overrides)
-
-
-class WorkerProcess:
-    """One `evgrid worker` subprocess; its log goes to a file for post-mortems."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}"
-
-    def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.settings.to_env()}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evgrid", "worker"], env=env, stdout=log, stderr=log
-        )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        """Up means: web port answers and this worker has active partitions."""
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if not self.alive():
-                    raise AssertionError(f"worker exited early:\n{self.log_tail()}")
-                try:
-                    async with http.get(self.url + "/health") as resp:
-                        body = await resp.json()
-                        if body["active_partitions"] > 0 and not body["rebalancing"]:
-                            return
-                except (aiohttp.ClientError, OSError, KeyError):
-                    pass
-                await asyncio.sleep(0.3)
-        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    async def get(self, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as http, http.get(self.url + path) as resp:
-            if resp.content_type == "application/json":
-                return resp.status, await resp.json()
-            return resp.status, await resp.text()
 
 
 Record = tuple[bytes | None, bytes | None]

@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed beside a raw aiokafka baseline, never asserted speeds."""
