@@ -251,13 +251,18 @@ class Bench:
                     for msgs in batch.values():
                         for m in msgs:
                             command = orjson.loads(m.value)
-                            if command["signal_id"] == signal_id:
+                            if command["signal_id"] == signal_id and command["action"] == "SET":
                                 seen.add(command["station_id"])
                                 last = time.monotonic()
                 if len(seen) >= per_zone:
                     samples.append((last - sent) * 1000)
                 else:
                     timeouts += 1
+                # End it, so the zone is free for the next event: with two events in one
+                # zone the lower cap governs, and an equal one would never be commanded.
+                restore = {**event, "signal_type": "RESTORE", "received_ts": iso(time.time())}
+                await producer.send_and_wait(t.demand_response, orjson.dumps(restore),
+                                             key=zone.encode())
                 await asyncio.sleep(0.2)
         finally:
             stop.set()

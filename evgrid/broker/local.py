@@ -312,6 +312,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"evgrid: port {args.port} is taken; stop what runs there or use --port 0"
         )
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    if not args.detach:  # before anything is printed: a SIGTERM right after must stop cleanly
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     kafka = LocalKafka(data_dir=args.data_dir, port=args.port)
     started = time.monotonic()
     say(f"starting Apache Kafka {KAFKA_VERSION} (data in {kafka.data_dir}) ...")
@@ -325,14 +334,6 @@ def run(args: argparse.Namespace) -> int:
         (pid_file.parent / "bootstrap").write_text(kafka.bootstrap + "\n")
         say(f"running in the background (pid {kafka.proc.pid}); stop with `evgrid kafka stop`")
         return 0
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
         while not stop and kafka.proc is not None and kafka.proc.poll() is None:
             time.sleep(0.3)
