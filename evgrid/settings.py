@@ -67,6 +67,9 @@ class Settings(BaseModel):
     event_retention_s: float = Field(86_400.0, ge=0)
     connector_forget_s: float = Field(86_400.0, gt=0)
 
+    # RocksDB's defaults (64 MB write buffers, a 2 GB block cache) are per table partition.
+    rocksdb_write_buffer_mb: int = Field(4, ge=1)
+    rocksdb_block_cache_mb: int = Field(8, ge=1)
     tick_interval_s: float = Field(1.0, gt=0)
     history_step_s: float = Field(5.0, gt=0)
     max_message_bytes: int = Field(1_000_000, gt=0)

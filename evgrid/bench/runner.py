@@ -351,10 +351,14 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-async def run_all(bootstrap: str, sizes: Sizes, workdir: Path) -> dict:
+PHASES = ("throughput", "latency", "memory", "scaling")
+
+
+async def run_all(bootstrap: str, sizes: Sizes, workdir: Path,
+                  only: tuple[str, ...] = PHASES) -> dict:
     bench = Bench(bootstrap, sizes, workdir)
     phases = {}
-    for phase in (bench.throughput, bench.latency, bench.memory, bench.scaling):
+    for phase in (getattr(bench, name) for name in PHASES if name in only):
         started = time.monotonic()
         await phase()
         phases[phase.__name__] = round(time.monotonic() - started, 1)
@@ -367,6 +371,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code runs")
     p.add_argument("--messages", type=int, default=None, help="readings for throughput")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
+    p.add_argument("--phases", default=",".join(PHASES),
+                   help=f"comma-separated subset of {','.join(PHASES)}")
     p.set_defaults(func=run)
 
 
@@ -380,7 +386,11 @@ def run(args: argparse.Namespace) -> int:
         bootstrap = os.environ.get("EVGRID_BROKER")
         broker = None if bootstrap else LocalKafka(data_dir=work / "kafka", port=0).start()
         try:
-            results = asyncio.run(run_all(bootstrap or broker.bootstrap, sizes, work))
+            only = tuple(p.strip() for p in args.phases.split(","))
+            unknown = set(only) - set(PHASES)
+            if unknown:
+                raise SystemExit(f"evgrid: unknown bench phase(s) {sorted(unknown)}")
+            results = asyncio.run(run_all(bootstrap or broker.bootstrap, sizes, work, only))
         finally:
             if broker is not None:
                 broker.stop()

@@ -1,7 +1,8 @@
 """Overload episodes: one alert when a load goes over its limit, one when it is back under.
 
-A load oscillating around its limit must not alert on every reading, so clearing needs the
-load to fall below the limit by a hysteresis margin.
+A load oscillating around its limit must not alert on every reading, so raising needs the load
+strictly above the limit and clearing needs it strictly below `limit * (1 - hysteresis_pct/100)`;
+anything in between keeps the current state.
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ CLEARED = "CLEARED"
 
 @dataclass(slots=True)
 class HysteresisAlarm:
+    """The state of one episode: whether it is on, since when, and its peak value so far."""
+
     hysteresis_pct: float = 2.0
     active: bool = False
     since: float | None = None
     peak: float = 0.0
 
     def update(self, value: float, limit: float, now: float) -> str | None:
-        """Feed one measurement; returns RAISED or CLEARED on an episode edge, else None."""
+        """Feed one measurement; RAISED or CLEARED on an episode edge, else None.
+
+        A value of 0 (or less) also clears: nothing drawn is never an overload, even when the
+        limit itself has dropped to 0 (e.g. a zone whose last station left)."""
         if not self.active:
             if value > limit:
                 self.active, self.since, self.peak = True, now, value
                 return RAISED
             return None
-        self.peak = max(self.peak, value)
-        if value < limit * (1.0 - self.hysteresis_pct / 100.0):
+        if value > self.peak:
+            self.peak = value
+        if value < limit * (1.0 - self.hysteresis_pct / 100.0) or value <= 0.0:
             self.active, self.since, self.peak = False, None, 0.0
             return CLEARED
         return None
@@ -43,7 +50,8 @@ class HysteresisAlarm:
 def contract_alert(
     station_id: str, load_kw: float, contract_max_kw: float, alarm: HysteresisAlarm, now: float
 ) -> dict | None:
-    """CONTRACT_OVERLOAD / _CLEARED fields (alerts.grid.overload) on an episode edge."""
+    """Feed a station's load to its contract alarm: the alerts.grid.overload fields
+    (CONTRACT_OVERLOAD / CONTRACT_OVERLOAD_CLEARED) on an episode edge, else None."""
     edge = alarm.update(load_kw, contract_max_kw, now)
     if edge is None:
         return None
@@ -53,5 +61,23 @@ def contract_alert(
         "total_power_kw": round(load_kw, 3),
         "contract_max_kw": contract_max_kw,
         "overload_kw": round(max(0.0, load_kw - contract_max_kw), 3),
+        "detected_at": now,
+    }
+
+
+def zone_alert(
+    zone_id: str, total_kw: float, capacity_kw: float, alarm: HysteresisAlarm, now: float
+) -> dict | None:
+    """Feed a zone's total to its capacity alarm: ZONE_OVERLOAD / ZONE_OVERLOAD_CLEARED fields
+    on an episode edge, else None."""
+    edge = alarm.update(total_kw, capacity_kw, now)
+    if edge is None:
+        return None
+    return {
+        "alert_type": "ZONE_OVERLOAD" if edge == RAISED else "ZONE_OVERLOAD_CLEARED",
+        "zone_id": zone_id,
+        "total_power_kw": round(total_kw, 3),
+        "capacity_kw": capacity_kw,
+        "overload_kw": round(max(0.0, total_kw - capacity_kw), 3),
         "detected_at": now,
     }

@@ -1,26 +1,35 @@
-"""One zone as its owner sees it: its stations, its load against capacity, its overload alarm."""
+"""One zone as its owner sees it: its stations, its load against capacity, its overload alarm.
+
+`upsert` runs once per forwarded station row, so the zone keeps running totals (O(1) per row)
+next to the exact, staleness-aware figures that `total_kw` / `summary` compute on demand.
+"""
 
 from __future__ import annotations
 
-from evgrid.core.overload import RAISED, HysteresisAlarm
+from evgrid.core.overload import HysteresisAlarm, zone_alert
 from evgrid.core.types import StationRow
 
 
 class ZoneLoad:
+    """A zone's station rows, capacity (Σ max_station_kw) and ZONE_OVERLOAD alarm."""
+
     __slots__ = ("_capacity", "_loads", "_total", "alarm", "stations", "zone_id")
 
     def __init__(self, zone_id: str, hysteresis_pct: float = 2.0) -> None:
         self.zone_id = zone_id
         self.stations: dict[str, StationRow] = {}
         self.alarm = HysteresisAlarm(hysteresis_pct=hysteresis_pct)
-        # Running totals as of each station's last update: O(1) per reading instead of a
-        # pass over the zone. `summary` and ticks recompute exactly (staleness moves on).
+        # Each station's load as of its last upsert, and their sum: cheap per row; ticks and
+        # views recompute exactly (staleness moves on with time).
         self._loads: dict[str, float] = {}
         self._total = 0.0
         self._capacity = 0.0
 
-    def upsert(self, row: StationRow, now: float | None = None, stale_after_s: float = 120.0
-               ) -> None:
+    def upsert(
+        self, row: StationRow, now: float | None = None, stale_after_s: float = 120.0
+    ) -> None:
+        """Add or replace a station's row. Without `now` its load joins the running total as
+        0 until the next exact `total_kw`."""
         sid = row.station_id
         old = self.stations.get(sid)
         if old is not None:
@@ -37,16 +46,16 @@ class ZoneLoad:
             return False
         self._capacity -= row.config.max_station_kw
         self._total -= self._loads.pop(station_id, 0.0)
+        if not self.stations:  # no float residue in an empty zone
+            self._capacity = self._total = 0.0
         return True
 
     def running_total_kw(self) -> float:
         return self._total
 
     def total_kw(self, now: float, stale_after_s: float) -> float:
-        """Exact total at `now`; also resets the running total to it."""
-        self._loads = {
-            sid: row.load_kw(now, stale_after_s) for sid, row in self.stations.items()
-        }
+        """Exact total at `now`; also resets the running figures to exact ones."""
+        self._loads = {sid: row.load_kw(now, stale_after_s) for sid, row in self.stations.items()}
         self._total = sum(self._loads.values())
         self._capacity = sum(row.config.max_station_kw for row in self.stations.values())
         return self._total
@@ -55,9 +64,10 @@ class ZoneLoad:
         return self._capacity
 
     def summary(self, now: float, stale_after_s: float) -> dict:
+        """The zone summary of DESIGN.md, exact at `now` (read-only: a view may call it)."""
         loads = [row.load_kw(now, stale_after_s) for row in self.stations.values()]
         total = sum(loads)
-        capacity = self.capacity_kw()
+        capacity = sum(row.config.max_station_kw for row in self.stations.values())
         return {
             "zone_id": self.zone_id,
             "zone_total_power_kw": round(total, 6),
@@ -70,20 +80,28 @@ class ZoneLoad:
     def check_overload(
         self, now: float, stale_after_s: float, exact: bool = True
     ) -> dict | None:
-        """ZONE_OVERLOAD / _CLEARED fields on an episode edge of load against capacity.
-        `exact=False` uses the running total (per reading); ticks pass `exact=True`."""
+        """ZONE_OVERLOAD / _CLEARED alert fields on an episode edge of load against capacity.
+        `exact=False` uses the running total (per row); timers pass `exact=True`. A zone with
+        no capacity (no stations) cannot raise, but an open episode still clears."""
         total = self.total_kw(now, stale_after_s) if exact else self._total
-        capacity = self.capacity_kw()
+        capacity = self._capacity
         if capacity <= 0 and not self.alarm.active:
             return None
-        edge = self.alarm.update(total, capacity, now)
-        if edge is None:
-            return None
+        return zone_alert(self.zone_id, total, capacity, self.alarm, now)
+
+    def to_dict(self) -> dict:
         return {
-            "alert_type": "ZONE_OVERLOAD" if edge == RAISED else "ZONE_OVERLOAD_CLEARED",
             "zone_id": self.zone_id,
-            "total_power_kw": round(total, 3),
-            "capacity_kw": capacity,
-            "overload_kw": round(max(0.0, total - capacity), 3),
-            "detected_at": now,
+            "stations": [row.to_dict() for row in self.stations.values()],
+            "alarm": self.alarm.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict, now: float | None = None, stale_after_s: float = 120.0
+                  ) -> ZoneLoad:
+        alarm = HysteresisAlarm.from_dict(d["alarm"])
+        z = cls(d["zone_id"], alarm.hysteresis_pct)
+        z.alarm = alarm
+        for row in d["stations"]:
+            z.upsert(StationRow.from_dict(row), now, stale_after_s)
+        return z

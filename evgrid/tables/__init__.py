@@ -30,6 +30,16 @@ def zone_station_key(zone_id: str, station_id: str) -> bytes:
 
 
 def define_tables(app: faust.App, settings: Settings) -> Tables:
+    mb = 1024 * 1024
+    # Every table partition is its own RocksDB: its memory budget multiplies by
+    # tables x partitions, so it is kept small (RocksDB's defaults would be ~2.2 GB each).
+    rocksdb = {
+        "write_buffer_size": settings.rocksdb_write_buffer_mb * mb,
+        "max_write_buffer_number": 2,
+        "block_cache_size": settings.rocksdb_block_cache_mb * mb,
+        "block_cache_compressed_size": mb,
+    }
+
     def table(name: str, help: str) -> faust.Table:
         return app.Table(
             name,
@@ -38,6 +48,7 @@ def define_tables(app: faust.App, settings: Settings) -> Tables:
             value_type=bytes,
             partitions=settings.partitions,
             help=help,
+            options=rocksdb,
         )
 
     return Tables(
