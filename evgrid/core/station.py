@@ -13,8 +13,15 @@ from evgrid.core.windows import StationWindows
 def _reading_to_list(c: ConnectorReading) -> list:
     """ConnectorReading in field order: a third of the bytes of its dict."""
     return [
-        c.connector_id, c.connector_type, c.power_kw, c.event_ts, c.session_id,
-        c.current_a, c.voltage_v, c.energy_kwh, c.soc_percent,
+        c.connector_id,
+        c.connector_type,
+        c.power_kw,
+        c.event_ts,
+        c.session_id,
+        c.current_a,
+        c.voltage_v,
+        c.energy_kwh,
+        c.soc_percent,
     ]
 
 

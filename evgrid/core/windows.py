@@ -67,8 +67,13 @@ class WindowStat:
     def to_list(self) -> list:
         """Positional form for storage (field order)."""
         return [
-            self.window_start, self.window_end, self.total_power_kw, self.active_sessions,
-            self.active_connectors, self.avg_power_per_connector_kw, self.max_connector_power_kw,
+            self.window_start,
+            self.window_end,
+            self.total_power_kw,
+            self.active_sessions,
+            self.active_connectors,
+            self.avg_power_per_connector_kw,
+            self.max_connector_power_kw,
         ]
 
 
@@ -76,8 +81,15 @@ class StationWindows:
     """One station's open windows (a few numbers per connector each), carry and recent stats."""
 
     __slots__ = (
-        "_carry", "_closed_end", "_open", "allowed_lateness_s", "closed", "keep",
-        "stale_after_s", "watermark", "window_s",
+        "_carry",
+        "_closed_end",
+        "_open",
+        "allowed_lateness_s",
+        "closed",
+        "keep",
+        "stale_after_s",
+        "watermark",
+        "window_s",
     )
 
     def __init__(

@@ -77,9 +77,7 @@ class ZoneLoad:
             "stations": len(loads),
         }
 
-    def check_overload(
-        self, now: float, stale_after_s: float, exact: bool = True
-    ) -> dict | None:
+    def check_overload(self, now: float, stale_after_s: float, exact: bool = True) -> dict | None:
         """ZONE_OVERLOAD / _CLEARED alert fields on an episode edge of load against capacity.
         `exact=False` uses the running total (per row); timers pass `exact=True`. A zone with
         no capacity (no stations) cannot raise, but an open episode still clears."""
@@ -97,8 +95,7 @@ class ZoneLoad:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, now: float | None = None, stale_after_s: float = 120.0
-                  ) -> ZoneLoad:
+    def from_dict(cls, d: dict, now: float | None = None, stale_after_s: float = 120.0) -> ZoneLoad:
         alarm = HysteresisAlarm.from_dict(d["alarm"])
         z = cls(d["zone_id"], alarm.hysteresis_pct)
         z.alarm = alarm
