@@ -4,8 +4,12 @@ with their own topic names and ids."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import faust
 from faust.transport.producer import ProducerBuffer
+from faust.types import Message
 
 from evgrid.agents.clock import RESOLUTION_S, ZoneClock
 from evgrid.agents.publish import Publisher, raw_topic
@@ -66,22 +70,24 @@ def create_app(settings: Settings) -> faust.App:
         app, t.demand_response, t.station_load, partitions=settings.partitions
     )
 
-    @app.agent(station_channel, name="evgrid.station", concurrency=1)
-    async def station_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            for event in events:
-                # Table writes take their partition from the current event (Faust #497).
-                stream._set_current_event(event)
-                rt.stations.on_message(event.message)
-            await publisher.drain()
+    def batched(on_message: Callable[[Message], None]) -> Callable[[faust.StreamT], Any]:
+        """An agent body: batches of events, each handled synchronously, outputs drained
+        once per batch."""
 
-    @app.agent(zone_channel, name="evgrid.zone", concurrency=1)
-    async def zone_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            for event in events:
-                stream._set_current_event(event)
-                rt.zones.on_message(event.message)
-            await publisher.drain()
+        async def agent(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                for event in events:
+                    # Table writes take their partition from the current event (Faust #497).
+                    stream._set_current_event(event)
+                    on_message(event.message)
+                await publisher.drain()
+
+        return agent
+
+    app.agent(station_channel, name="evgrid.station", concurrency=1)(
+        batched(rt.stations.on_message)
+    )
+    app.agent(zone_channel, name="evgrid.zone", concurrency=1)(batched(rt.zones.on_message))
 
     @app.timer(RESOLUTION_S)
     async def zone_clock() -> None:

@@ -47,37 +47,35 @@ class HysteresisAlarm:
         return cls(hysteresis_pct=d["h"], active=d["a"], since=d["s"], peak=d["p"])
 
 
-def contract_alert(
-    station_id: str, load_kw: float, contract_max_kw: float, alarm: HysteresisAlarm, now: float
+def _episode_alert(
+    kind: str, subject: tuple[str, str], load_kw: float, limit: tuple[str, float],
+    alarm: HysteresisAlarm, now: float,
 ) -> dict | None:
-    """Feed a station's load to its contract alarm: the alerts.grid.overload fields
-    (CONTRACT_OVERLOAD / CONTRACT_OVERLOAD_CLEARED) on an episode edge, else None."""
-    edge = alarm.update(load_kw, contract_max_kw, now)
+    """alerts.grid.overload fields (`kind` or `kind`_CLEARED) on an episode edge, else None."""
+    edge = alarm.update(load_kw, limit[1], now)
     if edge is None:
         return None
     return {
-        "alert_type": "CONTRACT_OVERLOAD" if edge == RAISED else "CONTRACT_OVERLOAD_CLEARED",
-        "station_id": station_id,
+        "alert_type": kind if edge == RAISED else f"{kind}_CLEARED",
+        subject[0]: subject[1],
         "total_power_kw": round(load_kw, 3),
-        "contract_max_kw": contract_max_kw,
-        "overload_kw": round(max(0.0, load_kw - contract_max_kw), 3),
+        limit[0]: limit[1],
+        "overload_kw": round(max(0.0, load_kw - limit[1]), 3),
         "detected_at": now,
     }
+
+
+def contract_alert(
+    station_id: str, load_kw: float, contract_max_kw: float, alarm: HysteresisAlarm, now: float
+) -> dict | None:
+    """A station's load against its grid-connection contract."""
+    return _episode_alert("CONTRACT_OVERLOAD", ("station_id", station_id), load_kw,
+                          ("contract_max_kw", contract_max_kw), alarm, now)
 
 
 def zone_alert(
     zone_id: str, total_kw: float, capacity_kw: float, alarm: HysteresisAlarm, now: float
 ) -> dict | None:
-    """Feed a zone's total to its capacity alarm: ZONE_OVERLOAD / ZONE_OVERLOAD_CLEARED fields
-    on an episode edge, else None."""
-    edge = alarm.update(total_kw, capacity_kw, now)
-    if edge is None:
-        return None
-    return {
-        "alert_type": "ZONE_OVERLOAD" if edge == RAISED else "ZONE_OVERLOAD_CLEARED",
-        "zone_id": zone_id,
-        "total_power_kw": round(total_kw, 3),
-        "capacity_kw": capacity_kw,
-        "overload_kw": round(max(0.0, total_kw - capacity_kw), 3),
-        "detected_at": now,
-    }
+    """A zone's total against its capacity (Σ max_station_kw)."""
+    return _episode_alert("ZONE_OVERLOAD", ("zone_id", zone_id), total_kw,
+                          ("capacity_kw", capacity_kw), alarm, now)
