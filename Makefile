@@ -59,6 +59,10 @@ integration: venv kafka-jars system-deps
 demo: venv kafka-jars
 	@$(BIN)/evgrid demo $(DEMO_ARGS)
 
+chaos: venv kafka-jars
+	@echo "==> fault-injection tests against a real local broker"
+	@$(BIN)/python -m pytest -q -ra -m chaos
+
 bench: venv kafka-jars
 	@echo "==> benchmarks against a fresh local broker (about 10 minutes; figures, not pass/fail)"
 	@$(BIN)/evgrid bench $(BENCH_ARGS)
