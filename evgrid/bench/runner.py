@@ -103,7 +103,7 @@ class Bench:
             if max_seconds is not None and started is not None and now - started >= max_seconds:
                 say(f"    sustained-rate window of {max_seconds:.0f}s over; {done:,.0f} applied")
                 return done / (now - started)
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.1)
         return target / max(1e-9, time.monotonic() - (started or time.monotonic()))
 
     async def throughput(self) -> None:
@@ -150,9 +150,10 @@ class Bench:
             ]
             for w in workers:
                 await w.wait_ready(timeout=120)
-            await asyncio.sleep(2.0)
-            for w in workers:
-                await w.wait_ready(timeout=120)
+            if n > 1:  # let the group settle: the first worker was ready before the second
+                await asyncio.sleep(2.0)
+                for w in workers:
+                    await w.wait_ready(timeout=120)
             try:
                 started = time.monotonic()
                 await preload(self.bootstrap, settings.topics.meter_values, s.scaling_messages,
