@@ -26,3 +26,12 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 @pytest.fixture
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the chaos table when fault-injection tests ran (tests/chaos/report.py)."""
+    from tests.chaos.report import ROWS, table
+
+    if ROWS:
+        terminalreporter.section("chaos: faults injected and messages accounted for")
+        terminalreporter.write_line(table(ROWS))

@@ -11,8 +11,10 @@ import time
 
 import pytest
 
+from tests.chaos.accounting import CountingStations, duplicated_decisions, readings_accounted
+from tests.chaos.report import ChaosRow, record
 from tests.integration.harness import Collector, WorkerProcess, isolated_settings, jdump, produce
-from tests.integration.test_dr_loop import Stations, dr, mapping
+from tests.integration.test_dr_loop import dr, mapping
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -27,7 +29,7 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
         loads = {f"C{i}": 40.0 + 10 * i for i in range(6)}
         await produce(b, t.station_zones,
                       [(s.encode(), jdump(mapping(s, "ZX"))) for s in loads])
-        stations = Stations(b, t.meter_values, loads)
+        stations = CountingStations(b, t.meter_values, loads)
         await stations.report()
         await asyncio.sleep(1.5)
         now = time.time()
@@ -64,6 +66,16 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
                 assert x["baseline_kw"] == active["baseline_kw"]
                 assert x["cap_kw"] == active["cap_kw"]
             assert after and after[-1]["state"] == "ENDED"
+
+            # Processing guarantee: every decision (one SET and one CLEAR per station) went
+            # out, none twice under different ids, and every reading is in state.
+            assert len({c["command_id"] for c in cmds}) == 2 * len(loads)
+            same, new = duplicated_decisions(cmds)
+            assert new == 0
+            accounted = await readings_accounted(restarted, stations)
+            row = record(ChaosRow("worker crash mid-event", "kill -9 worker", stations.sent,
+                                  accounted, same, new))
+            assert row.lost == 0
     finally:
         worker.kill()
         restarted.stop()
