@@ -4,6 +4,7 @@ with their own topic names and ids."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +17,11 @@ from evgrid.agents.publish import Publisher, raw_topic
 from evgrid.agents.runtime import Runtime
 from evgrid.agents.station import StationSide
 from evgrid.agents.zone import ZoneSide
+from evgrid.codec import DecodeError
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
+
+log = logging.getLogger(__name__)
 
 #: Table changelog writes go through Faust's producer buffer; at its default of 100 messages it
 #: logs a warning and stalls the stream every few milliseconds under load.
@@ -79,7 +83,13 @@ def create_app(settings: Settings) -> faust.App:
                 for event in events:
                     # Table writes take their partition from the current event (Faust #497).
                     stream._set_current_event(event)
-                    on_message(event.message)
+                    try:
+                        on_message(event.message)
+                    except Exception as exc:  # a bug must not make one message a crash loop
+                        msg = event.message
+                        log.exception("evgrid: failed on %s[%s]@%s", msg.topic, msg.partition,
+                                      msg.offset)
+                        publisher.deadletter(msg, DecodeError("internal_error", repr(exc)))
                 await publisher.drain()
 
         return agent

@@ -165,8 +165,11 @@ class StationSide:
 
     def on_station_zone(self, message: Message, rekeyed: bool = False) -> None:
         if not message.value:  # tombstone: the station leaves evgrid
-            if message.key:
-                self._remove_station(message.key.decode("utf-8", "replace"))
+            if not message.key:
+                self.out.deadletter(message, DecodeError(
+                    "tombstone_without_key", "a tombstone must carry the station_id as key"))
+                return
+            self._remove_station(message.key.decode("utf-8", "replace"))
             return
         try:
             sz = codec.decode(StationZone, message.value, self.settings.max_message_bytes)
