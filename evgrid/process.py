@@ -69,6 +69,12 @@ class WorkerProcess:
                 self.proc.wait()
         return self.proc.returncode
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting: the caller goes on while Faust shuts down (1-2 s), and
+        reaps it later with `stop()`."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()

@@ -63,6 +63,17 @@ class Bench:
         self.sizes = sizes
         self.workdir = workdir
         self.results: dict = {"cores": os.cpu_count(), "sizes": asdict(sizes)}
+        self.workers: list[WorkerProcess] = []
+
+    def track(self, worker: WorkerProcess) -> WorkerProcess:
+        """Workers are told to stop when their phase ends and reaped once at the end
+        (`reap`), so no phase waits for the previous one's shutdown."""
+        self.workers.append(worker)
+        return worker
+
+    def reap(self) -> None:
+        for w in self.workers:
+            w.stop()
 
     def settings(self, name: str, **kw: object) -> Settings:
         run = f"{name}-{uuid.uuid4().hex[:6]}"
@@ -70,10 +81,10 @@ class Bench:
             app_id=f"bench-{run}", broker=self.bootstrap, data_dir=self.workdir / run,
             web_port=free_port(), partitions=self.sizes.partitions, log_level="warning",
             broker_session_timeout_s=6.0, broker_rebalance_timeout_s=6.0,
-        ).with_topic_prefix(f"bench-{name}").model_copy(update=kw)
+        ).with_topic_prefix(f"bench-{run}").model_copy(update=kw)
 
     async def worker(self, settings: Settings, tag: str) -> WorkerProcess:
-        w = WorkerProcess(settings, self.workdir / f"{tag}.log").start()
+        w = self.track(WorkerProcess(settings, self.workdir / f"{tag}.log")).start()
         await w.wait_ready(timeout=120)
         return w
 
@@ -123,7 +134,7 @@ class Bench:
             rate = await self.drain_rate([w], s.messages, max_seconds=s.throughput_window_s)
             rss = w.rss_mb()
         finally:
-            w.stop()
+            w.terminate()
         self.results["throughput"] = {
             "produce_rate": prod_rate, "raw_rate": raw, "worker_rate": rate,
             "ratio": rate / raw, "worker_rss_mb": rss,
@@ -141,11 +152,11 @@ class Bench:
             # Workers first, on settled partitions; then the data, timed from its first
             # message: a rebalance in the middle would replay and muddle the figure.
             workers = [
-                WorkerProcess(
+                self.track(WorkerProcess(
                     settings.model_copy(update={"data_dir": settings.data_dir / str(i),
                                                 "web_port": free_port()}),
                     self.workdir / f"scale{n}-{i}.log",
-                ).start()
+                )).start()
                 for i in range(n)
             ]
             for w in workers:
@@ -161,7 +172,7 @@ class Bench:
                 out[f"workers_{n}"] = await self.drain_rate(workers, s.scaling_messages, started)
             finally:
                 for w in workers:
-                    w.stop()
+                    w.terminate()
             say(f"scaling: {n} worker(s): {out[f'workers_{n}']:,.0f} readings/s")
         out["speedup"] = out["workers_2"] / out["workers_1"]
         self.results["scaling"] = out
@@ -187,7 +198,7 @@ class Bench:
                 say(f"memory: {connectors:,} connectors -> RSS {out[f'rss_mb_{connectors}']:.0f}"
                     " MB")
         finally:
-            w.stop()
+            w.terminate()
         self.results["memory"] = out
 
     async def latency(self) -> None:
@@ -205,7 +216,7 @@ class Bench:
             quiet = await self._fire(settings, zones, 0, background=False)
             loaded = await self._fire(settings, zones, 10_000, background=True)
         finally:
-            w.stop()
+            w.terminate()
         self.results["dr_latency_ms"] = {"quiet": quiet, "under_load": loaded,
                                          "stations_per_zone": s.latency_stations // zones,
                                          "background_rate": s.background_rate}
@@ -361,10 +372,13 @@ async def run_all(bootstrap: str, sizes: Sizes, workdir: Path,
                   only: tuple[str, ...] = PHASES) -> dict:
     bench = Bench(bootstrap, sizes, workdir)
     phases = {}
-    for phase in (getattr(bench, name) for name in PHASES if name in only):
-        started = time.monotonic()
-        await phase()
-        phases[phase.__name__] = round(time.monotonic() - started, 1)
+    try:
+        for phase in (getattr(bench, name) for name in PHASES if name in only):
+            started = time.monotonic()
+            await phase()
+            phases[phase.__name__] = round(time.monotonic() - started, 1)
+    finally:
+        bench.reap()
     bench.results["phase_seconds"] = phases
     return bench.results
 
