@@ -37,6 +37,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=settings.faust_credentials(),
         store=settings.store,
         datadir=str(settings.data_dir),
         web_host=settings.web_host,

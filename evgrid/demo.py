@@ -122,6 +122,7 @@ async def simulate(
     consumer = AIOKafkaConsumer(
         settings.topics.dr_status, settings.topics.compliance_alerts,
         bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
+        **settings.kafka_client_kwargs(),
     )
     await consumer.start()
     stats_box: dict[str, SimStats] = {}

@@ -104,7 +104,11 @@ class WorkerProcess:
         return total
 
     async def get(self, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as http, http.get(self.url + path) as resp:
+        """GET from the worker's web port, with the bearer token when one is configured."""
+        token = self.settings.api_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession(headers=headers) as http, \
+                http.get(self.url + path) as resp:
             if resp.content_type == "application/json":
                 return resp.status, await resp.json()
             return resp.status, await resp.text()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evgrid.core.types import Tunables
 
@@ -74,9 +75,76 @@ class Settings(BaseModel):
     history_step_s: float = Field(5.0, gt=0)
     max_message_bytes: int = Field(1_000_000, gt=0)
     deadletter_raw_limit: int = Field(65_536, gt=0)
+    # Kafka security: TLS (optionally mutual) and SASL; PLAINTEXT is the local default.
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    broker_ssl_cafile: Path | None = None
+    broker_ssl_certfile: Path | None = None
+    broker_ssl_keyfile: Path | None = None
+    broker_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    broker_sasl_username: str | None = None
+    broker_sasl_password: str | None = None
     broker_session_timeout_s: float = Field(10.0, gt=0)
     broker_rebalance_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> Settings:
+        proto = self.broker_security_protocol
+        if proto.startswith("SASL") and not (self.broker_sasl_username
+                                             and self.broker_sasl_password):
+            raise ValueError(f"broker_security_protocol={proto} needs EVGRID_BROKER_SASL_USERNAME"
+                             " and EVGRID_BROKER_SASL_PASSWORD")
+        if (self.broker_ssl_certfile is None) != (self.broker_ssl_keyfile is None):
+            raise ValueError("mutual TLS needs both EVGRID_BROKER_SSL_CERTFILE and "
+                             "EVGRID_BROKER_SSL_KEYFILE")
+        if not proto.endswith("SSL") and (self.broker_ssl_cafile or self.broker_ssl_certfile):
+            raise ValueError(f"TLS files are set but broker_security_protocol={proto}; "
+                             "set EVGRID_BROKER_SECURITY_PROTOCOL=SSL or SASL_SSL")
+        for name in ("broker_ssl_cafile", "broker_ssl_certfile", "broker_ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: no such file {path}")
+        return self
+
+    def _ssl_context(self) -> Any:
+        if not self.broker_security_protocol.endswith("SSL"):
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        return create_ssl_context(
+            cafile=str(self.broker_ssl_cafile) if self.broker_ssl_cafile else None,
+            certfile=str(self.broker_ssl_certfile) if self.broker_ssl_certfile else None,
+            keyfile=str(self.broker_ssl_keyfile) if self.broker_ssl_keyfile else None,
+        )
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Security arguments for any aiokafka client (admin, producer, consumer)."""
+        proto = self.broker_security_protocol
+        if proto == "PLAINTEXT":
+            return {}
+        kw: dict[str, Any] = {"security_protocol": proto}
+        if proto.endswith("SSL"):
+            kw["ssl_context"] = self._ssl_context()
+        if proto.startswith("SASL"):
+            kw.update(sasl_mechanism=self.broker_sasl_mechanism,
+                      sasl_plain_username=self.broker_sasl_username,
+                      sasl_plain_password=self.broker_sasl_password)
+        return kw
+
+    def faust_credentials(self) -> Any:
+        """The same, as Faust's `broker_credentials`."""
+        proto = self.broker_security_protocol
+        if proto == "SSL":
+            return self._ssl_context()
+        if proto.startswith("SASL"):
+            import faust
+
+            return faust.SASLCredentials(
+                username=self.broker_sasl_username, password=self.broker_sasl_password,
+                mechanism=self.broker_sasl_mechanism, ssl_context=self._ssl_context())
+        return None
 
     @property
     def broker_url(self) -> str:
@@ -116,7 +184,8 @@ class Settings(BaseModel):
             return cls(**values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                (f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: "
+                 if err["loc"] else "") + err["msg"]
                 for err in exc.errors()
             )
             raise SystemExit(f"evgrid: invalid settings: {problems}") from None

@@ -52,7 +52,8 @@ class TopicMismatch(RuntimeError):
 async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
     """Create missing topics; refuse to start on a co-partitioning mismatch."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15000
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15000,
+        **settings.kafka_client_kwargs(),
     )
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:

@@ -42,3 +42,43 @@ def test_bad_value_names_the_variable() -> None:
 def test_to_env_round_trips() -> None:
     s = Settings(partitions=3, api_token="t0k").with_topic_prefix("t1")
     assert Settings.from_env(s.to_env()) == s
+
+
+def test_kafka_security_settings(tmp_path: Path) -> None:
+    assert Settings.from_env({}).kafka_client_kwargs() == {}
+    assert Settings.from_env({}).faust_credentials() is None
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not parsed here")
+    env = {
+        "EVGRID_BROKER_SECURITY_PROTOCOL": "SASL_SSL",
+        "EVGRID_BROKER_SASL_USERNAME": "evgrid",
+        "EVGRID_BROKER_SASL_PASSWORD": "pw",
+        "EVGRID_BROKER_SASL_MECHANISM": "SCRAM-SHA-256",
+    }
+    s = Settings.from_env(env)  # no CA file: the system's trust store
+    kw = s.kafka_client_kwargs()
+    assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-256"
+    assert kw["sasl_plain_username"] == "evgrid" and kw["ssl_context"] is not None
+    assert s.faust_credentials().mechanism.value == "SCRAM-SHA-256"
+    assert Settings.from_env(s.to_env()) == s  # workers get it through the environment
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"EVGRID_BROKER_SECURITY_PROTOCOL": "SASL_SSL"}, "EVGRID_BROKER_SASL_USERNAME"),
+        ({"EVGRID_BROKER_SECURITY_PROTOCOL": "TLS"}, "EVGRID_BROKER_SECURITY_PROTOCOL"),
+        ({"EVGRID_BROKER_SSL_CAFILE": "{ca}"}, "EVGRID_BROKER_SECURITY_PROTOCOL=SSL"),
+        ({"EVGRID_BROKER_SECURITY_PROTOCOL": "SSL", "EVGRID_BROKER_SSL_CERTFILE": "{ca}"},
+         "EVGRID_BROKER_SSL_KEYFILE"),
+        ({"EVGRID_BROKER_SECURITY_PROTOCOL": "SSL", "EVGRID_BROKER_SSL_CAFILE": "/nope.pem"},
+         "no such file"),
+    ],
+)
+def test_kafka_security_misconfiguration_says_what_to_set(
+    env: dict[str, str], says: str, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    with pytest.raises(SystemExit, match=says):
+        Settings.from_env({k: v.format(ca=ca) for k, v in env.items()})

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 KAFKA_VERSION = os.environ.get("EVGRID_KAFKA_VERSION", "4.1.1")
@@ -119,6 +120,16 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A TLS listener beside the plaintext one: a PKCS12 keystore with the broker's
+    certificate, and optionally SCRAM users for a SASL_SSL listener as well."""
+
+    keystore: Path
+    password: str
+    scram_users: tuple[tuple[str, str], ...] = ()
+
+
 class LocalKafka:
     """One broker process. `start()` formats the data dir the first time only, so a restart
     keeps its topics and messages."""
@@ -129,6 +140,7 @@ class LocalKafka:
         port: int = 0,
         extra_properties: dict[str, str] | None = None,
         heap: str = "512m",
+        tls: TlsListener | None = None,
     ) -> None:
         self._tmp = None if data_dir else tempfile.mkdtemp(prefix="evgrid-kafka-")
         self.data_dir = Path(data_dir or self._tmp).resolve()
@@ -136,11 +148,22 @@ class LocalKafka:
         self.controller_port = free_port()
         self.extra = dict(extra_properties or {})
         self.heap = heap
+        self.tls = tls
+        self.ssl_port = free_port() if tls else 0
+        self.sasl_ssl_port = free_port() if tls and tls.scram_users else 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_ssl_port}"
 
     @property
     def log_file(self) -> Path:
@@ -170,8 +193,33 @@ class LocalKafka:
             "log.segment.bytes": str(64 * 1024 * 1024),
             "message.max.bytes": str(2 * 1024 * 1024),
         }
+        if self.tls:
+            self._add_tls(props, self.tls)
         props.update(self.extra)
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _add_tls(self, props: dict[str, str], tls: TlsListener) -> None:
+        """Client listeners over TLS (and SASL_SSL with SCRAM); brokers and the controller
+        keep talking plaintext on loopback, and readiness probes use the plaintext port."""
+        listeners = {"SSL": self.ssl_port}
+        if tls.scram_users:
+            listeners["SASL_SSL"] = self.sasl_ssl_port
+        extra = ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items())
+        props["listeners"] += "," + extra
+        props["advertised.listeners"] += "," + extra
+        props["listener.security.protocol.map"] += "".join(f",{n}:{n}" for n in listeners)
+        props.update({
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(tls.keystore),
+            "ssl.keystore.password": tls.password,
+            "ssl.key.password": tls.password,
+            "ssl.client.auth": "none",
+        })
+        if tls.scram_users:
+            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
+            for mech in ("scram-sha-256", "scram-sha-512"):
+                props[f"listener.name.sasl_ssl.{mech}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;")
 
     def _write_config(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -199,14 +247,18 @@ class LocalKafka:
         lib = ensure_jars()
         saved = self.data_dir / "ports"
         if saved.exists():  # a restart: same ports, so clients and the data agree
-            self.port, self.controller_port = map(int, saved.read_text().split())
+            ports = [*map(int, saved.read_text().split()), 0, 0]
+            self.port, self.controller_port = ports[0], ports[1]
+            self.ssl_port = ports[2] or self.ssl_port
+            self.sasl_ssl_port = ports[3] or self.sasl_ssl_port
         conf = self._write_config()
-        saved.write_text(f"{self.port} {self.controller_port}\n")
+        saved.write_text(
+            f"{self.port} {self.controller_port} {self.ssl_port} {self.sasl_ssl_port}\n")
         if not (self.data_dir / "kraft" / "meta.properties").exists():
             cluster = uuid.uuid4().hex[:22]
             fmt = subprocess.run(
                 self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster,
-                           "-c", str(conf)),
+                           "-c", str(conf), *self._scram_args()),
                 capture_output=True, text=True, check=False,
             )
             if fmt.returncode != 0:
@@ -218,6 +270,14 @@ class LocalKafka:
         )
         self.wait_ready(timeout)
         return self
+
+    def _scram_args(self) -> list[str]:
+        """SCRAM credentials live in the cluster metadata: KRaft takes them at format time."""
+        args: list[str] = []
+        for user, password in self.tls.scram_users if self.tls else ():
+            for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                args += ["--add-scram", f"{mech}=[name={user},password={password}]"]
+        return args
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Ready = the port accepts connections and a client gets cluster metadata."""

@@ -88,12 +88,15 @@ async def run_simulation(
 ) -> SimStats:
     """Publish mappings, then a reading per connector every `interval_s` for `duration_s`."""
     stats = SimStats(events=list(dr or []))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=10)
+    security = settings.kafka_client_kwargs()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=10,
+                                **security)
     consumer = AIOKafkaConsumer(
         settings.topics.commands,
         bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="latest",
         enable_auto_commit=False,
+        **security,
     )
     await producer.start()
     await consumer.start()

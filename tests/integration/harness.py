@@ -40,8 +40,10 @@ def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: 
 Record = tuple[bytes | None, bytes | None]
 
 
-async def produce(bootstrap: str, topic: str, records: Iterable[Record]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+async def produce(bootstrap: str, topic: str, records: Iterable[Record], **client: Any) -> int:
+    """Produce and wait for every acknowledgement; `client` takes security arguments
+    (`Settings.kafka_client_kwargs()`)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client)
     await producer.start()
     n = 0
     try:
