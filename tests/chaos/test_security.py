@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from evgrid.broker.local import LocalKafka, TlsListener
 from evgrid.settings import Settings
+from tests.chaos.report import ChaosRow, record
 from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
 from tests.integration.test_dr_loop import mapping, meter
 
@@ -105,5 +106,7 @@ async def test_worker_over_tls_and_sasl_scram(unique_prefix, tmp_path) -> None:
         wrong = sasl.model_copy(update={"broker_sasl_password": "not-the-password"})
         assert not await reachable(broker.sasl_ssl_bootstrap, **wrong.kafka_client_kwargs())
         await run_worker_over(sasl, broker.sasl_ssl_bootstrap, tmp_path / "sasl.log")
+        record(ChaosRow("TLS and SASL_SSL/SCRAM listeners", "plaintext client on the TLS port, "
+                        "wrong SCRAM password (both refused)", 4, 4))
     finally:
         await asyncio.to_thread(broker.cleanup)
