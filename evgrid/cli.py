@@ -28,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--web-port", type=int, default=None, help="overrides EVGRID_WEB_PORT")
     worker.set_defaults(func=_worker)
 
-    from evgrid.broker import local
+    from evgrid.broker import cli as kafka
 
-    local.add_parser(sub)
+    kafka.add_parser(sub)
 
     from evgrid import demo
     from evgrid.bench import runner as bench
