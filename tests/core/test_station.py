@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from evgrid.core.station import StationState
 from evgrid.core.types import ConnectorReading, Tunables
-
-T0 = 1_800_000_000.0
+from tests.core.test_windows import OLDER_LAYOUT, T0
 
 
 def r(cid: int, kw: float, t: float, ctype: str = "CCS", sid: str | None = "s"):
@@ -92,16 +91,7 @@ def test_round_trip_through_orjson() -> None:
 def test_reads_the_older_layout() -> None:
     old = {
         "c": [r(1, 22.0, 0).to_dict()],
-        "w": {
-            "size": 60.0,
-            "late": 60.0,
-            "stale": 120.0,
-            "keep": 5,
-            "wm": T0,
-            "open": [],
-            "carry": [],
-            "closed": [],
-        },
+        "w": OLDER_LAYOUT,
         "late": 2,
     }
     s = StationState.from_dict(orjson.loads(orjson.dumps(old)))

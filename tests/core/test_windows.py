@@ -14,6 +14,18 @@ from evgrid.core.windows import StationWindows, WindowStat
 
 T0 = 1_800_000_000.0  # a window boundary (divisible by 60)
 
+#: Windows as an earlier release persisted them; stored rows in that shape must still load.
+OLDER_LAYOUT = {
+    "size": 60.0,
+    "late": 60.0,
+    "stale": 120.0,
+    "keep": 5,
+    "wm": T0,
+    "open": [],
+    "carry": [],
+    "closed": [],
+}
+
 
 def r(cid: int, kw: float, t: float, sid: str | None = "s") -> ConnectorReading:
     return ConnectorReading(cid, "CCS", kw, T0 + t, sid)
@@ -201,17 +213,7 @@ def test_round_trip_mid_stream_then_continue_identically() -> None:
 
 
 def test_older_layout_starts_afresh() -> None:
-    old = {
-        "size": 60.0,
-        "late": 60.0,
-        "stale": 120.0,
-        "keep": 5,
-        "wm": T0,
-        "open": [],
-        "carry": [],
-        "closed": [],
-    }
-    w = StationWindows.from_dict(old)
+    w = StationWindows.from_dict(dict(OLDER_LAYOUT))
     assert w.watermark == T0 and w.open_windows() == 0 and w.closed == []
 
 
