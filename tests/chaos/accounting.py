@@ -30,16 +30,28 @@ class CountingStations(Stations):
                 self.last_ts[sid] = ts
 
 
+#: Event times travel as ISO-8601 with milliseconds: equal within rounding.
+SAME_TS = 0.0015
+
+
+async def connector_times(worker: WorkerProcess, station_id: str) -> dict[int, float]:
+    """Event time of each connector's reading held in state, from `/stations/{id}` (any
+    worker answers: table_route)."""
+    status, body = await worker.get(f"/stations/{station_id}")
+    if status != 200:
+        return {}
+    return {c["connector_id"]: datetime.fromisoformat(c["event_ts"]).timestamp()
+            for c in body.get("connectors", [])}
+
+
 async def readings_accounted(worker: WorkerProcess, stations: CountingStations) -> int:
     """Readings reflected in state: a station whose connector holds its last reading accounts
     for all its readings (each earlier one is superseded); otherwise only the ones before the
     reading it holds. Any worker answers (table_route)."""
     accounted = 0
     for sid, last in stations.last_ts.items():
-        status, body = await worker.get(f"/stations/{sid}")
-        held = [datetime.fromisoformat(c["event_ts"]).timestamp()
-                for c in body.get("connectors", [])] if status == 200 else []
-        if held and abs(max(held) - last) < 0.0015:
+        held = (await connector_times(worker, sid)).values()
+        if held and abs(max(held) - last) < SAME_TS:
             accounted += stations.sent_by[sid]
     return accounted
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from evgrid import codec
 from evgrid.models import DemandResponseSignal, MeterValue, StationZone
+from tests.chaos.accounting import SAME_TS, connector_times
 from tests.chaos.report import ChaosRow, record
 from tests.integration.harness import WorkerProcess, drain, isolated_settings
 from tests.integration.test_dr_loop import dr, mapping, meter
@@ -175,16 +175,14 @@ async def test_fuzzed_input_ends_in_state_or_dead_letters(
                 k = (mv.station_id, mv.connector_id)
                 newest[k] = max(newest.get(k, 0.0), mv.event_ts.timestamp())
         for (sid, cid), ts in newest.items():
-            body = {}
+            held: dict[int, float] = {}
             for _ in range(40):  # re-keyed readings take one more hop
-                _, body = await worker.get(f"/stations/{sid}")
-                held = {c["connector_id"]: datetime.fromisoformat(c["event_ts"]).timestamp()
-                        for c in body.get("connectors", [])}
-                if held.get(cid, 0.0) >= ts - 0.0015:
+                held = await connector_times(worker, sid)
+                if held.get(cid, 0.0) >= ts - SAME_TS:
                     break
                 await asyncio.sleep(0.25)
             else:
-                raise AssertionError(f"{sid}/{cid}: reading at {ts} not in state: {body}")
+                raise AssertionError(f"{sid}/{cid}: reading at {ts} not in state: {held}")
 
         # 100,000 bad messages: memory must level off, not grow with the count.
         bad = [m for w, m in zip(where, fuzzed, strict=True)

@@ -76,7 +76,7 @@ async def drain(
         deadline = time.monotonic() + timeout
         tps: list[TopicPartition] = []
         while not tps and time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic) or await _fetch_parts(consumer, topic)
+            parts = consumer.partitions_for_topic(topic) or await fetch_partitions(consumer, topic)
             tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
             if not tps:
                 await asyncio.sleep(0.2)
@@ -96,7 +96,7 @@ async def drain(
     return out
 
 
-async def _fetch_parts(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
+async def fetch_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
     await consumer._client.force_metadata_update()
     return consumer._client.cluster.partitions_for_topic(topic)
 
