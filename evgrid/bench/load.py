@@ -1,117 +1,165 @@
-"""Producing benchmark data, and the raw baseline: aiokafka + orjson over the same topic."""
+"""Producing benchmark data: zone mappings, preloaded backlogs and paced streams of readings.
+
+Every client is built from the one Settings object, so the bench reaches a TLS/SASL broker
+with the worker's own `EVGRID_BROKER_SECURITY_*` settings. Records go into per-partition
+batches (murmur2 of the key, as the worker expects) instead of one future per message: the
+generator shares the cores with the worker and must cost it as little as possible, and a
+1,000,000-connector fleet must be cheap to build (memory stays at a few batches in flight).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
+from evgrid.settings import Settings
 from evgrid.timeutil import iso
+
+#: Batches in flight before the writer waits for the broker's acks.
+MAX_IN_FLIGHT = 32
 
 
 def station_id(n: int) -> str:
     return f"B{n:06d}"
 
 
-async def produce_mappings(bootstrap: str, topic: str, stations: int, zones: int,
-                           offset: int = 0) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        for n in range(offset, offset + stations):
-            sid = station_id(n)
-            value = orjson.dumps({"station_id": sid, "zone_id": f"BZ{n % zones:03d}",
-                                  "max_station_kw": 300.0, "contract_max_kw": 280.0,
-                                  "connector_max_kw": {"CCS": 150.0}})
-            await producer.send(topic, value, key=sid.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+def zone_id(n: int, zones: int) -> str:
+    return f"BZ{n % zones:03d}"
 
 
-def reading(n: int, stations: int, connectors: int, ts: float, offset: int = 0) -> tuple[
-    bytes, bytes
-]:
+def producer(settings: Settings, **kw: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                            **settings.kafka_client_kwargs(), **kw)
+
+
+def consumer(settings: Settings, *topics: str, **kw: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(*topics, bootstrap_servers=settings.bootstrap_servers,
+                            **settings.kafka_client_kwargs(), **kw)
+
+
+class BatchWriter:
+    """Appends records to one batch per partition and sends full batches; `flush` sends the
+    rest and waits for every ack."""
+
+    def __init__(self, settings: Settings, topic: str, batch_bytes: int = 256 * 1024) -> None:
+        self.topic = topic
+        self.producer = producer(settings, max_batch_size=batch_bytes, acks=1)
+        self.partitioner = DefaultPartitioner()
+        self.partitions: list[int] = []
+        self.partition_of: dict[bytes, int] = {}
+        self.batches: dict[int, Any] = {}
+        self.in_flight: list[asyncio.Future] = []
+        self.sent = 0
+
+    async def __aenter__(self) -> BatchWriter:
+        await self.producer.start()
+        self.partitions = sorted(await self.producer.partitions_for(self.topic))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                await self.flush()
+        finally:
+            await self.producer.stop()
+
+    async def append(self, key: bytes, value: bytes) -> None:
+        partition = self.partition_of.get(key)
+        if partition is None:
+            partition = self.partitioner(key, self.partitions, self.partitions)
+            self.partition_of[key] = partition
+        batch = self.batches.get(partition)
+        if batch is None:
+            batch = self.batches[partition] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
+            await self._send(partition)
+            batch = self.batches[partition] = self.producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+        self.sent += 1
+
+    async def _send(self, partition: int) -> None:
+        batch = self.batches.pop(partition)
+        self.in_flight.append(await self.producer.send_batch(batch, self.topic,
+                                                             partition=partition))
+        if len(self.in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.gather(*self.in_flight)
+            self.in_flight.clear()
+
+    async def send_pending(self) -> None:
+        """Send every partly filled batch now (a paced stream's tick)."""
+        for partition in list(self.batches):
+            await self._send(partition)
+
+    async def flush(self) -> None:
+        await self.send_pending()
+        await asyncio.gather(*self.in_flight)
+        self.in_flight.clear()
+
+
+def mapping(n: int, zones: int) -> tuple[bytes, bytes]:
+    sid = station_id(n)
+    return sid.encode(), orjson.dumps({
+        "station_id": sid, "zone_id": zone_id(n, zones), "max_station_kw": 300.0,
+        "contract_max_kw": 280.0, "connector_max_kw": {"CCS": 150.0},
+    })
+
+
+def reading(n: int, stations: int, connectors: int, event_ts: str, offset: int = 0
+            ) -> tuple[bytes, bytes]:
     """The n-th reading: stations in turn, connectors in turn, power that varies (so the
     worker cannot skip work a steady value would let it skip)."""
     sid = station_id(offset + n % stations)
     cid = 1 + (n // stations) % connectors
-    value = orjson.dumps({
+    return sid.encode(), orjson.dumps({
         "station_id": sid, "connector_id": cid, "session_id": f"s{cid}",
         "connector_type": "CCS", "power_kw": 20.0 + (n * 7919) % 120,
         "current_a": 100.0, "voltage_v": 400.0, "energy_kwh": 1.0, "soc_percent": 50,
-        "event_ts": iso(ts),
+        "event_ts": event_ts,
     })
-    return sid.encode(), value
 
 
-async def preload(bootstrap: str, topic: str, count: int, stations: int, connectors: int,
+async def produce_mappings(settings: Settings, stations: int, zones: int,
+                           offset: int = 0) -> None:
+    async with BatchWriter(settings, settings.topics.station_zones) as out:
+        for n in range(offset, offset + stations):
+            await out.append(*mapping(n, zones))
+
+
+async def preload(settings: Settings, count: int, stations: int, connectors: int,
                   offset: int = 0, progress: bool = True) -> float:
-    """Produce `count` readings as fast as the broker takes them; returns messages/s."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50,
-                                max_batch_size=1024 * 1024, acks=1)
-    await producer.start()
+    """Produce `count` readings as fast as the broker takes them; returns messages/s.
+    Event times step forward so every reading is newer than its connector's last one."""
     started = time.monotonic()
-    # Event times step forward so every reading is newer than its connector's last one.
     base = time.time() - 60.0
     step = 50.0 / max(count, 1)
-    try:
-        pending = []
+    async with BatchWriter(settings, settings.topics.meter_values) as out:
         for n in range(count):
-            key, value = reading(n, stations, connectors, base + n * step, offset)
-            pending.append(await producer.send(topic, value, key=key))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-                if progress and n % 200_000 < 20_000:
-                    print(f"  preloaded {n + 1:,} / {count:,}", flush=True)
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+            await out.append(*reading(n, stations, connectors, iso(base + n * step), offset))
+            if progress and n % 200_000 == 199_999:
+                print(f"    preloaded {n + 1:,} / {count:,}", flush=True)
     return count / (time.monotonic() - started)
 
 
-async def raw_baseline(bootstrap: str, topic: str, count: int) -> float:
-    """A bare aiokafka consumer with orjson parsing every value: the ceiling a Python
-    consumer on this machine reaches, against which the worker's rate is put."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
-    await consumer.start()
-    seen = 0
-    started = None
-    try:
-        while seen < count:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            if started is None and batch:
-                started = time.monotonic()
-            for msgs in batch.values():
-                for m in msgs:
-                    orjson.loads(m.value)
-                    seen += 1
-    finally:
-        await consumer.stop()
-    return seen / (time.monotonic() - (started or time.monotonic()))
-
-
-async def stream_readings(bootstrap: str, topic: str, rate: float, stations: int,
-                          stop: asyncio.Event, offset: int = 0) -> int:
-    """Background meter values at a fixed rate, until `stop` is set."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    await producer.start()
+async def stream_readings(settings: Settings, rate: float, stations: int,
+                          stop: asyncio.Event, connectors: int = 2, offset: int = 0,
+                          tick_s: float = 0.01) -> dict[str, float]:
+    """Meter values at a fixed rate until `stop` is set, sent every tick; returns what was
+    actually offered (the generator shares the cores, so it may fall short: it says so)."""
     sent = 0
     started = time.monotonic()
-    try:
+    async with BatchWriter(settings, settings.topics.meter_values, 64 * 1024) as out:
         while not stop.is_set():
             due = int((time.monotonic() - started) * rate)
+            stamp = iso(time.time())
             while sent < due:
-                key, value = reading(sent, stations, 2, time.time(), offset)
-                await producer.send(topic, value, key=key)
+                await out.append(*reading(sent, stations, connectors, stamp, offset))
                 sent += 1
-            await asyncio.sleep(0.01)
-    finally:
-        await producer.stop()
-    return sent
+            await out.send_pending()
+            await asyncio.sleep(tick_s)
+    elapsed = time.monotonic() - started
+    return {"sent": sent, "seconds": elapsed, "offered_rate": sent / max(elapsed, 1e-9)}

@@ -1,5 +1,6 @@
-"""The benchmark code runs end to end at tiny sizes and reports sane figures. It asserts that
-the numbers exist and make sense, never how fast anything is."""
+"""The benchmark code runs end to end at tiny sizes, every phase at once, and reports
+figures that make sense. It asserts that the numbers exist and hang together, never how fast
+anything is."""
 
 from __future__ import annotations
 
@@ -10,29 +11,68 @@ import sys
 
 import pytest
 
+from evgrid.bench.harness import SMOKE
+from evgrid.bench.runner import PHASES
+
 pytestmark = pytest.mark.integration
+
+
+def run_bench(env: dict[str, str], out: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "evgrid", "bench", "--smoke", "--parallel", "--out", out, *args],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=240, check=False,
+    )
+
+
+def ordered(figures: dict) -> bool:
+    return 0 < figures["p50"] <= figures["p95"] <= figures["p99"] <= figures["max"]
 
 
 def test_bench_smoke(kafka_broker, tmp_path) -> None:
     out = tmp_path / "results"
-    run = subprocess.run(
-        [sys.executable, "-m", "evgrid", "bench", "--smoke", "--out", str(out)],
-        env={**os.environ, "EVGRID_BROKER": kafka_broker.bootstrap},
-        capture_output=True, text=True, timeout=240, check=False,
-    )
+    run = run_bench({"EVGRID_BROKER": kafka_broker.bootstrap}, str(out))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "| meter values/s, one worker |" in run.stdout
-    files = sorted(out.glob("*.json"))
-    assert len(files) == 1 and files[0].with_suffix(".png").stat().st_size > 5_000
-    r = json.loads(files[0].read_text())
+    for name in PHASES:
+        assert f"| {name} |" in run.stdout, name
+    [result] = sorted(out.glob("*.json"))
+    assert "| throughput | readings/s applied, one worker |" in (
+        result.with_suffix(".md").read_text())
+    r = json.loads(result.read_text())
+    assert r["phases"] == list(PHASES) and set(r["phase_seconds"]) == set(PHASES)
+
     t = r["throughput"]
-    assert t["raw_rate"] > 0 and t["worker_rate"] > 0
+    assert t["raw_rate"] > 0 and t["faust_noop_rate"] > 0 and t["worker_rate"] > 0
     assert t["ratio"] == pytest.approx(t["worker_rate"] / t["raw_rate"])
-    for mode in ("quiet", "under_load"):
-        lat = r["dr_latency_ms"][mode]
-        assert lat["events"] == r["sizes"]["latency_events"], lat
-        assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert t["ratio_faust_noop"] == pytest.approx(t["worker_rate"] / t["faust_noop_rate"])
+
+    lat = r["latency"]
+    assert lat["worker_applies_rate"] > 0
+    for name in ("quiet", "loaded", "saturated"):
+        c = lat[name]
+        assert c["events"] == SMOKE.latency_events and c["timeouts"] == 0, (name, c)
+        assert ordered(c["end_to_end_ms"]), (name, c)
+        side = c["worker_side_ms"]
+        assert side["count"] >= c["events"], (name, c)  # every completed event was observed
+        assert side["p50"] <= side["p95"] <= side["p99"] <= side["max_le_ms"], (name, c)
+        samples = c["end_to_end_samples_ms"]
+        assert len(samples) == c["events"] and max(samples) == c["end_to_end_ms"]["max"]
+        assert c["over_1s"] == c["timeouts"] + sum(v > 1000 for v in samples)
+        assert c["lag_start"] >= 0 and c["lag_end"] >= 0
+    assert lat["quiet"]["offered_rate"] == 0
+    assert lat["loaded"]["offered_rate"] > 0 and lat["saturated"]["offered_rate"] > 0
+
     mem = r["memory"]
-    assert mem["idle_rss_mb"] > 0 and all(v > 0 for v in mem.values())
-    assert r["scaling"]["workers_1"] > 0 and r["scaling"]["workers_2"] > 0
-    assert r["cores"] >= 1
+    assert mem["idle_rss_mb"] > 0
+    assert [p["connectors"] for p in mem["points"]] == list(SMOKE.memory_connectors)
+    for point in mem["points"]:
+        assert point["complete"] and point["readings_taken"] >= point["connectors"], point
+        assert point["rss_mb"] > 0
+
+    rec = r["recovery"]
+    assert 0 < rec["ready_s"] and 0 < rec["first_applied_s"] <= rec["caught_up_s"], rec
+    assert rec["offered_rate"] > 0 and rec["lag_before_kill"] >= 0
+
+    sc = r["scaling"]
+    assert sc["workers_1"] > 0 and sc["workers_2"] > 0
+    assert sc["speedup"] == pytest.approx(sc["workers_2"] / sc["workers_1"])
+    assert r["cores"] >= 1 and len(r["load_average_start"]) == 3

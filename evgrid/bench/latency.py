@@ -1,0 +1,195 @@
+"""DR latency in three conditions on one worker: quiet, 10,000 readings/s offered, and
+saturated (offered ≥ 2× what the worker applies, so its lag grows). Two views of each event:
+worker-side (signal received → last command acked, the worker's own `DR_REACTION` histogram,
+read once before and once after each condition) and end-to-end (signal produced → last SET
+of the zone seen by a consumer)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from evgrid.bench.harness import Bench, LagProbe, Phase, say
+from evgrid.bench.load import consumer, preload, produce_mappings, producer, stream_readings
+from evgrid.bench.stats import histogram_delta, histogram_figures, parse_histogram, percentiles
+from evgrid.process import WorkerProcess
+from evgrid.settings import Settings
+from evgrid.timeutil import iso
+from evgrid.topics import ensure_topics
+
+#: An event whose commands take longer than this counts as timed out (and over 1 s).
+EVENT_TIMEOUT_S = 10.0
+#: After this many timeouts a condition stops firing: the worker is not reacting.
+MAX_TIMEOUTS = 3
+STATIONS_PER_ZONE = 100
+HISTOGRAM = "evgrid_dr_reaction_seconds"
+
+
+@dataclass
+class Firing:
+    """The bench's side of a DR event: a producer for signals, a consumer of commands."""
+
+    settings: Settings
+    zones: int
+    per_zone: int
+    signals: AIOKafkaProducer
+    commands: AIOKafkaConsumer
+
+    async def fire(self, zone_id: str, signal_id: str) -> float | None:
+        """One CURTAIL, then its RESTORE: ms from produced to the zone's last SET seen."""
+        topic = self.settings.topics.demand_response
+        now = time.time()
+        event = {"signal_id": signal_id, "zone_id": zone_id, "signal_type": "CURTAIL",
+                 "target_reduction_kw": 100.0, "start_ts": iso(now), "end_ts": iso(now + 3600),
+                 "priority": 2, "received_ts": iso(now)}
+        sent = time.monotonic()
+        await self.signals.send_and_wait(topic, orjson.dumps(event), key=zone_id.encode())
+        seen: set[str] = set()
+        last = sent
+        while len(seen) < self.per_zone and time.monotonic() < sent + EVENT_TIMEOUT_S:
+            batch = await self.commands.getmany(timeout_ms=20)
+            for messages in batch.values():
+                for message in messages:
+                    command = orjson.loads(message.value)
+                    if command["signal_id"] == signal_id and command["action"] == "SET":
+                        seen.add(command["station_id"])
+                        last = time.monotonic()
+        # End it, so the zone is free for the next event: with two events in one zone the
+        # lower cap governs, and an equal one would never be commanded.
+        restore = {**event, "signal_type": "RESTORE", "received_ts": iso(time.time())}
+        await self.signals.send_and_wait(topic, orjson.dumps(restore), key=zone_id.encode())
+        return (last - sent) * 1000 if len(seen) >= self.per_zone else None
+
+
+async def reaction_histogram(worker: WorkerProcess) -> list[tuple[float, float]]:
+    _, text = await worker.get("/metrics")
+    return parse_histogram(text, HISTOGRAM)
+
+
+async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: LagProbe,
+                    name: str, rate: float, first_event: int) -> dict[str, Any]:
+    s = bench.sizes
+    say(f"  {name}: {rate:,.0f} readings/s offered" if rate else f"  {name}: no load")
+    before = await reaction_histogram(worker)
+    lag_start = await lag.lag()
+    applied_start, t_start = await bench.applied([worker]), time.monotonic()
+    stop = asyncio.Event()
+    load = (asyncio.create_task(stream_readings(firing.settings, rate, s.latency_stations,
+                                                stop)) if rate else None)
+    samples: list[float] = []
+    timeouts = 0
+    try:
+        if load:
+            await asyncio.sleep(s.load_settle_s)  # load established, lag building
+        for i in range(s.latency_events):
+            if timeouts >= MAX_TIMEOUTS:
+                say(f"    {timeouts} events timed out: the worker is not reacting; stopping")
+                break
+            n = first_event + i
+            took = await firing.fire(f"BZ{n % firing.zones:03d}", f"LAT-{name}-{n}")
+            if took is None:
+                timeouts += 1
+            else:
+                samples.append(took)
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        offered = await load if load else {"offered_rate": 0.0}
+    applied = (await bench.applied([worker]) - applied_start) / (time.monotonic() - t_start)
+    lag_end = await lag.lag()
+    await asyncio.sleep(1.0)  # the last RESTORE's commands are acked
+    worker_side = histogram_figures(histogram_delta(await reaction_histogram(worker), before))
+    e2e = percentiles(samples)
+    out = {
+        "offered_rate": offered["offered_rate"], "applied_rate": applied,
+        "lag_start": lag_start, "lag_end": lag_end, "events": len(samples),
+        "timeouts": timeouts, "over_1s": timeouts + sum(1 for v in samples if v > 1000),
+        "end_to_end_ms": e2e, "worker_side_ms": worker_side,
+        "end_to_end_samples_ms": samples,
+    }
+    say(f"    end-to-end p50/p99/max {fmt(e2e, 'p50')} / {fmt(e2e, 'p99')} / "
+        f"{fmt(e2e, 'max')} ms, {out['over_1s']} events over 1 s; worker-side p99 "
+        f"{fmt(worker_side, 'p99')} ms; applied {applied:,.0f}/s, lag {lag_start:,} → "
+        f"{lag_end:,}")
+    return out
+
+
+async def run(bench: Bench) -> dict[str, Any]:
+    s = bench.sizes
+    settings = bench.settings("lat")
+    await ensure_topics(settings)
+    zones = max(1, s.latency_stations // STATIONS_PER_ZONE)
+    await produce_mappings(settings, s.latency_stations, zones)
+    await preload(settings, s.latency_stations * 2, s.latency_stations, 2, progress=False)
+    started = time.monotonic()
+    worker = await bench.worker(settings, "lat")
+    signals = producer(settings, linger_ms=0)
+    commands = consumer(settings, settings.topics.commands, auto_offset_reset="latest",
+                        enable_auto_commit=False)
+    try:
+        warm = await bench.measure_rate([worker], s.latency_stations * 2, 60.0, since=started)
+        # Saturation is 2× what this worker applies: the throughput phase's figure when it
+        # ran (a long window), else the warm-up drain of this worker's own backlog.
+        applies = bench.results.get("throughput", {}).get("worker_rate") or warm["rate"]
+        await signals.start()
+        await commands.start()
+        while not commands.assignment():  # at the end offset before the first event
+            await commands.getmany(timeout_ms=100)
+        await commands.seek_to_end()
+        firing = Firing(settings, zones, s.latency_stations // zones, signals, commands)
+        async with LagProbe(settings) as lag:
+            plan = (("quiet", 0.0), ("loaded", s.background_rate),
+                    ("saturated", 2 * applies))
+            out: dict[str, Any] = {}
+            for i, (name, rate) in enumerate(plan):
+                out[name] = await condition(bench, worker, firing, lag, name, rate,
+                                            i * s.latency_events)
+    finally:
+        await signals.stop()
+        await commands.stop()
+        worker.terminate()
+    out.update(stations_per_zone=s.latency_stations // zones, zones=zones,
+               worker_applies_rate=applies)
+    return out
+
+
+def fmt(figures: dict[str, Any], key: str) -> str:
+    value = figures.get(key)
+    if value is None:
+        beyond = figures.get("beyond_ms")
+        return f"> {beyond:,.0f}" if beyond and figures.get("count") else "n/a"
+    return f"{value:,.0f}"
+
+
+def spread(figures: dict[str, Any], top: str = "max") -> str:
+    return " / ".join(fmt(figures, k) for k in ("p50", "p95", "p99", top))
+
+
+def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for name, label in (("quiet", "quiet"), ("loaded", "10,000 readings/s offered"),
+                        ("saturated", "saturated")):
+        c = r[name]
+        load = (f"offered {c['offered_rate']:,.0f}/s, applied {c['applied_rate']:,.0f}/s, "
+                f"lag {c['lag_start']:,} → {c['lag_end']:,}")
+        out += [
+            (f"DR end-to-end p50 / p95 / p99 / max, {label} (ms)",
+             spread(c["end_to_end_ms"]) if c["events"] else "n/a (no event completed)"),
+            (f"DR worker-side p50 / p95 / p99 / max bucket, {label} (ms)",
+             spread(c["worker_side_ms"], "max_le_ms")
+             + f" ({c['worker_side_ms']['count']} reactions)"),
+            (f"DR events over 1 s / timed out (> {EVENT_TIMEOUT_S:.0f} s), {label}",
+             f"{c['over_1s']} / {c['timeouts']} of {c['events'] + c['timeouts']}"),
+        ]
+        if name != "quiet":
+            out.append((f"load during {label}", load))
+    return out
+
+
+PHASE = Phase("latency", "DR reaction, quiet / 10,000 readings/s / saturated, worker-side "
+              "and end-to-end", run, rows)

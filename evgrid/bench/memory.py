@@ -1,0 +1,74 @@
+"""Memory: the worker's resident set (its own /proc entry, so the generator in the bench
+process never counts) when idle and after it holds each fleet size (2 connectors a station;
+the last point is 1,000,000 connectors). The fleet is produced in streamed batches, one
+mapping per station and one reading per connector, while the worker consumes it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from evgrid.bench.harness import Bench, LagProbe, Phase, say
+from evgrid.bench.load import preload, produce_mappings
+from evgrid.settings import Settings
+from evgrid.topics import ensure_topics
+
+CONNECTORS_PER_STATION = 2
+#: After the readings are taken, how long to wait for the zone side to catch up (lag 0).
+SETTLE_S = 30.0
+
+
+async def settle(bench: Bench, settings: Settings) -> bool:
+    """Every topic the worker reads consumed (committed offsets at the end), or give up."""
+    t = settings.topics
+    topics = (t.meter_values, t.station_zones, t.station_load)
+    async with LagProbe(settings) as probe:
+        for _ in range(int(SETTLE_S / max(bench.sizes.poll_s, 0.5))):
+            if await probe.lag(*topics) == 0:
+                return True
+            await asyncio.sleep(max(bench.sizes.poll_s, 0.5))
+    return False
+
+
+async def run(bench: Bench) -> dict[str, Any]:
+    s = bench.sizes
+    settings = bench.settings("mem")
+    await ensure_topics(settings)
+    worker = await bench.worker(settings, "mem")
+    out: dict[str, Any] = {"idle_rss_mb": worker.rss_mb(), "points": []}
+    say(f"  idle: RSS {out['idle_rss_mb']:.0f} MB")
+    stations_loaded = 0
+    try:
+        for connectors in s.memory_connectors:
+            stations = connectors // CONNECTORS_PER_STATION
+            new = stations - stations_loaded
+            say(f"  building the fleet to {connectors:,} connectors ({new:,} more stations)")
+            await produce_mappings(settings, new, s.zones, offset=stations_loaded)
+            await preload(settings, new * CONNECTORS_PER_STATION, new, CONNECTORS_PER_STATION,
+                          offset=stations_loaded)
+            stations_loaded = stations
+            taken, seconds = await bench.wait_applied([worker], connectors, s.memory_deadline_s)
+            complete = taken >= connectors
+            settled = await settle(bench, settings) if complete else False
+            point = {"connectors": connectors, "readings_taken": taken, "complete": complete,
+                     "settled": settled, "seconds": seconds, "rss_mb": worker.rss_mb()}
+            out["points"].append(point)
+            say(f"    {connectors:,} connectors: RSS {point['rss_mb']:.0f} MB"
+                + ("" if complete else f" (only {taken:,.0f} readings taken in "
+                   f"{s.memory_deadline_s:.0f} s: the figure is for that many)"))
+    finally:
+        worker.terminate()
+    return out
+
+
+def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [("worker RSS, idle", f"{r['idle_rss_mb']:.0f} MB")]
+    for p in r["points"]:
+        note = "" if p["complete"] else (f" (incomplete: {p['readings_taken']:,.0f} readings "
+                                         f"taken within {p['seconds']:.0f} s)")
+        out.append((f"worker RSS, {p['connectors']:,} connectors", f"{p['rss_mb']:.0f} MB{note}"))
+    return out
+
+
+PHASE = Phase("memory", "worker RSS at idle and per fleet size, up to 1,000,000 connectors",
+              run, rows)
