@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="tiny sizes: every phase's code runs in seconds (figures meaningless)")
     p.add_argument("--messages", type=int, default=None,
                    help="readings in the throughput backlog (default 1,000,000)")
+    p.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one size, e.g. memory_connectors=100000,400000 or "
+                        f"recovery_rate=5000 (names: {', '.join(Sizes.__dataclass_fields__)})")
     p.add_argument("--parallel", action="store_true",
                    help="run the phases at once (with --smoke, to check the code quickly)")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -106,13 +109,33 @@ def selected(arg: str) -> list[str]:
     return [name for name in PHASES if name in wanted]
 
 
+def resized(sizes: Sizes, overrides: list[str]) -> Sizes:
+    """`NAME=VALUE` overrides, typed like the default they replace."""
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        current = getattr(sizes, name.strip(), None)
+        if current is None or not value:
+            raise SystemExit(f"evgrid: --size wants NAME=VALUE with NAME one of "
+                             f"{', '.join(Sizes.__dataclass_fields__)}; got {item!r}")
+        try:
+            if isinstance(current, tuple):
+                changes[name.strip()] = tuple(int(v) for v in value.split(","))
+            else:
+                changes[name.strip()] = type(current)(value)
+        except ValueError:
+            raise SystemExit(f"evgrid: --size {item!r}: not a {type(current).__name__}"
+                             ) from None
+    return replace(sizes, **changes)
+
+
 def run(args: argparse.Namespace) -> int:
     names = selected(args.phases)
     # A producer racing a topic's first leader election retries on its own; say nothing.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    sizes = SMOKE if args.smoke else Sizes()
+    sizes = resized(SMOKE if args.smoke else Sizes(), args.size)
     if args.messages:
-        sizes = Sizes(**{**asdict(sizes), "messages": args.messages})
+        sizes = replace(sizes, messages=args.messages)
     base = Settings.from_env()  # EVGRID_BROKER and EVGRID_BROKER_SECURITY_* as the worker
     external = bool(os.environ.get("EVGRID_BROKER"))
     started = time.monotonic()

@@ -69,7 +69,7 @@ def test_bench_smoke(kafka_broker, tmp_path) -> None:
         assert point["rss_mb"] > 0
 
     rec = r["recovery"]
-    assert 0 < rec["ready_s"] and 0 < rec["first_applied_s"] <= rec["caught_up_s"], rec
+    assert rec["ready_s"] > 0 and 0 < rec["first_applied_s"] <= rec["caught_up_s"], rec
     assert rec["offered_rate"] > 0 and rec["lag_before_kill"] >= 0
 
     sc = r["scaling"]

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from evgrid.bench.runner import PHASES, selected
+from evgrid.bench.harness import Sizes
+from evgrid.bench.runner import PHASES, resized, selected
 from evgrid.bench.stats import (
     histogram_delta,
     histogram_figures,
@@ -71,5 +72,15 @@ def test_histogram_figures_over_a_delta() -> None:
 def test_phase_selection_keeps_registry_order_and_refuses_unknown_names() -> None:
     assert selected("scaling, throughput") == ["throughput", "scaling"]
     assert selected(",".join(PHASES)) == list(PHASES)
-    with pytest.raises(SystemExit, match="unknown bench phase.*'nope'"):
+    with pytest.raises(SystemExit, match=r"unknown bench phase.*'nope'"):
         selected("throughput,nope")
+
+
+def test_size_overrides_are_typed_like_their_defaults() -> None:
+    sizes = resized(Sizes(), ["memory_connectors=1000,5000", "recovery_rate=2500",
+                              "latency_events=7"])
+    assert sizes.memory_connectors == (1000, 5000) and sizes.recovery_rate == 2500.0
+    assert sizes.latency_events == 7 and sizes.messages == Sizes().messages
+    for bad in ("nope=1", "latency_events=many", "messages"):
+        with pytest.raises(SystemExit, match="--size"):
+            resized(Sizes(), [bad])
