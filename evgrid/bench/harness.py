@@ -37,6 +37,7 @@ class Sizes:
     latency_events: int = 50
     background_rate: float = 10_000.0
     load_settle_s: float = 5.0
+    drain_cap_s: float = 60.0
     # memory: RSS at idle and at these fleet sizes (2 connectors per station)
     memory_connectors: tuple[int, ...] = (100_000, 1_000_000)
     memory_deadline_s: float = 240.0
@@ -56,9 +57,10 @@ class Sizes:
 SMOKE = Sizes(
     messages=4_000, noop_messages=2_000, stations=400, zones=8, throughput_window_s=10.0,
     latency_stations=200, latency_events=2, background_rate=300.0, load_settle_s=0.5,
+    drain_cap_s=1.0,
     memory_connectors=(400, 2_000), memory_deadline_s=60.0,
     recovery_rate=200.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
-    scaling_messages=2_000, scaling_window_s=10.0, poll_s=0.5,
+    scaling_messages=2_000, scaling_window_s=10.0, partitions=2, poll_s=0.5,
 )
 
 

@@ -71,12 +71,23 @@ async def reaction_histogram(worker: WorkerProcess) -> list[tuple[float, float]]
     return parse_histogram(text, HISTOGRAM)
 
 
+async def drained(lag: LagProbe, cap_s: float) -> int:
+    """Let the backlog a previous condition left drain (at most `cap_s`), so each condition
+    starts from a worker that keeps up when it can; returns the lag it starts with."""
+    deadline = time.monotonic() + cap_s
+    backlog = await lag.lag()
+    while backlog > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+        backlog = await lag.lag()
+    return backlog
+
+
 async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: LagProbe,
                     name: str, rate: float, first_event: int) -> dict[str, Any]:
     s = bench.sizes
     say(f"  {name}: {rate:,.0f} readings/s offered" if rate else f"  {name}: no load")
+    lag_start = await drained(lag, s.drain_cap_s)
     before = await reaction_histogram(worker)
-    lag_start = await lag.lag()
     applied_start, t_start = await bench.applied([worker]), time.monotonic()
     stop = asyncio.Event()
     load = (asyncio.create_task(stream_readings(firing.settings, rate, s.latency_stations,

@@ -102,9 +102,9 @@ class BatchWriter:
 
 
 def mapping(n: int, zones: int) -> tuple[bytes, bytes]:
-    sid = station_id(n)
-    return sid.encode(), orjson.dumps({
-        "station_id": sid, "zone_id": zone_id(n, zones), "max_station_kw": 300.0,
+    station = station_id(n)
+    return station.encode(), orjson.dumps({
+        "station_id": station, "zone_id": zone_id(n, zones), "max_station_kw": 300.0,
         "contract_max_kw": 280.0, "connector_max_kw": {"CCS": 150.0},
     })
 
@@ -113,10 +113,10 @@ def reading(n: int, stations: int, connectors: int, event_ts: str, offset: int =
             ) -> tuple[bytes, bytes]:
     """The n-th reading: stations in turn, connectors in turn, power that varies (so the
     worker cannot skip work a steady value would let it skip)."""
-    sid = station_id(offset + n % stations)
-    cid = 1 + (n // stations) % connectors
-    return sid.encode(), orjson.dumps({
-        "station_id": sid, "connector_id": cid, "session_id": f"s{cid}",
+    station = station_id(offset + n % stations)
+    connector_id = 1 + (n // stations) % connectors
+    return station.encode(), orjson.dumps({
+        "station_id": station, "connector_id": connector_id, "session_id": f"s{connector_id}",
         "connector_type": "CCS", "power_kw": 20.0 + (n * 7919) % 120,
         "current_a": 100.0, "voltage_v": 400.0, "energy_kwh": 1.0, "soc_percent": 50,
         "event_ts": event_ts,
