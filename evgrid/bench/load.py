@@ -22,6 +22,8 @@ from evgrid.timeutil import iso
 
 #: Batches in flight before the writer waits for the broker's acks.
 MAX_IN_FLIGHT = 32
+#: Keys whose partition is remembered: a paced stream's stations, not a whole 1M fleet.
+PARTITION_CACHE = 100_000
 
 
 def station_id(n: int) -> str:
@@ -72,7 +74,8 @@ class BatchWriter:
         partition = self.partition_of.get(key)
         if partition is None:
             partition = self.partitioner(key, self.partitions, self.partitions)
-            self.partition_of[key] = partition
+            if len(self.partition_of) < PARTITION_CACHE:
+                self.partition_of[key] = partition
         batch = self.batches.get(partition)
         if batch is None:
             batch = self.batches[partition] = self.producer.create_batch()

@@ -49,14 +49,18 @@ def test_bench_smoke(kafka_broker, tmp_path) -> None:
     assert lat["worker_applies_rate"] > 0
     for name in ("quiet", "loaded", "saturated"):
         c = lat[name]
-        assert c["events"] == SMOKE.latency_events and c["timeouts"] == 0, (name, c)
-        assert ordered(c["end_to_end_ms"]), (name, c)
-        side = c["worker_side_ms"]
-        assert side["count"] >= c["events"], (name, c)  # every completed event was observed
-        assert side["p50"] <= side["p95"] <= side["p99"] <= side["max_le_ms"], (name, c)
+        # Every event is accounted for: completed, or timed out (how fast is not asserted).
+        assert c["events"] + c["timeouts"] == SMOKE.latency_events, (name, c)
         samples = c["end_to_end_samples_ms"]
-        assert len(samples) == c["events"] and max(samples) == c["end_to_end_ms"]["max"]
+        assert len(samples) == c["events"]
         assert c["over_1s"] == c["timeouts"] + sum(v > 1000 for v in samples)
+        if samples:
+            assert ordered(c["end_to_end_ms"]) and max(samples) == c["end_to_end_ms"]["max"]
+            side = c["worker_side_ms"]
+            assert side["count"] >= c["events"], (name, c)  # each completed event observed
+            tops = [side[k] for k in ("p50", "p95", "p99", "max_le_ms")]
+            finite = [v for v in tops if v is not None]  # None: beyond the last bucket
+            assert finite == sorted(finite) and tops[: len(finite)] == finite, (name, side)
         assert c["lag_start"] >= 0 and c["lag_end"] >= 0
     assert lat["quiet"]["offered_rate"] == 0
     assert lat["loaded"]["offered_rate"] > 0 and lat["saturated"]["offered_rate"] > 0
@@ -65,11 +69,12 @@ def test_bench_smoke(kafka_broker, tmp_path) -> None:
     assert mem["idle_rss_mb"] > 0
     assert [p["connectors"] for p in mem["points"]] == list(SMOKE.memory_connectors)
     for point in mem["points"]:
-        assert point["complete"] and point["readings_taken"] >= point["connectors"], point
-        assert point["rss_mb"] > 0
+        assert point["complete"] == (point["readings_taken"] >= point["connectors"]), point
+        assert point["readings_taken"] > 0 and point["rss_mb"] > 0
 
     rec = r["recovery"]
-    assert rec["ready_s"] > 0 and 0 < rec["first_applied_s"] <= rec["caught_up_s"], rec
+    assert rec["ready_s"] > 0 and rec["first_applied_s"] > 0, rec
+    assert rec.get("caught_up_s", rec["first_applied_s"]) >= rec["first_applied_s"], rec
     assert rec["offered_rate"] > 0 and rec["lag_before_kill"] >= 0
 
     sc = r["scaling"]
