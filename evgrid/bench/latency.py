@@ -107,6 +107,8 @@ async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: La
                 timeouts += 1
             else:
                 samples.append(took)
+            if (i + 1) % 10 == 0:
+                say(f"    {i + 1} / {s.latency_events} events, {timeouts} timed out")
             await asyncio.sleep(0.2)
     finally:
         stop.set()

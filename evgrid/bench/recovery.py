@@ -67,8 +67,13 @@ async def run(bench: Bench) -> dict[str, Any]:
             started.append(second)
             marks: dict[str, float] = {}
             lag_now = out["lag_before_kill"]
+            next_print = 10.0
             while time.monotonic() - killed < s.recovery_timeout_s:
                 now = time.monotonic() - killed
+                if now >= next_print:
+                    say(f"    {now:.0f} s after the kill: {', '.join(marks) or 'starting'}; "
+                        f"lag {lag_now:,}")
+                    next_print += 10.0
                 if "ready_s" not in marks and await ready(second):
                     marks["ready_s"] = now
                 if "first_applied_s" not in marks and await applied(second) > 0:
