@@ -64,7 +64,7 @@ chaos: venv kafka-jars
 	@$(BIN)/python -m pytest -q -ra -m chaos
 
 bench: venv kafka-jars
-	@echo "==> benchmarks against a fresh local broker (about 10 minutes; figures, not pass/fail)"
+	@echo "==> benchmarks against a fresh local broker (about 15 minutes; figures, not pass/fail; BENCH_ARGS=\"--phases latency\" for one phase)"
 	@$(BIN)/evgrid bench $(BENCH_ARGS)
 
 clean:
