@@ -59,7 +59,7 @@ SMOKE = Sizes(
     latency_stations=200, latency_events=2, background_rate=300.0, load_settle_s=0.5,
     drain_cap_s=1.0,
     memory_connectors=(400, 2_000), memory_deadline_s=60.0,
-    recovery_rate=200.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
+    recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
     scaling_messages=2_000, scaling_window_s=10.0, partitions=2, poll_s=0.5,
 )
 
