@@ -10,7 +10,7 @@ import base64
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -76,6 +76,16 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
 def decode(model: type[M], raw: bytes | None, max_bytes: int = 1_000_000) -> M:
     """Raw Kafka value -> validated model, or DecodeError."""
     return validate(model, loads_object(raw, max_bytes))
+
+
+def decode_union(adapter: TypeAdapter[Any], raw: bytes | None, max_bytes: int) -> Any:
+    """Raw value -> one of a tagged union's models (internal topics), or DecodeError."""
+    data = loads_object(raw, max_bytes)
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        reason, words = _reason(exc)
+        raise DecodeError(reason, words) from None
 
 
 def dumps(obj: BaseModel | dict[str, Any] | list[Any]) -> bytes:

@@ -31,9 +31,12 @@ class TopicNames(BaseModel):
     compliance_alerts: str = "alerts.dr.compliance"
     dr_status: str = "grid.dr_status"
     deadletter: str = "evgrid.deadletter"
-    # Internal: readings whose Kafka key was not their station_id, re-keyed.
+    # Internal: readings whose Kafka key or partition did not match their station_id.
     meter_repartition: str = "evgrid-meter-values-repartition"
-    # Internal: station load changes (and DR signals with a wrong key) keyed by zone_id.
+    # Internal: zone mappings and DR signals whose key or partition was wrong, re-routed.
+    station_zones_repartition: str = "evgrid-station-zones-repartition"
+    dr_repartition: str = "evgrid-dr-repartition"
+    # Internal: what the station side tells each zone's owner, keyed by zone_id.
     station_load: str = "evgrid-station-load"
 
 
@@ -72,6 +75,15 @@ class Settings(BaseModel):
     rocksdb_write_buffer_mb: int = Field(4, ge=1)
     rocksdb_block_cache_mb: int = Field(8, ge=1)
     tick_interval_s: float = Field(1.0, gt=0)
+    # The meter-value ingest (a batch consumer beside Faust's): records per fetch, how often
+    # it yields to DR work, how often station state is checkpointed and offsets committed.
+    ingest_max_records: int = Field(2000, ge=1)
+    ingest_yield_every: int = Field(256, ge=1)
+    checkpoint_interval_s: float = Field(30.0, gt=0)
+    # A zone loaded after a rebalance waits this long at most for every member's loads.
+    zone_warmup_s: float = Field(30.0, ge=0)
+    # Faust's own consumer (zone mappings, DR signals, station loads): records per poll.
+    broker_max_poll_records: int = Field(500, ge=1)
     history_step_s: float = Field(5.0, gt=0)
     max_message_bytes: int = Field(1_000_000, gt=0)
     deadletter_raw_limit: int = Field(65_536, gt=0)
@@ -155,6 +167,11 @@ class Settings(BaseModel):
     def bootstrap_servers(self) -> str:
         """The same address for plain aiokafka clients (no scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    def replay_bound_s(self) -> float:
+        """How far back a recovering worker replays meter values at most: older readings
+        are stale and their windows closed (DESIGN.md: stale + window + lateness)."""
+        return self.stale_after_s + self.window_s + self.allowed_lateness_s
 
     def tunables(self) -> Tunables:
         """The subset the pure core needs, as a plain frozen dataclass."""

@@ -94,6 +94,8 @@ class DRStatus(BaseModel):
     stations_commanded: int
     stations_noncompliant: int
     updated_ts: Timestamp
+    # How old the newest station loads behind this decision are (None: none arrived yet).
+    load_age_s: float | None = Field(default=None, ge=0)
 
 
 class DeadLetter(BaseModel):
