@@ -167,3 +167,20 @@ def test_delivered_is_baseline_energy_minus_drawn_and_never_nan(
     if duration == 0:
         assert r["delivered_pct_of_target"] is None
     dr_report_message(r)
+
+
+def test_zero_length_event_and_a_window_that_passed_before_it_arrived() -> None:
+    z = SimZone({"A": 50.0, "B": 30.0})
+    z.send(signal("E", kw=10.0), T0)
+    d = z.send(signal("E", "RESTORE", received=T0 + 1), T0)  # restored at its activation
+    (r,) = d.reports
+    assert r["actual_start_ts"] == r["actual_end_ts"] == T0 and r["duration_s"] == 0.0
+    assert r["baseline_kw"] == 80.0 and r["baseline_energy_kwh"] == 0.0
+    assert r["drawn_energy_kwh"] == r["delivered_kwh"] == r["target_kwh"] == 0.0
+    assert r["delivered_pct_of_target"] is None
+    assert all(s["measured_avg_kw"] == 0.0 for s in r["stations"])
+    d = z.send(signal("late", kw=10.0, start=T0 - 100, end=T0 + 5), T0 + 10)
+    (r,) = d.reports
+    assert r["signal_id"] == "late" and r["actual_start_ts"] is None
+    assert r["ended_by"] == "END" and r["duration_s"] == 0.0
+    assert [s["state"] for s in d.statuses] == ["ENDED"] and not d.commands

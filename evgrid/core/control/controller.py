@@ -10,11 +10,12 @@ with the same command ids, and emits one report per event, after it restores.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import islice
 
 from evgrid.core.allocator import StationDemand, allocate
 from evgrid.core.compliance import StationCompliance
 from evgrid.core.control import demand as dem
-from evgrid.core.control import state
+from evgrid.core.control import reporting, state
 from evgrid.core.control.commands import (
     Commanded,
     clear_command,
@@ -40,7 +41,7 @@ from evgrid.core.lifecycle import (
     DRSignal,
     EventBook,
 )
-from evgrid.core.reports import EventReport, StationSample, ZoneSample, build_report
+from evgrid.core.reports import EventReport
 from evgrid.core.types import StationRow, Tunables
 
 #: While an event is active the zone is re-evaluated this often (new sessions, compliance).
@@ -184,13 +185,10 @@ class ZoneController:
         prev = self.commanded.get(station_id)
         return None if prev is None else prev.target_kw
 
-    def _effective(self, station_id: str, row: StationRow, now: float) -> float:
-        return dem.effective_load(row, self._target(station_id), now, self.t.stale_after_s)
-
     def effective_load(self, station_id: str, row: StationRow, now: float) -> float:
         """A station's load as compliance and the cap see it (stale commanded stations count
         at the higher of their last load and their target)."""
-        return self._effective(station_id, row, now)
+        return dem.effective_load(row, self._target(station_id), now, self.t.stale_after_s)
 
     def _fixed(self, station_id: str, gov: DREvent) -> bool:
         """Non-compliant, or uncontrollable for the governing event: its load is taken as
@@ -211,7 +209,7 @@ class ZoneController:
         fixed = 0.0
         demands: list[StationDemand] = []
         for station_id, row in sorted(stations.items()):
-            effective = self._effective(station_id, row, now)
+            effective = self.effective_load(station_id, row, now)
             if self._fixed(station_id, gov):
                 fixed += effective
                 continue
@@ -263,7 +261,7 @@ class ZoneController:
             row = stations.get(station_id)
             if row is None:
                 continue
-            load = self._effective(station_id, row, now)
+            load = self.effective_load(station_id, row, now)
             change = comp.evaluate(
                 load, now, t.compliance_tolerance_pct, t.compliance_tolerance_kw,
                 t.compliance_grace_s,
@@ -281,46 +279,16 @@ class ZoneController:
         self, gov: DREvent | None, ended: list[DREvent], stations: Mapping[str, StationRow],
         now: float, d: Decisions,
     ) -> None:
-        """Feed every active event's accumulator; one report for each event that ended."""
+        """One report for each event that ended; feed every active event's accumulator."""
         for ev in ended:
-            acc = self.reports.pop(ev.signal_id, None)
-            report = (
-                build_report(ev, self.zone_id, None, now) if acc is None
-                else acc.finish(ev, self.zone_id, now)
-            )
-            d.reports.append(report)
+            d.reports.append(reporting.finish(self.reports, ev, self.zone_id, now))
         active = self.book.active()
-        if not active:
-            return
-        sample = self._sample(gov, stations, now)
-        t = self.t
-        for ev in active:
-            acc = self.reports.get(ev.signal_id)
-            if acc is None:
-                acc = self.reports[ev.signal_id] = EventReport.start(ev, now)
-            cap = ev.cap_kw or 0.0
-            tolerance = max(cap * t.compliance_tolerance_pct / 100.0, t.compliance_tolerance_kw)
-            acc.observe(now, cap, tolerance, sample)
-
-    def _sample(
-        self, gov: DREvent | None, stations: Mapping[str, StationRow], now: float
-    ) -> ZoneSample:
-        stale = self.t.stale_after_s
-        per = {}
-        for station_id, row in stations.items():
-            comp = self.compliance.get(station_id)
-            per[station_id] = StationSample(
-                load_kw=row.load_kw(now, stale),
-                target_kw=self._target(station_id),
-                noncompliant=comp is not None and comp.noncompliant,
-                uncontrollable=station_id in self.uncontrollable,
+        if active:
+            sample = reporting.zone_sample(
+                gov, stations, self.commanded, self.compliance, self.uncontrollable,
+                self.shortfall_kw, self.t, now,
             )
-        return ZoneSample(
-            cap_in_force_kw=None if gov is None else gov.cap_kw,
-            governing_signal_id=None if gov is None else gov.signal_id,
-            shortfall_kw=self.shortfall_kw,
-            stations=per,
-        )
+            reporting.observe(self.reports, active, sample, self.t, now)
 
     # -- status -----------------------------------------------------------------------------
 
@@ -334,7 +302,7 @@ class ZoneController:
             if ev.state != ACTIVE and signal_id not in force:
                 continue
             if current is None:
-                current = sum(self._effective(s, row, now) for s, row in stations.items())
+                current = sum(self.effective_load(s, row, now) for s, row in stations.items())
             status = self.status(ev, current, now)
             figures = figures_of(status)
             last = self.published.get(signal_id)
@@ -360,7 +328,7 @@ class ZoneController:
         """For the JSON views and gauges: the governing cap and the events as they stand
         (live ones, then the most recently ended, at most `max_events_per_zone` of those)."""
         gov = self.book.governing()
-        recent = list(self.book.ended.values())[-self.book.max_live:] if self.book.max_live else []
+        recent = list(islice(reversed(self.book.ended.values()), self.book.max_live))[::-1]
         return {
             "cap_kw": gov.cap_kw if gov else None,
             "governing_signal_id": gov.signal_id if gov else None,
