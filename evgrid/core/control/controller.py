@@ -124,13 +124,13 @@ class ZoneController:
         prev = self.commanded.get(station_id)
         if prev is None or prev.command_id != command_id or status == SUPERSEDED:
             return Decisions()  # an old command, a CLEAR, or nothing to say
-        if status == ACCEPTED:
-            if self.uncontrollable.pop(station_id, None) is None:
-                return Decisions()
-        elif station_id in self.uncontrollable:
-            return Decisions()
-        else:
+        uncontrollable = status != ACCEPTED
+        if uncontrollable == (station_id in self.uncontrollable):
+            return Decisions()  # it stands as it stood
+        if uncontrollable:
             self.uncontrollable[station_id] = now
+        else:
+            del self.uncontrollable[station_id]
         if stations is None:
             self.wake_at = now
             return Decisions()
