@@ -200,3 +200,16 @@ def test_allocation_invariants_hold_for_every_target_form(
     else:
         assert status["shortfall_kw"] == pytest.approx(floors - cap, abs=1e-3)
         assert total == pytest.approx(floors, abs=1e-3 * len(loads))
+
+
+def test_event_starting_as_another_ends_takes_the_uncurtailed_baseline() -> None:
+    z = SimZone(FOUR_DC)
+    z.send(signal("E1", kw=40.0, end=T0 + 100), T0)
+    z.send(signal("E2", kw=20.0, start=T0 + 100, end=T0 + 200), T0 + 1)
+    assert sum(z.loads.values()) == pytest.approx(160.0)
+    d = z.tick(T0 + 100)
+    assert {s["signal_id"]: s["state"] for s in d.statuses} == {"E1": "ENDED", "E2": "ACTIVE"}
+    e2 = next(s for s in d.statuses if s["signal_id"] == "E2")
+    assert (e2["baseline_kw"], e2["cap_kw"]) == (200.0, 180.0)
+    assert not clears(d)  # E2 takes every station over
+    assert sum(z.loads.values()) == pytest.approx(180.0)
