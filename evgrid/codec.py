@@ -50,7 +50,9 @@ def _reason(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False)
     first = errors[0]
     # The top-level field only: reasons are metric labels and must stay low-cardinality.
-    loc = str(first["loc"][0]) if first["loc"] else "message"
+    # A model-level rule names the field it is about in its context (`target:two_forms`).
+    field = (first.get("ctx") or {}).get("field")
+    loc = str(first["loc"][0]) if first["loc"] else (field or "message")
     kind = first["type"]
     if kind == "value_error" and "end_ts" in first["msg"]:
         loc, kind = "end_ts", "not_after_start"
@@ -60,7 +62,9 @@ def _reason(exc: ValidationError) -> tuple[str, str]:
         kind = "not_finite"
     kind = _FIELD_REASON_OVERRIDES.get(kind, kind)
     words = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in errors
+        f"{'.'.join(str(p) for p in e['loc']) or (e.get('ctx') or {}).get('field') or 'message'}"
+        f": {e['msg']}"
+        for e in errors
     )
     return f"{loc}:{kind}", words
 

@@ -30,6 +30,7 @@ class TopicNames(BaseModel):
     overload_alerts: str = "alerts.grid.overload"
     compliance_alerts: str = "alerts.dr.compliance"
     dr_status: str = "grid.dr_status"
+    dr_reports: str = "grid.dr_reports"
     deadletter: str = "evgrid.deadletter"
     # Internal: readings whose Kafka key or partition did not match their station_id.
     meter_repartition: str = "evgrid-meter-values-repartition"
@@ -70,6 +71,7 @@ class Settings(BaseModel):
     overload_hysteresis_pct: float = Field(2.0, ge=0, lt=100)
     event_retention_s: float = Field(86_400.0, ge=0)
     connector_forget_s: float = Field(86_400.0, gt=0)
+    max_events_per_zone: int = Field(32, ge=1)
 
     # RocksDB's defaults (64 MB write buffers, a 2 GB block cache) are per table partition.
     rocksdb_write_buffer_mb: int = Field(4, ge=1)

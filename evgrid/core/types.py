@@ -32,6 +32,8 @@ class Tunables:
     overload_hysteresis_pct: float = 2.0
     event_retention_s: float = 86_400.0
     connector_forget_s: float = 86_400.0
+    # Scheduled or active DR events a zone holds at most; a signal beyond is refused.
+    max_events_per_zone: int = 32
 
 
 @dataclass(slots=True)

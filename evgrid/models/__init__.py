@@ -6,18 +6,24 @@ from evgrid.models.outputs import (
     ComplianceAlert,
     ConnectorLimitOut,
     DeadLetter,
+    DRReport,
     DRStatus,
     OverloadAlert,
+    dr_report_message,
 )
+from evgrid.models.signals import dr_signal_from_model
 
 __all__ = [
     "ChargingCommand",
     "ComplianceAlert",
     "ConnectorLimitOut",
+    "DRReport",
     "DRStatus",
     "DeadLetter",
     "DemandResponseSignal",
     "MeterValue",
     "OverloadAlert",
     "StationZone",
+    "dr_report_message",
+    "dr_signal_from_model",
 ]
