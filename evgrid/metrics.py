@@ -57,3 +57,4 @@ LOADS_UNKNOWN_MEMBER = Counter(
 DR_DEFERRED = Counter(
     "evgrid_dr_deferred", "DR signals held until a zone loaded after a rebalance is warm"
 )
+DR_REPORTS = Counter("evgrid_dr_reports", "Settlement reports published (one per DR event)")

@@ -31,6 +31,7 @@ class TopicNames(BaseModel):
     compliance_alerts: str = "alerts.dr.compliance"
     dr_status: str = "grid.dr_status"
     dr_reports: str = "grid.dr_reports"
+    signal_alerts: str = "alerts.dr.signals"
     deadletter: str = "evgrid.deadletter"
     # Internal: readings whose Kafka key or partition did not match their station_id.
     meter_repartition: str = "evgrid-meter-values-repartition"

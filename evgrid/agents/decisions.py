@@ -12,7 +12,7 @@ from evgrid import codec, metrics
 from evgrid.agents.publish import Publisher
 from evgrid.commands import command_message
 from evgrid.core.control import Decisions
-from evgrid.models import ChargingCommand, ComplianceAlert, DRStatus
+from evgrid.models import ChargingCommand, ComplianceAlert, DRStatus, dr_report_message
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch
 
@@ -51,3 +51,6 @@ def publish_decisions(
             f"{alert['measured_kw']:.1f} kW vs target {alert['target_power_kw']:.1f}",
         )
         metrics.ALERTS.labels(alert_type=f"DR_{alert['state']}").inc()
+    for report in decisions.reports:
+        out.send(out.dr_reports, zone.zone_id, codec.dumps(dr_report_message(report)))
+        metrics.DR_REPORTS.inc()

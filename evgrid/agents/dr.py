@@ -15,24 +15,13 @@ from evgrid.agents.decisions import publish_decisions
 from evgrid.agents.publish import Publisher, Record
 from evgrid.agents.zone import ZoneStage
 from evgrid.codec import DecodeError
-from evgrid.core.lifecycle import DRSignal
+from evgrid.core.control import Decisions
 from evgrid.ingest.routing import Router
-from evgrid.models import DemandResponseSignal
+from evgrid.models import DemandResponseSignal, SignalRefusedAlert
+from evgrid.models.signals import dr_signal_from_model
 from evgrid.settings import Settings
 from evgrid.state.zones import ZoneEntry
-
-
-def signal_from_model(sig: DemandResponseSignal) -> DRSignal:
-    return DRSignal(
-        signal_id=sig.signal_id,
-        zone_id=sig.zone_id,
-        signal_type=sig.signal_type,
-        target_reduction_kw=sig.target_reduction_kw,
-        start_ts=sig.start_ts.timestamp(),
-        end_ts=sig.end_ts.timestamp(),
-        priority=sig.priority,
-        received_ts=sig.received_ts.timestamp(),
-    )
+from evgrid.timeutil import from_epoch
 
 
 class DRSignals:
@@ -62,18 +51,33 @@ class DRSignals:
         zone = self.stage.zones.zone(sig.zone_id, now)
         if not zone.warm(now):
             metrics.DR_DEFERRED.inc()
-            zone.pending_signals.append((sig, received))
+            zone.pending_signals.append((sig, record, received))
             return
-        self.apply(zone, sig, now, received)
+        self.apply(zone, sig, record, now, received)
 
-    def apply(self, zone: ZoneEntry, sig: DemandResponseSignal, now: float,
+    def apply(self, zone: ZoneEntry, sig: DemandResponseSignal, record: Record, now: float,
               received: float | None) -> None:
-        decisions = zone.controller.on_signal(signal_from_model(sig), zone.load.stations, now)
+        decisions = zone.controller.on_signal(dr_signal_from_model(sig), zone.load.stations,
+                                              now)
+        self._refuse(record, decisions, now)
         publish_decisions(self.out, zone, decisions, now, received)
         self.stage.zones.persist(zone)
+
+    def _refuse(self, record: Record, decisions: Decisions, now: float) -> None:
+        """A signal the zone will not take is bad input: dead-lettered every time, alerted
+        once per episode."""
+        for refused in decisions.refused:
+            self.out.deadletter(record, DecodeError(refused.reason, refused.detail))
+            if refused.first_in_episode:
+                alert = SignalRefusedAlert(
+                    alert_type="TOO_MANY_EVENTS", zone_id=refused.zone_id,
+                    signal_id=refused.signal_id, detail=refused.detail,
+                    detected_at=from_epoch(now))
+                self.out.alert(self.out.signal_alerts, refused.zone_id, codec.dumps(alert),
+                               alert.alert_type, refused.detail)
 
     def apply_pending(self, zone: ZoneEntry, now: float) -> None:
         """The zone is warm now: the signals it held, in arrival order."""
         pending, zone.pending_signals = zone.pending_signals, []
-        for sig, received in pending:
-            self.apply(zone, sig, now, received)  # type: ignore[arg-type]
+        for sig, record, received in pending:
+            self.apply(zone, sig, record, now, received)  # type: ignore[arg-type]

@@ -64,6 +64,8 @@ class Publisher:
         self.overload_alerts = t.overload_alerts
         self.compliance_alerts = t.compliance_alerts
         self.dr_status = t.dr_status
+        self.dr_reports = t.dr_reports
+        self.signal_alerts = t.signal_alerts
         self.deadletters = t.deadletter
         self.station_load = t.station_load
         self.pending: list[tuple[str, bytes | None, bytes, list | None, Callback | None]] = []

@@ -78,7 +78,11 @@ class ZoneStage:
         """Re-evaluate the zone (time passed, membership changed); a cold zone waits."""
         if not zone.warm(now):
             return
-        decisions = zone.controller.on_tick(zone.load.stations, now)
+        stations = zone.load.stations
+        if removed is not None:
+            decisions = zone.controller.on_station_removed(removed, stations, now)
+        else:
+            decisions = zone.controller.on_tick(stations, now)
         publish_decisions(self.out, zone, decisions, now)
         self.check_overload(zone, now)
         self.zones.persist(zone)

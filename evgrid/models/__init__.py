@@ -9,6 +9,7 @@ from evgrid.models.outputs import (
     DRReport,
     DRStatus,
     OverloadAlert,
+    SignalRefusedAlert,
     dr_report_message,
 )
 from evgrid.models.signals import dr_signal_from_model
@@ -23,6 +24,7 @@ __all__ = [
     "DemandResponseSignal",
     "MeterValue",
     "OverloadAlert",
+    "SignalRefusedAlert",
     "StationZone",
     "dr_report_message",
     "dr_signal_from_model",

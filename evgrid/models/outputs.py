@@ -76,6 +76,19 @@ class ComplianceAlert(BaseModel):
     detected_at: Timestamp
 
 
+class SignalRefusedAlert(BaseModel):
+    """`alerts.dr.signals`: a zone refused DR signals (e.g. more live events than allowed);
+    one alert per episode, while every refused signal is dead-lettered."""
+
+    model_config = _OUTPUT
+
+    alert_type: Literal["TOO_MANY_EVENTS"]
+    zone_id: Identifier
+    signal_id: Identifier
+    detail: str
+    detected_at: Timestamp
+
+
 class DRStatus(BaseModel):
     """`grid.dr_status`: the state of one DR event, on every change."""
 

@@ -33,8 +33,8 @@ class ZoneEntry:
     cold_until: float = 0.0  # wall time; 0 = warm
     waiting_for: set[str] = field(default_factory=set)  # members not heard since loaded
     loads_at: float | None = None  # when the last station loads arrived
-    # DR signals that arrived while cold, with when they were received (perf_counter).
-    pending_signals: list[tuple[object, float]] = field(default_factory=list)
+    # DR signals that arrived while cold: (signal, its record, received at perf_counter).
+    pending_signals: list[tuple[object, object, float]] = field(default_factory=list)
 
     def warm(self, now: float) -> bool:
         if self.cold_until and (not self.waiting_for or now >= self.cold_until):

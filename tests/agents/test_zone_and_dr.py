@@ -145,3 +145,46 @@ def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
     app.assignor.assigned_actives = lambda: {TP(world.t.station_load, zone.partition)}
     assert clock.run_once(now=time.time() + 700) == 1
     assert [v["action"] for _k, v in world.out.sent(world.t.commands)] == ["CLEAR"]
+
+
+def test_signals_beyond_the_bound_are_dead_lettered_and_alerted_once() -> None:
+    world = World()
+    world.settings = world.settings.model_copy(update={"max_events_per_zone": 2})
+    world.zones.tunables = world.settings.tunables()
+    world.map("S0", "Z1", 40.0)
+    for i in range(5):
+        world.signal("Z1", 1.0, signal_id=f"storm-{i}")
+    letters = [v for _k, v in world.out.sent(world.t.deadletter)]
+    assert [v["reason"] for v in letters] == ["too_many_events"] * 3
+    alerts = world.out.sent(world.t.signal_alerts)
+    assert [(k, v["alert_type"], v["signal_id"]) for k, v in alerts] == [
+        ("Z1", "TOO_MANY_EVENTS", "storm-2")]
+
+
+def test_a_station_leaving_mid_event_is_cleared_at_once_and_the_cap_reallocated() -> None:
+    world = World()
+    for i in range(3):
+        world.map(f"S{i}", "Z1", 40.0)
+    world.signal("Z1", 60.0)  # cap 60: 20 kW each
+    world.out.pending.clear()
+    world.configs.on_message(record(world.t.station_zones, "S2", None))  # tombstone
+    world.deliver_zone_messages()
+    commands = [(k, v["action"], v["target_power_kw"])
+                for k, v in world.out.sent(world.t.commands)]
+    assert ("S2", "CLEAR", None) in commands
+    sets = {k: kw for k, action, kw in commands if action == "SET"}
+    assert sets == {"S0": 30.0, "S1": 30.0}  # the cap of 60 over the two left
+
+
+def test_an_event_restored_publishes_exactly_one_report() -> None:
+    world = World()
+    world.map("S0", "Z1", 40.0)
+    world.signal("Z1", 10.0)
+    now = time.time()
+    world.dr.on_message(record(world.t.demand_response, "Z1", {
+        "signal_id": "DR1", "zone_id": "Z1", "signal_type": "RESTORE",
+        "start_ts": iso(now - 1), "end_ts": iso(now + 600), "priority": 2,
+        "received_ts": iso(now + 1)}))
+    reports = world.out.sent(world.t.dr_reports)
+    assert [(k, v["signal_id"]) for k, v in reports] == [("Z1", "DR1")]
+    assert reports[0][1]["baseline_kw"] == 40.0
