@@ -58,3 +58,8 @@ DR_DEFERRED = Counter(
     "evgrid_dr_deferred", "DR signals held until a zone loaded after a rebalance is warm"
 )
 DR_REPORTS = Counter("evgrid_dr_reports", "Settlement reports published (one per DR event)")
+INGEST_PARTITIONS_LOADED = Counter(
+    "evgrid_ingest_partitions_loaded",
+    "Station partitions rebuilt from their checkpoints (new to this worker); partitions kept "
+    "across a rebalance are not reloaded",
+)

@@ -174,6 +174,7 @@ class MeterIngest(Service):
         new = owned - self.owned
         for partition in new:
             store.load_partition(partition)
+            metrics.INGEST_PARTITIONS_LOADED.inc()
         self.positions = {tp: pos for tp, pos in self.positions.items()
                           if tp.partition in owned}
         self.owned = owned

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from evgrid.state.tables_io import partition_of
 from evgrid.timeutil import iso
-from tests.integration.harness import Collector, WorkerProcess, isolated_settings, jdump
+from tests.integration.harness import Collector, WorkerProcess, free_port, isolated_settings, jdump
 from tests.integration.test_zones import wait_for, zone
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ async def test_crc32_partitioned_inputs_reach_their_zones_with_two_workers(
     settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "w1",
                                  partitions=PARTITIONS)
     settings2 = settings.model_copy(
-        update={"data_dir": tmp_path / "w2", "web_port": settings.web_port + 1})
+        update={"data_dir": tmp_path / "w2", "web_port": free_port()})
     w1 = WorkerProcess(settings, tmp_path / "w1.log").start()
     w2 = WorkerProcess(settings2, tmp_path / "w2.log").start()
     t, b = settings.topics, kafka_broker.bootstrap
