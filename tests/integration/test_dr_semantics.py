@@ -5,10 +5,13 @@ settlement report for every event."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 
 import pytest
 
+from evgrid.reports import parse_since, read_reports, write_csv
 from tests.integration.harness import Collector, produce
 from tests.integration.test_dr_loop import dr, jdump, mapping, setup_zone, zone_load
 
@@ -57,6 +60,15 @@ async def test_overlapping_events_cap_from_the_uncurtailed_baseline(worker, kafk
         report = next(x for x in reports if x["signal_id"] == "E2")
         assert report["baseline_kw"] == pytest.approx(200.0)
         assert report["zone_id"] == "ZO" and report["_key"] == "ZO"
+
+    # The CSV export reads the same topic: E2's row, once, with its figures.
+    exported = await read_reports(worker.settings, parse_since("1h"), "ZO")
+    out = io.StringIO()
+    write_csv(out, exported, stations=False)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    e2_rows = [r for r in rows if r["signal_id"] == "E2"]
+    assert len(e2_rows) == 1 and float(e2_rows[0]["baseline_kw"]) == pytest.approx(200.0)
+    assert e2_rows[0]["ended_by"] == "RESTORE"
 
 
 async def test_stations_leaving_a_curtailed_zone_are_released_at_once(worker, kafka_broker):
