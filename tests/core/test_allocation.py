@@ -352,7 +352,9 @@ def test_property_limits_signalable_and_cap_met(rows, frac, rotation) -> None:
     if committed_kw(stations) <= cap + 1e-9:  # feasible: the cap holds
         assert alloc.shortfall_kw == 0.0
         assert total <= cap + 1e-6
-        assert limits_total <= cap + 1e-3 * len(alloc.suspended or [0]) + 5e-3
+        # limits carry 3 decimals: each may round up by half a watt
+        n_connectors = sum(len(s.connectors) for s in stations)
+        assert limits_total <= cap + 5e-4 * n_connectors + 1e-9
         # water filling: the cap is used up unless every kept station is at its upper
         at_upper = all(
             alloc.targets[s.station_id] >= min(s.demand_kw, sum(
