@@ -173,7 +173,7 @@ class _StationPlan:
 
     def __init__(
         self, station: StationDemand, target_kw: float | None, dc_min_kw: float,
-        ac_min_current_a: float,
+        ac_min_current_a: float, rotation: int = 0,
     ) -> None:
         self.station = station
         self.conns = sorted(station.connectors, key=lambda c: c.connector_id)
@@ -198,6 +198,8 @@ class _StationPlan:
             h > 0.0 and c.floor_kw <= 0.0 and m > 0.0
             for c, h, m in zip(self.conns, self.highs, self.mins, strict=True)
         ]
+        if self.discrete:  # the station's own ceiling is hard: pause connectors to fit it
+            self.suspend_until(station.ceiling_kw, rotation)
 
     def need_kw(self) -> float:
         """The kept connectors' minimum levels: the least this station can be given."""
@@ -266,7 +268,7 @@ def split_station(
     suspendable connectors are paused in rotation order when the target is under the kept
     connectors' minimums."""
     station = StationDemand("", math.inf, 0.0, math.inf, tuple(connectors))
-    plan = _StationPlan(station, target_kw, dc_min_kw, ac_min_current_a)
+    plan = _StationPlan(station, target_kw, dc_min_kw, ac_min_current_a, rotation)
     return plan.split(target_kw, rotation)
 
 
@@ -285,7 +287,7 @@ def allocate(
     ordered = sorted(stations, key=lambda s: s.station_id)
     if len({s.station_id for s in ordered}) != len(ordered):
         raise ValueError("station ids must be unique")
-    plans = [_StationPlan(s, None, dc_min_kw, ac_min_current_a) for s in ordered]
+    plans = [_StationPlan(s, None, dc_min_kw, ac_min_current_a, rotation) for s in ordered]
     bounds = [p.bounds() for p in plans]
     low_total = sum(lo for lo, _ in bounds)
     if low_total > cap_kw + _EPS:
@@ -306,7 +308,7 @@ def allocate(
     limits = {}
     for p, t in zip(plans, targets, strict=True):
         if not p.discrete:  # idle station: the plan depends on its target
-            p = _StationPlan(p.station, t, dc_min_kw, ac_min_current_a)
+            p = _StationPlan(p.station, t, dc_min_kw, ac_min_current_a, rotation)
         limits[p.station.station_id] = (p, p.split(t, rotation))
     return Allocation(
         cap_kw=cap_kw,
