@@ -14,7 +14,8 @@ minimum level `μ` is the lowest non-zero limit it can be sent: 6 A per phase fo
 the DC minimum for DC. A connector either gets 0 (suspended) or a limit in `[μ, max(u, μ)]`
 (`u` = its demand capped by its type limit): a car drawing less than `μ` keeps `μ`, which it
 will not use up, and the allocation counts it at `μ` (what it may draw). Only connectors whose
-floor is 0 (SHED or priority 1) may be suspended; the others keep at least `μ`.
+floor is 0 (SHED or priority 1) may be suspended; the others keep at least `μ`. A station's
+ceiling is hard: when its kept connectors' minimums exceed it, suspendable ones are paused.
 
 When the kept connectors' minimums exceed the cap, the fewest connectors are suspended: walking
 the suspendable connectors of the zone in (station_id, connector_id) order, cyclically, from

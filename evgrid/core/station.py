@@ -82,6 +82,17 @@ class StationState:
         """The station's measured clock offset (arrival − event time; positive: behind)."""
         return self.clock.offset_s
 
+    def clock_summary(self) -> dict:
+        """The station's clock as `/stations/{id}` shows it and metrics export it."""
+        alarm = self.clock.alarm
+        return {
+            "clock_offset_s": self.clock.offset_s,
+            "clock_correction_s": self.clock.correction_s,
+            "clock_skew": alarm is not None and alarm.active,
+            "clock_resets": self.clock_resets,
+            "late_dropped": self.late_dropped,
+        }
+
     def forget_idle(self, now: float, forget_after_s: float) -> int:
         """Drop connectors not heard from for longer than `forget_after_s`, so state stays
         bounded. (Their window carry has long expired: forget_after_s >> stale limit.)"""

@@ -74,6 +74,13 @@ def test_charger_three_hours_behind_keeps_its_load_its_windows_and_alerts_once()
     assert all(w.total_power_kw == pytest.approx(22.0) for w in closed[:10])
     assert a.state.late_dropped == 0
     assert [x["alert_type"] for x in a.alerts] == ["CLOCK_SKEW"]
+    assert a.state.clock_summary() == {
+        "clock_offset_s": pytest.approx(behind + 0.2),
+        "clock_correction_s": pytest.approx(behind + 0.2),
+        "clock_skew": True,
+        "clock_resets": 0,
+        "late_dropped": 0,
+    }
     assert a.alerts[0]["station_id"] == "ST1"
     assert a.alerts[0]["clock_offset_s"] == pytest.approx(behind + 0.2)
     # the clock is fixed (NTP): the skew clears once, and the readings still count
