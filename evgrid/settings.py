@@ -73,6 +73,14 @@ class Settings(BaseModel):
     event_retention_s: float = Field(86_400.0, ge=0)
     connector_forget_s: float = Field(86_400.0, gt=0)
     max_events_per_zone: int = Field(32, ge=1)
+    # -- chargers' clocks and suspension rotation (issue 12; core/clock.py, core/allocator.py) --
+    # A reading stamped more than this ahead of its arrival is dead-lettered; also the clock-
+    # reset tolerance (an older stamp heard this much later is a clock that jumped back).
+    future_tolerance_s: float = Field(60.0, ge=0)
+    # A station whose measured clock offset exceeds this raises one CLOCK_SKEW per episode.
+    clock_skew_alert_s: float = Field(300.0, gt=0)
+    # Under SHED / priority 1, who is suspended to meet the cap rotates this often.
+    suspend_rotation_s: float = Field(300.0, gt=0)
 
     # RocksDB's defaults (64 MB write buffers, a 2 GB block cache) are per table partition.
     rocksdb_write_buffer_mb: int = Field(4, ge=1)

@@ -71,6 +71,9 @@ class Commanded:
     connector_ids: tuple[int, ...]
     command_id: str
     commanded_at: float
+    # Connectors told 0 (suspended to meet a cap under their minimum level): a rotation that
+    # moves who is suspended is a new decision even when the station's total is unchanged.
+    suspended: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -84,6 +87,7 @@ class Commanded:
             "connector_ids": list(self.connector_ids),
             "command_id": self.command_id,
             "commanded_at": self.commanded_at,
+            "suspended": list(self.suspended),
         }
 
     @classmethod
@@ -99,6 +103,7 @@ class Commanded:
             connector_ids=tuple(d["connector_ids"]),
             command_id=d["command_id"],
             commanded_at=d["commanded_at"],
+            suspended=tuple(d["suspended"]),
         )
 
 
@@ -141,7 +146,12 @@ def commanded_from(cmd: Command) -> Commanded:
         connector_ids=tuple(c.connector_id for c in cmd.connectors),
         command_id=cmd.command_id,
         commanded_at=cmd.command_ts,
+        suspended=suspended_of(cmd.connectors),
     )
+
+
+def suspended_of(connectors: tuple[ConnectorLimit, ...]) -> tuple[int, ...]:
+    return tuple(c.connector_id for c in connectors if c.limit_kw <= 0.0)
 
 
 def clear_command(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import islice
 
-from evgrid.core.allocator import StationDemand, allocate
+from evgrid.core.allocator import StationDemand, allocate, rotation_index
 from evgrid.core.compliance import StationCompliance
 from evgrid.core.control import demand as dem
 from evgrid.core.control import reporting, state
@@ -21,6 +21,7 @@ from evgrid.core.control.commands import (
     clear_command,
     commanded_from,
     set_command,
+    suspended_of,
 )
 from evgrid.core.control.decisions import Decisions, RefusedSignal
 from evgrid.core.control.diff import stations_to_command
@@ -218,11 +219,18 @@ class ZoneController:
             )
             if demand.demand_kw > 0.0 or station_id in self.commanded:
                 demands.append(demand)
-        alloc = allocate(max(0.0, (gov.cap_kw or 0.0) - fixed), demands)
+        t = self.t
+        alloc = allocate(
+            max(0.0, (gov.cap_kw or 0.0) - fixed), demands,
+            rotation=rotation_index(now, gov.activated_at or now, t.suspend_rotation_s),
+            dc_min_kw=t.dc_min_kw, ac_min_current_a=t.ac_min_current_a,
+        )
         self.shortfall_kw = alloc.shortfall_kw
         targets = {station_id: round(kw, 3) for station_id, kw in alloc.targets.items()}
+        suspended = {station_id: suspended_of(limits)
+                     for station_id, limits in alloc.connectors.items()}
         for station_id in stations_to_command(
-            targets, self.commanded, gov.signal_id, self.t.dead_band_kw
+            targets, self.commanded, gov.signal_id, t.dead_band_kw, suspended
         ):
             target = targets[station_id]
             held_kw = sum(self.held.get(station_id, {}).values())

@@ -33,7 +33,7 @@ def effective_load(
     last load and its target (it may still be drawing; we cannot see it)."""
     live = row.load_kw(now, stale_after_s)
     if target_kw is not None and row.connectors and live == 0.0:
-        fresh = any(now - c.event_ts <= stale_after_s for c in row.connectors.values())
+        fresh = any(c.is_live(now, stale_after_s) for c in row.connectors.values())
         if not fresh:
             last = sum(c.power_kw for c in row.connectors.values())
             return max(last, target_kw)
