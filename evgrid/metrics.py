@@ -63,3 +63,11 @@ INGEST_PARTITIONS_LOADED = Counter(
     "Station partitions rebuilt from their checkpoints (new to this worker); partitions kept "
     "across a rebalance are not reloaded",
 )
+STATION_CLOCK_OFFSET = Gauge(
+    "evgrid_station_clock_offset_seconds",
+    "Measured clock offset (arrival - event time) of stations in a CLOCK_SKEW episode",
+    ["station"],
+)
+CLOCK_RESETS = Counter(
+    "evgrid_clock_resets", "Readings accepted as a charger clock that jumped back (reboot)"
+)

@@ -32,6 +32,7 @@ class TopicNames(BaseModel):
     dr_status: str = "grid.dr_status"
     dr_reports: str = "grid.dr_reports"
     signal_alerts: str = "alerts.dr.signals"
+    station_alerts: str = "alerts.stations"
     deadletter: str = "evgrid.deadletter"
     # Internal: readings whose Kafka key or partition did not match their station_id.
     meter_repartition: str = "evgrid-meter-values-repartition"

@@ -45,6 +45,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.dr_status, copartitioned=False),
         TopicSpec(t.dr_reports, copartitioned=False),
         TopicSpec(t.signal_alerts, copartitioned=False),
+        TopicSpec(t.station_alerts, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
     ]
 

@@ -37,6 +37,7 @@ class Rec:
     key: bytes | None
     value: bytes | None
     headers: list = field(default_factory=list)
+    timestamp: int | None = None  # ms; None: the worker's clock
 
 
 class RecordingPublisher(Publisher):
@@ -57,9 +58,10 @@ def settings(**overrides: object) -> Settings:
 
 
 def record(topic: str, key: str | None, value: dict | bytes | None, offset: int = 0,
-           partition: int | None = None) -> Rec:
+           partition: int | None = None, timestamp_ms: int | None = None) -> Rec:
     """A record in the partition Kafka's default partitioner gives its key, unless told."""
     raw = orjson.dumps(value) if isinstance(value, dict) else value
     if partition is None:
         partition = partition_of(key, PARTITIONS) if key else 0
-    return Rec(topic, partition, offset, key.encode() if key else None, raw)
+    return Rec(topic, partition, offset, key.encode() if key else None, raw,
+               timestamp=timestamp_ms)

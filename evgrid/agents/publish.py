@@ -35,6 +35,7 @@ class Record(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None  # ms (CreateTime): when the reading was heard
 
 
 def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -66,6 +67,7 @@ class Publisher:
         self.dr_status = t.dr_status
         self.dr_reports = t.dr_reports
         self.signal_alerts = t.signal_alerts
+        self.station_alerts = t.station_alerts
         self.deadletters = t.deadletter
         self.station_load = t.station_load
         self.pending: list[tuple[str, bytes | None, bytes, list | None, Callback | None]] = []

@@ -65,7 +65,7 @@ class ZoneStage:
         for station in message.stations:
             connectors = {
                 c[0]: ConnectorReading(connector_id=c[0], connector_type=c[1], power_kw=c[2],
-                                       event_ts=c[3], session_id=c[4])
+                                       event_ts=c[3], session_id=c[4], arrival_ts=c[5])
                 for c in station.connectors
             }
             if not self.zones.update_loads(zone, station.station_id, connectors, now):

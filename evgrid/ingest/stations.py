@@ -7,6 +7,7 @@ the publisher. What changed in a batch reaches each zone's owner as one `loads` 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from typing import Protocol
@@ -14,10 +15,11 @@ from typing import Protocol
 from evgrid import codec, metrics
 from evgrid.agents.publish import Publisher
 from evgrid.codec import DecodeError
+from evgrid.core.clock import CLOCK_SKEW, FUTURE_REASON, in_future
 from evgrid.core.overload import contract_alert
 from evgrid.core.types import ConnectorReading, StationConfig
 from evgrid.ingest.routing import Router
-from evgrid.models import MeterValue, OverloadAlert
+from evgrid.models import MeterValue, OverloadAlert, StationAlert
 from evgrid.models.internal import (
     StationJoined,
     StationLeft,
@@ -27,7 +29,7 @@ from evgrid.models.internal import (
 )
 from evgrid.settings import Settings
 from evgrid.state.stations import StationEntry, StationStore
-from evgrid.timeutil import from_epoch
+from evgrid.timeutil import from_epoch, iso
 
 
 class Record(Protocol):
@@ -38,6 +40,14 @@ class Record(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None  # ms (CreateTime): when the reading was heard
+
+
+def arrival_of(record: Record) -> float:
+    """When the reading was heard: its Kafka timestamp, the same on a replay (so a replayed
+    reading is judged as it was the first time); the worker's clock if it has none."""
+    ts = getattr(record, "timestamp", None)
+    return ts / 1000.0 if ts is not None and ts > 0 else time.time()
 
 
 def overload_message(alert: dict) -> bytes:
@@ -85,23 +95,33 @@ class StationIngest:
         ):
             self.out.send(self.repartition_topic, station_id, record.value)  # type: ignore[arg-type]
             return
+        event_ts = mv.event_ts.timestamp()
+        arrival_ts = arrival_of(record)
+        entry = self.store.entry(station_id, record.partition)
+        if in_future(event_ts, arrival_ts, self.tunables.future_tolerance_s):
+            self._refuse_future(record, entry, event_ts, arrival_ts)
+            return
         reading = ConnectorReading(
             connector_id=mv.connector_id,
             connector_type=mv.connector_type,
             power_kw=mv.power_kw,
-            event_ts=mv.event_ts.timestamp(),
+            event_ts=event_ts,
             session_id=mv.session_id,
             current_a=mv.current_a,
             voltage_v=mv.voltage_v,
             energy_kwh=mv.energy_kwh,
             soc_percent=mv.soc_percent,
+            arrival_ts=arrival_ts,
         )
-        entry = self.store.entry(station_id, record.partition)
+        resets = entry.state.clock_resets
         if not entry.state.apply(reading):
             metrics.READINGS_SUPERSEDED.inc()
             return
         metrics.READINGS.inc()
+        if entry.state.clock_resets != resets:
+            metrics.CLOCK_RESETS.inc()
         self.store.touched(entry)
+        self._check_clock(entry, arrival_ts)
         self.store.persist_closed_windows(entry)
         config = entry.config
         if config is None:
@@ -113,6 +133,35 @@ class StationIngest:
         self._check_contract(entry, config)
         if entry.worth_forwarding(reading, self.heartbeat_s):
             self._changed[config.zone_id][station_id] = entry
+
+    def _refuse_future(self, record: Record, entry: StationEntry, event_ts: float,
+                       arrival_ts: float) -> None:
+        """Bad input, never state; but its clock is measured, so the skew shows and alerts."""
+        entry.state.note_future(event_ts, arrival_ts)
+        self.store.touched(entry)
+        self._check_clock(entry, arrival_ts)
+        self.out.deadletter(record, DecodeError(FUTURE_REASON, (
+            f"event_ts {iso(event_ts)} is {event_ts - arrival_ts:.0f} s ahead of when the "
+            f"reading was heard ({iso(arrival_ts)}); the charger's clock is wrong "
+            f"(tolerance EVGRID_FUTURE_TOLERANCE_S={self.tunables.future_tolerance_s:g})")))
+
+    def _check_clock(self, entry: StationEntry, now: float) -> None:
+        t = self.tunables
+        alert = entry.state.clock.skew_alert(entry.station_id, now, t.clock_skew_alert_s,
+                                             t.overload_hysteresis_pct)
+        if alert is None:
+            return
+        self.store.write_now(entry)
+        metrics.ALERTS.labels(alert_type=alert["alert_type"]).inc()
+        if alert["alert_type"] == CLOCK_SKEW:
+            metrics.STATION_CLOCK_OFFSET.labels(station=entry.station_id).set(
+                alert["clock_offset_s"])
+        else:
+            with contextlib.suppress(KeyError):
+                metrics.STATION_CLOCK_OFFSET.remove(entry.station_id)
+        message = StationAlert(**{**alert, "detected_at": from_epoch(alert["detected_at"])})
+        self.out.alert(self.out.station_alerts, entry.station_id, codec.dumps(message),
+                       alert["alert_type"], f"clock off by {alert['clock_offset_s']:.0f} s")
 
     def _check_contract(self, entry: StationEntry, config: StationConfig) -> None:
         now = time.time()
@@ -138,7 +187,8 @@ class StationIngest:
                 stations.append(StationLoad(
                     station_id=entry.station_id,
                     connectors=[
-                        (c.connector_id, c.connector_type, c.power_kw, c.event_ts, c.session_id)
+                        (c.connector_id, c.connector_type, c.power_kw, c.event_ts, c.session_id,
+                         c.arrival_ts)
                         for c in entry.state.connectors.values()
                     ],
                 ))

@@ -10,6 +10,7 @@ from evgrid.models.outputs import (
     DRStatus,
     OverloadAlert,
     SignalRefusedAlert,
+    StationAlert,
     dr_report_message,
 )
 from evgrid.models.signals import dr_signal_from_model
@@ -25,6 +26,7 @@ __all__ = [
     "MeterValue",
     "OverloadAlert",
     "SignalRefusedAlert",
+    "StationAlert",
     "StationZone",
     "dr_report_message",
     "dr_signal_from_model",

@@ -15,8 +15,8 @@ from evgrid.models.fields import ConnectorType, Identifier, NonNegativeKw
 
 _INTERNAL = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-#: (connector_id, connector_type, power_kw, event_ts, session_id)
-ConnectorLoad = tuple[int, ConnectorType, NonNegativeKw, float, str | None]
+#: (connector_id, connector_type, power_kw, event_ts, session_id, arrival_ts)
+ConnectorLoad = tuple[int, ConnectorType, NonNegativeKw, float, str | None, float]
 
 
 class StationLoad(BaseModel):

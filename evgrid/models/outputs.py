@@ -76,6 +76,19 @@ class ComplianceAlert(BaseModel):
     detected_at: Timestamp
 
 
+class StationAlert(BaseModel):
+    """`alerts.stations`: a station's clock is off by more than `clock_skew_alert_s` (one
+    alert when the episode starts, one when it ends)."""
+
+    model_config = _OUTPUT
+
+    alert_type: Literal["CLOCK_SKEW", "CLOCK_SKEW_CLEARED"]
+    station_id: Identifier
+    clock_offset_s: float
+    clock_skew_alert_s: float
+    detected_at: Timestamp
+
+
 class SignalRefusedAlert(BaseModel):
     """`alerts.dr.signals`: a zone refused DR signals (e.g. more live events than allowed);
     one alert per episode, while every refused signal is dead-lettered."""

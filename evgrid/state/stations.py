@@ -48,13 +48,13 @@ class StationEntry:
             last is None
             or last[1] != reading.session_id
             or abs(last[0] - reading.power_kw) >= FORWARD_DEAD_BAND_KW
-            or reading.event_ts - self.forwarded_at >= heartbeat_s
+            or reading.arrival_ts - self.forwarded_at >= heartbeat_s
         )
 
     def mark_forwarded(self) -> None:
         connectors = self.state.connectors
         self.forwarded = {cid: (c.power_kw, c.session_id) for cid, c in connectors.items()}
-        self.forwarded_at = max((c.event_ts for c in connectors.values()), default=0.0)
+        self.forwarded_at = max((c.arrival_ts for c in connectors.values()), default=0.0)
 
 
 class StationStore:

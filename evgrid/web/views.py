@@ -54,7 +54,8 @@ def station_view(rt: Runtime, station_id: str, now: float) -> dict[str, Any] | N
     config = entry.config
     stale = rt.settings.stale_after_s
     connectors = [
-        {**c.to_dict(), "event_ts": iso(c.event_ts), "stale": now - c.event_ts > stale}
+        {**c.to_dict(), "event_ts": iso(c.event_ts), "arrival_ts": iso(c.arrival_ts),
+         "stale": not c.is_live(now, stale)}
         for c in sorted(entry.state.connectors.values(), key=lambda c: c.connector_id)
     ]
     return {
@@ -63,6 +64,7 @@ def station_view(rt: Runtime, station_id: str, now: float) -> dict[str, Any] | N
         "config": config.to_dict() if config else None,
         "load_kw": round(entry.state.load_kw(now, stale), 3),
         "contract_overload": entry.alarm.active,
+        **entry.state.clock_summary(),
         "connectors": connectors,
         "windows": [
             {**w, "window_start": iso(w["window_start"]), "window_end": iso(w["window_end"])}

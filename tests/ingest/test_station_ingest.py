@@ -106,8 +106,10 @@ def test_replay_from_a_checkpoint_applies_nothing_twice() -> None:
     """A crash after a checkpoint: the next owner loads it and replays from the committed
     offset (and a little before) — state ends where an uninterrupted run would."""
     now = time.time() - 100
-    records = [record(METER, "S1", reading("S1", 10.0 + i, now + i), offset=i)
-               for i in range(40)]
+    # Kafka's timestamps travel with the records: a replay hears each reading when it was
+    # first heard.
+    records = [record(METER, "S1", reading("S1", 10.0 + i, now + i), offset=i,
+                      timestamp_ms=int((now + i + 0.2) * 1000)) for i in range(40)]
     whole = Side()
     whole.map("S1", "ZA")
     whole.feed(*records)
