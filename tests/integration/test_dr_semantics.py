@@ -124,3 +124,31 @@ async def test_a_signal_storm_on_one_zone_does_not_delay_another(worker, kafka_b
     assert sum(1 for x in letters if x["reason"] == "too_many_events") == 20_000 - 32
     await asyncio.sleep(0.5)
     assert worker.rss_mb() - rss_before < 60, (rss_before, worker.rss_mb())
+
+
+async def test_an_ac_emergency_never_commands_between_0_and_6_amps(worker, kafka_broker):
+    """Four AC stations at 16 A, priority 1, cap at 30 % of their load: some connectors are
+    suspended (0 A), the rest held at 6 A or more, and the zone meets its cap."""
+    t, b = worker.settings.topics, kafka_broker.bootstrap
+    kw_16a = 3 * 230.0 * 16 / 1000  # 11.04 kW
+    ac = [f"AC{i}" for i in range(4)]
+    await produce(b, t.station_zones, [(s.encode(), jdump({
+        "station_id": s, "zone_id": "ZAC", "max_station_kw": 22.0, "contract_max_kw": 22.0,
+        "connector_max_kw": {"Type2": 22.0}})) for s in ac])
+    now = time.time()
+    await produce(b, t.meter_values, [(s.encode(), jdump({
+        "station_id": s, "connector_id": 1, "session_id": f"ac-{s}", "connector_type": "Type2",
+        "power_kw": kw_16a, "current_a": 16.0, "voltage_v": 230.0, "event_ts": now * 1000}))
+        for s in ac])
+    await zone_load(worker, "ZAC", 4 * kw_16a)
+    async with Collector(b, t.commands) as seen:
+        await produce(b, t.demand_response, [(b"ZAC", jdump(dr(
+            "EM", "ZAC", "CURTAIL", 0.7 * 4 * kw_16a, time.time(), time.time() + 600,
+            priority=1)))])
+        cmds = await seen.wait(t.commands, lambda c: len(sets_of(c, "EM")) == 4)
+    limits = [c["connectors"][0] for c in cmds if c["signal_id"] == "EM"]
+    amps = [x["limit_a"] for x in limits]
+    assert all(a == 0.0 or a >= 6.0 for a in amps), amps
+    assert 0.0 in amps  # someone is suspended: 4 × 6 A would exceed the cap
+    assert sum(x["limit_kw"] for x in limits) <= 0.3 * 4 * kw_16a + 1e-6
+    assert all(x["target_power_kw"] == 0.0 or x["target_power_kw"] >= 4.14 for x in cmds)
