@@ -1,10 +1,16 @@
-"""The app factory: one Faust app per settings object, with its tables, agents, clock and
-views. A factory rather than a module-level app, so tests and benchmarks can run isolated apps
-with their own topic names and ids."""
+"""The app factory: one Faust app per settings object, with its tables, agents, ingest Service,
+clock and views. A factory rather than a module-level app, so tests and benchmarks can run
+isolated apps with their own topic names and ids.
+
+Faust carries the low-volume inputs (zone mappings, DR signals, the zone stage's station
+loads), its tables, rebalancing, timers and web; meter values go through the batch ingest
+Service, which follows Faust's assignment (README "Performance" says why).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,11 +19,10 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import Message
 
 from evgrid.agents.clock import RESOLUTION_S, ZoneClock
-from evgrid.agents.publish import Publisher, raw_topic
+from evgrid.agents.publish import raw_topic
 from evgrid.agents.runtime import Runtime
-from evgrid.agents.station import StationSide
-from evgrid.agents.zone import ZoneSide
 from evgrid.codec import DecodeError
+from evgrid.ingest.service import MeterIngest
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
 
@@ -27,8 +32,7 @@ log = logging.getLogger(__name__)
 #: logs a warning and stalls the stream every few milliseconds under load.
 ProducerBuffer.max_messages = 10_000
 
-#: Events per batch handed to an agent: enough to amortise per-batch work, small enough that a
-#: DR signal waits behind at most a few milliseconds of readings.
+#: Events per batch handed to the mapping and zone agents.
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
 
@@ -49,31 +53,28 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        broker_max_poll_records=settings.broker_max_poll_records,
         consumer_auto_offset_reset="earliest",
         # Stateful agents stay at concurrency 1 and at-least-once (DESIGN.md: #606, #177).
         processing_guarantee="at_least_once",
         producer_max_request_size=settings.max_message_bytes + 65_536,
-        consumer_max_fetch_size=4 * 1024 * 1024,
+        consumer_max_fetch_size=1024 * 1024,
     )
     tables = define_tables(app, settings)
-    publisher = Publisher(app, settings)
-    rt = Runtime(
-        settings=settings,
-        tables=tables,
-        publisher=publisher,
-        stations=StationSide(settings, tables, publisher),
-        zones=ZoneSide(settings, tables, publisher),
-    )
-    rt.clock = ZoneClock(app, settings, rt.zones, publisher)
+    rt = Runtime.build(app, settings, tables)
+    rt.clock = ZoneClock(app, settings, rt.stage, rt.dr)
     app.evgrid = rt  # type: ignore[attr-defined]
-
+    publisher = rt.publisher
     t = settings.topics
-    station_channel = raw_topic(
-        app, t.meter_values, t.station_zones, t.meter_repartition, partitions=settings.partitions
-    )
-    zone_channel = raw_topic(
-        app, t.demand_response, t.station_load, partitions=settings.partitions
-    )
+    n = settings.partitions
+
+    def guarded(on_message: Callable[[Message], None], message: Message) -> None:
+        try:
+            on_message(message)
+        except Exception as exc:  # a bug must not make one message a crash loop
+            log.exception("evgrid: failed on %s[%s]@%s", message.topic, message.partition,
+                          message.offset)
+            publisher.deadletter(message, DecodeError("internal_error", repr(exc)))
 
     def batched(on_message: Callable[[Message], None]) -> Callable[[faust.StreamT], Any]:
         """An agent body: batches of events, each handled synchronously, outputs drained
@@ -84,21 +85,27 @@ def create_app(settings: Settings) -> faust.App:
                 for event in events:
                     # Table writes take their partition from the current event (Faust #497).
                     stream._set_current_event(event)
-                    try:
-                        on_message(event.message)
-                    except Exception as exc:  # a bug must not make one message a crash loop
-                        msg = event.message
-                        log.exception("evgrid: failed on %s[%s]@%s", msg.topic, msg.partition,
-                                      msg.offset)
-                        publisher.deadletter(msg, DecodeError("internal_error", repr(exc)))
+                    guarded(on_message, event.message)
                 await publisher.drain()
 
         return agent
 
-    app.agent(station_channel, name="evgrid.station", concurrency=1)(
-        batched(rt.stations.on_message)
-    )
-    app.agent(zone_channel, name="evgrid.zone", concurrency=1)(batched(rt.zones.on_message))
+    async def dr_agent(stream: faust.StreamT) -> None:
+        """One signal at a time, drained at once: nothing batches in front of a DR signal."""
+        async for event in stream.events():
+            guarded(rt.dr.on_message, event.message)
+            await publisher.drain()
+
+    app.agent(raw_topic(app, t.station_zones, t.station_zones_repartition, partitions=n),
+              name="evgrid.station-config", concurrency=1)(batched(rt.configs.on_message))
+    app.agent(raw_topic(app, t.station_load, partitions=n),
+              name="evgrid.zone", concurrency=1)(batched(rt.stage.on_message))
+    app.agent(raw_topic(app, t.demand_response, t.dr_repartition, partitions=n),
+              name="evgrid.dr", concurrency=1)(dr_agent)
+
+    # An instance, not a class: rebalance signals may arrive before Faust would build it.
+    service = MeterIngest(rt)
+    app._extra_services.append(service)  # type: ignore[arg-type]  (started with the app)
 
     @app.timer(RESOLUTION_S)
     async def zone_clock() -> None:
@@ -107,13 +114,17 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: object) -> None:
-        rt.stations.forget()
-        rt.zones.forget()
-        rt.clock.on_assignment_changed()
+        await service.on_revoked()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **kwargs: object) -> None:
-        rt.clock.on_assignment_changed()
+        service.on_assigned({tp.partition for tp in app.assignor.assigned_actives()
+                             if tp.topic == t.station_zones})
+
+    @app.on_rebalance_complete.connect
+    async def on_recovered(app: faust.App, **kwargs: object) -> None:
+        rt.zones.keep_only(rt.clock.owned_partitions(), time.time())
+        service.on_recovered()
 
     from evgrid.web.views import register_views
 

@@ -32,13 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka.add_parser(sub)
 
-    from evgrid import demo
+    from evgrid import demo, reports
     from evgrid.bench import runner as bench
     from evgrid.simulator import cli as simulator
 
     demo.add_parser(sub)
     simulator.add_parser(sub)
     bench.add_parser(sub)
+    reports.add_parser(sub)
     return parser
 
 

@@ -10,7 +10,7 @@ import base64
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -50,7 +50,9 @@ def _reason(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False)
     first = errors[0]
     # The top-level field only: reasons are metric labels and must stay low-cardinality.
-    loc = str(first["loc"][0]) if first["loc"] else "message"
+    # A model-level rule names the field it is about in its context (`target:two_forms`).
+    field = (first.get("ctx") or {}).get("field")
+    loc = str(first["loc"][0]) if first["loc"] else (field or "message")
     kind = first["type"]
     if kind == "value_error" and "end_ts" in first["msg"]:
         loc, kind = "end_ts", "not_after_start"
@@ -60,7 +62,9 @@ def _reason(exc: ValidationError) -> tuple[str, str]:
         kind = "not_finite"
     kind = _FIELD_REASON_OVERRIDES.get(kind, kind)
     words = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in errors
+        f"{'.'.join(str(p) for p in e['loc']) or (e.get('ctx') or {}).get('field') or 'message'}"
+        f": {e['msg']}"
+        for e in errors
     )
     return f"{loc}:{kind}", words
 
@@ -76,6 +80,16 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
 def decode(model: type[M], raw: bytes | None, max_bytes: int = 1_000_000) -> M:
     """Raw Kafka value -> validated model, or DecodeError."""
     return validate(model, loads_object(raw, max_bytes))
+
+
+def decode_union(adapter: TypeAdapter[Any], raw: bytes | None, max_bytes: int) -> Any:
+    """Raw value -> one of a tagged union's models (internal topics), or DecodeError."""
+    data = loads_object(raw, max_bytes)
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        reason, words = _reason(exc)
+        raise DecodeError(reason, words) from None
 
 
 def dumps(obj: BaseModel | dict[str, Any] | list[Any]) -> bytes:

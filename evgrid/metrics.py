@@ -19,7 +19,9 @@ STATIONS_UNMAPPED = Gauge(
     "evgrid_stations_unmapped", "Stations with readings but no zone mapping (this worker)"
 )
 REPARTITIONED = Counter(
-    "evgrid_repartitioned", "Messages whose key did not match their content, re-keyed", ["topic"]
+    "evgrid_repartitioned",
+    "Messages re-routed because their key or partition did not match their content",
+    ["topic", "reason"],
 )
 ZONE_LOAD = Gauge("evgrid_zone_load_kw", "Live zone load", ["zone"])
 ZONE_CAPACITY = Gauge("evgrid_zone_capacity_kw", "Sum of max_station_kw in the zone", ["zone"])
@@ -37,4 +39,35 @@ DR_REACTION = Histogram(
 )
 CONSUMER_LAG = Gauge(
     "evgrid_consumer_lag", "Messages not yet processed, per input partition", ["topic", "partition"]
+)
+INGEST_BATCHES = Histogram(
+    "evgrid_ingest_batch_records", "Meter values per ingest batch",
+    buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+)
+CHECKPOINTS = Counter("evgrid_checkpoints", "Station-state checkpoints written (per partition)")
+CHECKPOINT_STATIONS = Counter(
+    "evgrid_checkpoint_stations", "Station states written by checkpoints (coalesced)"
+)
+ZONE_LOAD_AGE = Gauge(
+    "evgrid_zone_load_age_seconds", "Age of the newest station loads behind a zone", ["zone"]
+)
+LOADS_UNKNOWN_MEMBER = Counter(
+    "evgrid_loads_unknown_member", "Station loads for a station its zone does not list (yet)"
+)
+DR_DEFERRED = Counter(
+    "evgrid_dr_deferred", "DR signals held until a zone loaded after a rebalance is warm"
+)
+DR_REPORTS = Counter("evgrid_dr_reports", "Settlement reports published (one per DR event)")
+INGEST_PARTITIONS_LOADED = Counter(
+    "evgrid_ingest_partitions_loaded",
+    "Station partitions rebuilt from their checkpoints (new to this worker); partitions kept "
+    "across a rebalance are not reloaded",
+)
+STATION_CLOCK_OFFSET = Gauge(
+    "evgrid_station_clock_offset_seconds",
+    "Measured clock offset (arrival - event time) of stations in a CLOCK_SKEW episode",
+    ["station"],
+)
+CLOCK_RESETS = Counter(
+    "evgrid_clock_resets", "Readings accepted as a charger clock that jumped back (reboot)"
 )

@@ -9,23 +9,24 @@ lost. Limits carry one decimal, as both schemas require.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from datetime import datetime
 
 from evgrid.core.allocator import ConnectorLimit
+from evgrid.core.control.commands import profile_id_for
 from evgrid.timeutil import iso
+
+__all__ = [
+    "CONNECTOR",
+    "STATION",
+    "clear_profile_payloads",
+    "profile_id_for",
+    "set_profile_payloads",
+]
 
 STATION = "station"
 CONNECTOR = "connector"
-
-
-def profile_id_for(signal_id: str, station_id: str) -> int:
-    """Stable per (event, station): a resend replaces the profile instead of stacking one."""
-    digest = hashlib.blake2b(f"{signal_id}\x00{station_id}".encode(), digest_size=8).digest()
-    # Headroom below 2^31 - 1: per-connector profiles use id + n.
-    return int.from_bytes(digest, "big") % (2**31 - 1 - 1024) + 1
 
 
 def _one_decimal(value: float) -> float:

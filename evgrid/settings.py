@@ -30,10 +30,16 @@ class TopicNames(BaseModel):
     overload_alerts: str = "alerts.grid.overload"
     compliance_alerts: str = "alerts.dr.compliance"
     dr_status: str = "grid.dr_status"
+    dr_reports: str = "grid.dr_reports"
+    signal_alerts: str = "alerts.dr.signals"
+    station_alerts: str = "alerts.stations"
     deadletter: str = "evgrid.deadletter"
-    # Internal: readings whose Kafka key was not their station_id, re-keyed.
+    # Internal: readings whose Kafka key or partition did not match their station_id.
     meter_repartition: str = "evgrid-meter-values-repartition"
-    # Internal: station load changes (and DR signals with a wrong key) keyed by zone_id.
+    # Internal: zone mappings and DR signals whose key or partition was wrong, re-routed.
+    station_zones_repartition: str = "evgrid-station-zones-repartition"
+    dr_repartition: str = "evgrid-dr-repartition"
+    # Internal: what the station side tells each zone's owner, keyed by zone_id.
     station_load: str = "evgrid-station-load"
 
 
@@ -67,11 +73,29 @@ class Settings(BaseModel):
     overload_hysteresis_pct: float = Field(2.0, ge=0, lt=100)
     event_retention_s: float = Field(86_400.0, ge=0)
     connector_forget_s: float = Field(86_400.0, gt=0)
+    max_events_per_zone: int = Field(32, ge=1)
+    # -- chargers' clocks and suspension rotation (issue 12; core/clock.py, core/allocator.py) --
+    # A reading stamped more than this ahead of its arrival is dead-lettered; also the clock-
+    # reset tolerance (an older stamp heard this much later is a clock that jumped back).
+    future_tolerance_s: float = Field(60.0, ge=0)
+    # A station whose measured clock offset exceeds this raises one CLOCK_SKEW per episode.
+    clock_skew_alert_s: float = Field(300.0, gt=0)
+    # Under SHED / priority 1, who is suspended to meet the cap rotates this often.
+    suspend_rotation_s: float = Field(300.0, gt=0)
 
     # RocksDB's defaults (64 MB write buffers, a 2 GB block cache) are per table partition.
     rocksdb_write_buffer_mb: int = Field(4, ge=1)
     rocksdb_block_cache_mb: int = Field(8, ge=1)
     tick_interval_s: float = Field(1.0, gt=0)
+    # The meter-value ingest (a batch consumer beside Faust's): records per fetch, how often
+    # it yields to DR work, how often station state is checkpointed and offsets committed.
+    ingest_max_records: int = Field(2000, ge=1)
+    ingest_yield_every: int = Field(256, ge=1)
+    checkpoint_interval_s: float = Field(30.0, gt=0)
+    # A zone loaded after a rebalance waits this long at most for every member's loads.
+    zone_warmup_s: float = Field(30.0, ge=0)
+    # Faust's own consumer (zone mappings, DR signals, station loads): records per poll.
+    broker_max_poll_records: int = Field(500, ge=1)
     history_step_s: float = Field(5.0, gt=0)
     max_message_bytes: int = Field(1_000_000, gt=0)
     deadletter_raw_limit: int = Field(65_536, gt=0)
@@ -155,6 +179,11 @@ class Settings(BaseModel):
     def bootstrap_servers(self) -> str:
         """The same address for plain aiokafka clients (no scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    def replay_bound_s(self) -> float:
+        """How far back a recovering worker replays meter values at most: older readings
+        are stale and their windows closed (DESIGN.md: stale + window + lateness)."""
+        return self.stale_after_s + self.window_s + self.allowed_lateness_s
 
     def tunables(self) -> Tunables:
         """The subset the pure core needs, as a plain frozen dataclass."""

@@ -35,12 +35,17 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.meter_values, copartitioned=True),
         TopicSpec(t.station_zones, copartitioned=True, compacted=True),
         TopicSpec(t.meter_repartition, copartitioned=True),
+        TopicSpec(t.station_zones_repartition, copartitioned=True),
+        TopicSpec(t.dr_repartition, copartitioned=True),
         TopicSpec(t.demand_response, copartitioned=True),
         TopicSpec(t.station_load, copartitioned=True),
         TopicSpec(t.commands, copartitioned=False),
         TopicSpec(t.overload_alerts, copartitioned=False),
         TopicSpec(t.compliance_alerts, copartitioned=False),
         TopicSpec(t.dr_status, copartitioned=False),
+        TopicSpec(t.dr_reports, copartitioned=False),
+        TopicSpec(t.signal_alerts, copartitioned=False),
+        TopicSpec(t.station_alerts, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
     ]
 

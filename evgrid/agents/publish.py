@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.types import Message
@@ -25,6 +25,17 @@ from evgrid.settings import Settings
 from evgrid.timeutil import from_epoch
 
 Callback = Callable[[asyncio.Future], Any]
+
+
+class Record(Protocol):
+    """A Kafka record as aiokafka's ConsumerRecord or Faust's Message has it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None  # ms (CreateTime): when the reading was heard
 
 
 def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -54,8 +65,10 @@ class Publisher:
         self.overload_alerts = t.overload_alerts
         self.compliance_alerts = t.compliance_alerts
         self.dr_status = t.dr_status
+        self.dr_reports = t.dr_reports
+        self.signal_alerts = t.signal_alerts
+        self.station_alerts = t.station_alerts
         self.deadletters = t.deadletter
-        self.meter_repartition = t.meter_repartition
         self.station_load = t.station_load
         self.pending: list[tuple[str, bytes | None, bytes, list | None, Callback | None]] = []
         #: The last alerts this worker published, for the dashboard.
@@ -92,7 +105,7 @@ class Publisher:
                 fut.add_done_callback(callback)
         return len(batch)
 
-    def deadletter(self, message: Message, error: DecodeError) -> None:
+    def deadletter(self, message: Message | Record, error: DecodeError) -> None:
         """Reject one input message: publish why, count it, and let processing go on."""
         raw, encoding, truncated = codec.raw_as_text(
             message.value, self.settings.deadletter_raw_limit

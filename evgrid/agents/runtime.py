@@ -1,14 +1,20 @@
-"""Everything a worker's agents share, built once per app."""
+"""Everything a worker's agents, ingest Service, clock and views share, built once per app."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import faust
+
+from evgrid.agents.dr import DRSignals
 from evgrid.agents.publish import Publisher
-from evgrid.agents.station import StationSide
-from evgrid.agents.zone import ZoneSide
+from evgrid.agents.station_config import StationConfigs
+from evgrid.agents.zone import ZoneStage
+from evgrid.ingest.stations import StationIngest
 from evgrid.settings import Settings
+from evgrid.state.stations import StationStore
+from evgrid.state.zones import ZoneStore
 from evgrid.tables import Tables
 
 if TYPE_CHECKING:
@@ -17,9 +23,31 @@ if TYPE_CHECKING:
 
 @dataclass
 class Runtime:
+    app: faust.App
     settings: Settings
     tables: Tables
     publisher: Publisher
-    stations: StationSide
-    zones: ZoneSide
+    stations: StationStore
+    ingest: StationIngest
+    configs: StationConfigs
+    zones: ZoneStore
+    stage: ZoneStage
+    dr: DRSignals
     clock: ZoneClock = field(init=False)
+
+    @classmethod
+    def build(cls, app: faust.App, settings: Settings, tables: Tables) -> Runtime:
+        t = settings.topics
+        tunables = settings.tunables()
+        publisher = Publisher(app, settings)
+        stations = StationStore(tables, tunables, settings.partitions, t.station_zones)
+        ingest = StationIngest(settings, stations, publisher)
+        zones = ZoneStore(tables, tunables, settings.partitions, t.station_load,
+                          settings.zone_warmup_s)
+        stage = ZoneStage(settings, zones, publisher)
+        return cls(
+            app=app, settings=settings, tables=tables, publisher=publisher,
+            stations=stations, ingest=ingest,
+            configs=StationConfigs(settings, ingest, publisher),
+            zones=zones, stage=stage, dr=DRSignals(settings, stage, publisher),
+        )

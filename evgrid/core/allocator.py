@@ -1,4 +1,4 @@
-"""Proportional water-filling of a zone cap over its stations.
+"""Proportional water-filling of a zone cap over its stations, in levels chargers can signal.
 
 Each station i has a demand d, a floor m and a ceiling M. Its target is
 `t = clamp(λ·d, m, min(d, M))` with one λ for the whole zone, chosen so that Σt = C: everyone
@@ -8,13 +8,35 @@ bisection, so results are deterministic and Σt = C to float precision.
 
 A floor above what a station can use (an EV drawing 3 kW on a charger whose DC minimum is 5 kW)
 must not push its target above its demand: the effective floor is `min(m, min(d, M))`.
+
+**No limit between 0 and a connector's minimum level** (DESIGN.md "Allocation"). A connector's
+minimum level `μ` is the lowest non-zero limit it can be sent: 6 A per phase for AC (IEC 61851-1),
+the DC minimum for DC. A connector either gets 0 (suspended) or a limit in `[μ, max(u, μ)]`
+(`u` = its demand capped by its type limit): a car drawing less than `μ` keeps `μ`, which it
+will not use up, and the allocation counts it at `μ` (what it may draw). Only connectors whose
+floor is 0 (SHED or priority 1) may be suspended; the others keep at least `μ`. A station's
+ceiling is hard: when its kept connectors' minimums exceed it, suspendable ones are paused.
+
+When the kept connectors' minimums exceed the cap, the fewest connectors are suspended: walking
+the suspendable connectors of the zone in (station_id, connector_id) order, cyclically, from
+position `rotation mod n`. The caller advances `rotation` over the event (`rotation_index`:
+one step per rotation period), so the suspended set slides by one connector per period — each
+step releases one car and pauses another, the least churn that still shares the pause fairly.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from evgrid.core.types import AC_TYPES
+
+#: Defaults of Settings.dc_min_kw / ac_min_current_a, for callers that do not pass them.
+DEFAULT_DC_MIN_KW = 5.0
+DEFAULT_AC_MIN_CURRENT_A = 6.0
+#: Float slack when comparing sums of minimums with a budget.
+_EPS = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +44,13 @@ class ConnectorDemand:
     connector_id: int
     connector_type: str  # "CCS" | "CHAdeMO" | "Type2"
     demand_kw: float
-    floor_kw: float
+    floor_kw: float  # 0: may be suspended (SHED, priority 1, or idle); else kept ≥ min level
     ceiling_kw: float
     phases: int = 3
     voltage_v: float = 230.0
+    #: Lowest non-zero limit the connector can be sent; None: 6 A per phase for AC, the DC
+    #: minimum for DC (the `ac_min_current_a` / `dc_min_kw` given to allocate/split_station).
+    min_kw: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +76,36 @@ class Allocation:
     targets: dict[str, float]
     connectors: dict[str, tuple[ConnectorLimit, ...]]
     shortfall_kw: float
+    #: (station_id, connector_id) of every connector suspended (0) to meet the cap.
+    suspended: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
 
 def ac_floor_kw(phases: int = 3, voltage_v: float = 230.0, min_current_a: float = 6.0) -> float:
     """The lowest AC power short of suspending: 6 A per phase (IEC 61851-1 PWM)."""
     return phases * voltage_v * min_current_a / 1000.0
+
+
+def rotation_index(now: float, since: float, period_s: float) -> int:
+    """Which rotation of the suspended set is in force at `now` for an event active since
+    `since`: one step per `period_s` (Settings.suspend_rotation_s), 0 before it starts."""
+    if period_s <= 0 or now <= since:
+        return 0
+    return int((now - since) // period_s)
+
+
+def min_level_kw(
+    c: ConnectorDemand,
+    dc_min_kw: float = DEFAULT_DC_MIN_KW,
+    ac_min_current_a: float = DEFAULT_AC_MIN_CURRENT_A,
+) -> float:
+    """μ: the lowest non-zero limit this connector can be sent (and never below its floor)."""
+    if c.min_kw is not None:
+        level = c.min_kw
+    elif c.connector_type in AC_TYPES:
+        level = ac_floor_kw(c.phases, c.voltage_v, ac_min_current_a)
+    else:
+        level = dc_min_kw
+    return max(level, c.floor_kw)
 
 
 def _check(name: str, value: float) -> None:
@@ -115,50 +165,158 @@ def _targets(
     return [min(max(lam * d, lo), up) for d, lo, up in zip(demands, lows, uppers, strict=True)]
 
 
-def split_station(target_kw: float, connectors: Sequence[ConnectorDemand]) -> tuple[
-    ConnectorLimit, ...
-]:
-    """Split a station's target over its connectors by the same rule; AC also in amperes
-    (rounded down to the one decimal OCPP limits carry, so the amps never exceed the kW)."""
-    ordered = sorted(connectors, key=lambda c: c.connector_id)
-    uppers = [min(c.demand_kw, c.ceiling_kw) for c in ordered]
-    if sum(uppers) <= 0.0 and ordered:
-        # Nothing draws now: give the budget where it is allowed, so a car that plugs in
-        # mid-event may still start within the station's target.
-        uppers = [min(c.ceiling_kw, target_kw) for c in ordered]
-        demands = [1.0 if u > 0 else 0.0 for u in uppers]
-    else:
-        demands = [c.demand_kw for c in ordered]
-    limits = water_fill(
-        min(target_kw, sum(uppers)) if ordered else 0.0,
-        demands,
-        [c.floor_kw for c in ordered],
-        uppers,
-    )
-    out = []
-    for c, kw in zip(ordered, limits, strict=True):
-        amps = None
-        if c.connector_type == "Type2":
-            amps = math.floor(kw * 1000.0 / (c.phases * c.voltage_v) * 10.0) / 10.0
-        out.append(ConnectorLimit(c.connector_id, c.connector_type, round(kw, 3), amps))
-    return tuple(out)
+class _StationPlan:
+    """One station's connectors as the allocator sees them: who is kept, each one's minimum
+    level `mins` and most it may get `highs` (0 for a connector with nothing to draw)."""
+
+    __slots__ = ("conns", "demands", "discrete", "highs", "kept", "mins", "station",
+                 "suspendable")
+
+    def __init__(
+        self, station: StationDemand, target_kw: float | None, dc_min_kw: float,
+        ac_min_current_a: float, rotation: int = 0,
+    ) -> None:
+        self.station = station
+        self.conns = sorted(station.connectors, key=lambda c: c.connector_id)
+        uppers = [min(c.demand_kw, c.ceiling_kw) for c in self.conns]
+        # A station whose connectors all draw nothing offers its target where it is allowed,
+        # so a car that plugs in mid-event may still start (within its minimum level).
+        self.discrete = any(u > 0.0 for u in uppers)
+        if self.discrete:
+            self.demands = [c.demand_kw for c in self.conns]
+        else:
+            budget = 0.0 if target_kw is None else target_kw
+            uppers = [min(c.ceiling_kw, budget) for c in self.conns]
+            self.demands = [1.0 if u > 0.0 else 0.0 for u in uppers]
+        self.mins = [
+            min_level_kw(c, dc_min_kw, ac_min_current_a) if u > 0.0 else 0.0
+            for c, u in zip(self.conns, uppers, strict=True)
+        ]
+        self.highs = [max(u, m) if u > 0.0 else 0.0
+                      for u, m in zip(uppers, self.mins, strict=True)]
+        self.kept = [h > 0.0 for h in self.highs]
+        self.suspendable = [
+            h > 0.0 and c.floor_kw <= 0.0 and m > 0.0
+            for c, h, m in zip(self.conns, self.highs, self.mins, strict=True)
+        ]
+        if self.discrete:  # the station's own ceiling is hard: pause connectors to fit it
+            self.suspend_until(station.ceiling_kw, rotation)
+
+    def need_kw(self) -> float:
+        """The kept connectors' minimum levels: the least this station can be given."""
+        return sum(m for m, k in zip(self.mins, self.kept, strict=True) if k)
+
+    def bounds(self) -> tuple[float, float]:
+        """(floor, upper) of the station for the zone's water filling."""
+        s = self.station
+        upper = min(s.demand_kw, s.ceiling_kw)
+        if not self.discrete:
+            return min(s.floor_kw, upper), upper
+        need = self.need_kw()
+        room = sum(h for h, k in zip(self.highs, self.kept, strict=True) if k)
+        return need, max(need, min(upper, room))
+
+    def suspend_until(self, budget_kw: float, rotation: int) -> None:
+        """Suspend this station's suspendable connectors in rotation order until the kept
+        ones' minimums fit the budget (or none is left to suspend)."""
+        order = [j for j, ok in enumerate(self.suspendable) if ok]
+        need = self.need_kw()
+        for k in range(len(order)):
+            if need <= budget_kw + _EPS:
+                return
+            j = order[(rotation + k) % len(order)]
+            if self.kept[j]:
+                self.kept[j] = False
+                need -= self.mins[j]
+
+    def split(self, target_kw: float, rotation: int) -> tuple[
+        ConnectorLimit, ...
+    ]:
+        """The target over the kept connectors by the water-filling rule, each at 0 or in
+        [min, high]; AC also in amperes (rounded down to the one decimal OCPP limits carry)."""
+        self.suspend_until(target_kw, rotation)
+        kept = self.kept
+        values = water_fill(
+            target_kw,
+            [d if k else 0.0 for d, k in zip(self.demands, kept, strict=True)],
+            [m if k else 0.0 for m, k in zip(self.mins, kept, strict=True)],
+            [h if k else 0.0 for h, k in zip(self.highs, kept, strict=True)],
+        )
+        out = []
+        for c, kw, m, k in zip(self.conns, values, self.mins, kept, strict=True):
+            limit = 0.0 if not k else max(round(kw, 3), m) if kw > 0.0 else 0.0
+            amps = None
+            if c.connector_type in AC_TYPES:
+                # + 1e-6: 4.14 kW on 3 x 230 V is 6.0 A, not 5.9 through float rounding
+                amps = math.floor(limit * 1000.0 / (c.phases * c.voltage_v) * 10.0 + 1e-6) / 10.0
+            out.append(ConnectorLimit(c.connector_id, c.connector_type, limit, amps))
+        return tuple(out)
+
+    def suspended_ids(self) -> list[int]:
+        return [c.connector_id for c, h, k in zip(self.conns, self.highs, self.kept, strict=True)
+                if h > 0.0 and not k]
 
 
-def allocate(cap_kw: float, stations: Sequence[StationDemand]) -> Allocation:
-    """Targets for every station (deterministic whatever the input order)."""
+def split_station(
+    target_kw: float,
+    connectors: Sequence[ConnectorDemand],
+    *,
+    rotation: int = 0,
+    dc_min_kw: float = DEFAULT_DC_MIN_KW,
+    ac_min_current_a: float = DEFAULT_AC_MIN_CURRENT_A,
+) -> tuple[ConnectorLimit, ...]:
+    """Split one station's target over its connectors (same rule, same minimum levels):
+    suspendable connectors are paused in rotation order when the target is under the kept
+    connectors' minimums."""
+    station = StationDemand("", math.inf, 0.0, math.inf, tuple(connectors))
+    plan = _StationPlan(station, target_kw, dc_min_kw, ac_min_current_a, rotation)
+    return plan.split(target_kw, rotation)
+
+
+def allocate(
+    cap_kw: float,
+    stations: Sequence[StationDemand],
+    *,
+    rotation: int = 0,
+    dc_min_kw: float = DEFAULT_DC_MIN_KW,
+    ac_min_current_a: float = DEFAULT_AC_MIN_CURRENT_A,
+) -> Allocation:
+    """Targets for every station and limits for every connector (deterministic whatever the
+    input order). `rotation` picks who is suspended when the minimums exceed the cap; pass
+    `rotation_index(now, event_start, Settings.suspend_rotation_s)`."""
+    _check("cap_kw", cap_kw)
     ordered = sorted(stations, key=lambda s: s.station_id)
     if len({s.station_id for s in ordered}) != len(ordered):
         raise ValueError("station ids must be unique")
-    uppers = [min(s.demand_kw, s.ceiling_kw) for s in ordered]
-    floors = [s.floor_kw for s in ordered]
-    targets = water_fill(cap_kw, [s.demand_kw for s in ordered], floors, uppers)
-    lows = sum(min(f, u) for f, u in zip(floors, uppers, strict=True))
+    plans = [_StationPlan(s, None, dc_min_kw, ac_min_current_a, rotation) for s in ordered]
+    bounds = [p.bounds() for p in plans]
+    low_total = sum(lo for lo, _ in bounds)
+    if low_total > cap_kw + _EPS:
+        queue = [(i, j) for i, p in enumerate(plans) for j, ok in enumerate(p.suspendable) if ok]
+        for k in range(len(queue)):
+            i, j = queue[(rotation + k) % len(queue)]
+            plans[i].kept[j] = False
+            before = bounds[i][0]
+            bounds[i] = plans[i].bounds()
+            low_total += bounds[i][0] - before
+            if low_total <= cap_kw + _EPS:
+                break
+        low_total = sum(lo for lo, _ in bounds)  # exact again, no running float residue
+    targets = water_fill(
+        cap_kw, [s.demand_kw for s in ordered], [lo for lo, _ in bounds],
+        [up for _, up in bounds],
+    )
+    limits = {}
+    for p, t in zip(plans, targets, strict=True):
+        if not p.discrete:  # idle station: the plan depends on its target
+            p = _StationPlan(p.station, t, dc_min_kw, ac_min_current_a, rotation)
+        limits[p.station.station_id] = (p, p.split(t, rotation))
     return Allocation(
         cap_kw=cap_kw,
         targets={s.station_id: t for s, t in zip(ordered, targets, strict=True)},
-        connectors={
-            s.station_id: split_station(t, s.connectors)
-            for s, t in zip(ordered, targets, strict=True)
-        },
-        shortfall_kw=max(0.0, lows - cap_kw),
+        connectors={sid: lim for sid, (_, lim) in limits.items()},
+        shortfall_kw=max(0.0, low_total - cap_kw),
+        suspended=frozenset(
+            (sid, cid) for sid, (p, _) in limits.items() for cid in p.suspended_ids()
+        ),
     )

@@ -40,11 +40,15 @@ class HysteresisAlarm:
         return None
 
     def to_dict(self) -> dict:
-        return {"h": self.hysteresis_pct, "a": self.active, "s": self.since, "p": self.peak}
+        return {"hysteresis_pct": self.hysteresis_pct, "active": self.active,
+                "since": self.since, "peak": self.peak}
 
     @classmethod
     def from_dict(cls, d: dict) -> HysteresisAlarm:
-        return cls(hysteresis_pct=d["h"], active=d["a"], since=d["s"], peak=d["p"])
+        if "h" in d:  # the earlier positional-key layout
+            return cls(hysteresis_pct=d["h"], active=d["a"], since=d["s"], peak=d["p"])
+        return cls(hysteresis_pct=d["hysteresis_pct"], active=d["active"], since=d["since"],
+                   peak=d["peak"])
 
 
 def _episode_alert(

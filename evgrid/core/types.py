@@ -32,11 +32,25 @@ class Tunables:
     overload_hysteresis_pct: float = 2.0
     event_retention_s: float = 86_400.0
     connector_forget_s: float = 86_400.0
+    # Scheduled or active DR events a zone holds at most; a signal beyond is refused.
+    max_events_per_zone: int = 32
+    # -- chargers' clocks and suspension rotation (issue 12) --
+    future_tolerance_s: float = 60.0
+    clock_skew_alert_s: float = 300.0
+    suspend_rotation_s: float = 300.0
+
+
+#: One shared string per connector type, so 100k readings do not hold 100k copies of "CCS".
+_TYPE_NAMES = {name: name for name in CONNECTOR_TYPES}
 
 
 @dataclass(slots=True)
 class ConnectorReading:
-    """The latest reading of one connector, as far as evgrid needs it."""
+    """The latest reading of one connector, as far as evgrid needs it.
+
+    `arrival_ts` is when evgrid heard it (the Kafka record's timestamp; see core/clock.py):
+    liveness and staleness go by it, `event_ts` orders readings. Left out, it is taken equal
+    to `event_ts` (a charger with a right clock)."""
 
     connector_id: int
     connector_type: str
@@ -47,6 +61,12 @@ class ConnectorReading:
     voltage_v: float = 0.0
     energy_kwh: float = 0.0
     soc_percent: int | None = None
+    arrival_ts: float = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.arrival_ts is None:
+            self.arrival_ts = self.event_ts
+        self.connector_type = _TYPE_NAMES.get(self.connector_type, self.connector_type)
 
     @property
     def session_active(self) -> bool:
@@ -63,16 +83,21 @@ class ConnectorReading:
             "voltage_v": self.voltage_v,
             "energy_kwh": self.energy_kwh,
             "soc_percent": self.soc_percent,
+            "arrival_ts": self.arrival_ts,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> ConnectorReading:
         return cls(**d)
 
+    def is_live(self, now: float, stale_after_s: float) -> bool:
+        """Heard from within the stale limit (by arrival, whatever the charger's clock)."""
+        return now - self.arrival_ts <= stale_after_s
+
 
 def live_power_kw(reading: ConnectorReading, now: float, stale_after_s: float) -> float:
-    """A connector's contribution to its station's load: 0 once its reading is stale."""
-    return reading.power_kw if now - reading.event_ts <= stale_after_s else 0.0
+    """A connector's contribution to its station's load: 0 once it is stale (by arrival)."""
+    return reading.power_kw if now - reading.arrival_ts <= stale_after_s else 0.0
 
 
 @dataclass(slots=True)
@@ -128,8 +153,9 @@ class StationRow:
     def load_kw(self, now: float, stale_after_s: float) -> float:
         return sum(live_power_kw(c, now, stale_after_s) for c in self.connectors.values())
 
-    def last_reading_ts(self) -> float | None:
-        return max((c.event_ts for c in self.connectors.values()), default=None)
+    def last_heard_ts(self) -> float | None:
+        """When evgrid last heard from any of the station's connectors (arrival time)."""
+        return max((c.arrival_ts for c in self.connectors.values()), default=None)
 
     def to_dict(self) -> dict:
         return {

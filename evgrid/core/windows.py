@@ -25,20 +25,77 @@ Semantics (written down in DESIGN terms):
   (matching `ConnectorReading.session_active`).
 * Bounded: closed windows are reduced to a `WindowStat` (the last `keep` are kept for display),
   carried values are dropped once stale; open windows are at most lateness/size + 2.
+* Time line: a reading is placed at the time its station gives (`add(reading, ts)`): its
+  `event_ts`, corrected by the station's measured clock offset when that exceeds the allowed
+  lateness (core/clock.py). Every time in here is on that line.
+* Compact: one `_Acc` (slots, floats shared with the reading where they are the same number)
+  per connector per open window — a few dozen bytes, not a list of boxed floats.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 
 from evgrid.core.types import ConnectorReading
 
-#: A carried value: (event_ts, power_kw, session_id)
+#: A carried value: (placed ts, power_kw, session_id)
 Held = tuple[float, float, "str | None"]
 
-# Accumulator of one connector in one open window: a list, mutated in place on the hot path.
-_FIRST, _LAST, _KW, _SID, _ENERGY, _COVERED, _MAX, _SIDS = range(8)
+
+def _sessions(sids: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The session ids an accumulator saw (stored as one string while there is just one)."""
+    if sids is None:
+        return ()
+    return (sids,) if isinstance(sids, str) else sids
+
+
+def _with_session(sids: str | tuple[str, ...] | None, sid: str) -> str | tuple[str, ...]:
+    if sids is None or sids == sid:
+        return sid
+    if isinstance(sids, str):
+        return (sids, sid)
+    return sids if sid in sids else (*sids, sid)
+
+
+class _Acc:
+    """One connector in one open window: held energy and covered seconds so far, the last
+    reading (held until the next), the peak and the session ids seen (None, one id, or a
+    tuple of them: most windows see one session, and a tuple costs 48 bytes)."""
+
+    __slots__ = ("covered", "energy", "first", "kw", "last", "peak", "sid", "sids")
+
+    def __init__(self, ts: float, kw: float, sid: str | None) -> None:
+        self.first = self.last = ts
+        self.kw = self.peak = kw
+        self.sid = sid
+        self.energy = self.covered = 0.0
+        self.sids: str | tuple[str, ...] | None = sid
+
+    def to_dict(self, connector_id: int) -> dict:
+        return {
+            "connector_id": connector_id,
+            "first_ts": self.first,
+            "last_ts": self.last,
+            "power_kw": self.kw,
+            "session_id": self.sid,
+            "energy_kws": self.energy,
+            "covered_s": self.covered,
+            "max_power_kw": self.peak,
+            "session_ids": list(_sessions(self.sids)),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _Acc:
+        acc = cls(d["first_ts"], d["power_kw"], d["session_id"])
+        acc.last = d["last_ts"]
+        acc.energy = d["energy_kws"]
+        acc.covered = d["covered_s"]
+        acc.peak = d["max_power_kw"]
+        ids = d["session_ids"]
+        acc.sids = None if not ids else ids[0] if len(ids) == 1 else tuple(ids)
+        return acc
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +122,7 @@ class WindowStat:
         }
 
     def to_list(self) -> list:
-        """Positional form for storage (field order)."""
+        """The values in field order (comparisons in tests)."""
         return [
             self.window_start,
             self.window_end,
@@ -77,15 +134,24 @@ class WindowStat:
         ]
 
 
+#: Numbers stored per closed window (window_end is window_start + window_s).
+_STAT_FIELDS = 6
+
+
+def _stat_numbers(s: WindowStat) -> tuple[float, ...]:
+    return (s.window_start, s.total_power_kw, s.active_sessions, s.active_connectors,
+            s.avg_power_per_connector_kw, s.max_connector_power_kw)
+
+
 class StationWindows:
     """One station's open windows (a few numbers per connector each), carry and recent stats."""
 
     __slots__ = (
         "_carry",
+        "_closed",
         "_closed_end",
         "_open",
         "allowed_lateness_s",
-        "closed",
         "keep",
         "stale_after_s",
         "watermark",
@@ -106,22 +172,27 @@ class StationWindows:
         self.stale_after_s = stale_after_s
         self.keep = keep
         self.watermark = -math.inf
-        # window start -> connector id -> accumulator (see _FIRST.._SIDS)
-        self._open: dict[float, dict[int, list]] = {}
+        # window start -> connector id -> accumulator
+        self._open: dict[float, dict[int, _Acc]] = {}
         # connector id -> value held at `_closed_end` (only non-stale ones are kept)
         self._carry: dict[int, Held] = {}
         self._closed_end: float | None = None  # end of the last closed window
-        self.closed: list[WindowStat] = []  # the last `keep` closed windows, oldest first
+        # the last `keep` closed windows, oldest first, _STAT_FIELDS numbers each: a closed
+        # WindowStat object with its floats costs ~200 bytes, five of them per station more
+        # than the station's readings
+        self._closed = array("d")
 
     def window_start(self, ts: float) -> float:
         return ts - ts % self.window_s
 
     # -- hot path ----------------------------------------------------------------------------
 
-    def add(self, reading: ConnectorReading) -> bool:
-        """Feed one reading. False (nothing changed) when its window is already closed or it is
-        not newer than the connector's previous reading."""
-        ts = reading.event_ts
+    def add(self, reading: ConnectorReading, ts: float | None = None) -> bool:
+        """Feed one reading, placed at `ts` (default: its event_ts). False (nothing changed)
+        when its window is already closed or it is not newer than the connector's previous
+        reading."""
+        if ts is None:
+            ts = reading.event_ts
         start = ts - ts % self.window_s
         if start + self.window_s + self.allowed_lateness_s <= self.watermark:
             return False
@@ -135,19 +206,19 @@ class StationWindows:
             conns = self._open[start] = {}
         acc = conns.get(cid)
         if acc is None:
-            conns[cid] = [ts, ts, kw, sid, 0.0, 0.0, kw, [] if sid is None else [sid]]
+            conns[cid] = _Acc(ts, kw, sid)
         else:
-            held = min(ts, acc[_LAST] + self.stale_after_s) - acc[_LAST]
+            held = min(ts, acc.last + self.stale_after_s) - acc.last
             if held > 0.0:
-                acc[_ENERGY] += acc[_KW] * held
-                acc[_COVERED] += held
-            acc[_LAST] = ts
-            acc[_KW] = kw
-            acc[_SID] = sid
-            if kw > acc[_MAX]:
-                acc[_MAX] = kw
-            if sid is not None and sid not in acc[_SIDS]:
-                acc[_SIDS].append(sid)
+                acc.energy += acc.kw * held
+                acc.covered += held
+            acc.last = ts
+            acc.kw = kw
+            acc.sid = sid
+            if kw > acc.peak:
+                acc.peak = kw
+            if sid is not None and sid is not acc.sids:
+                acc.sids = _with_session(acc.sids, sid)
         if ts > self.watermark:
             self.watermark = ts
             self.advance()
@@ -158,7 +229,7 @@ class StationWindows:
         this connector has in the open windows?"""
         for wstart, conns in self._open.items():
             acc = conns.get(cid)
-            if acc is not None and (wstart > start or acc[_LAST] >= ts):
+            if acc is not None and (wstart > start or acc.last >= ts):
                 return False
         return True
 
@@ -175,10 +246,22 @@ class StationWindows:
             return []
         done = self._walk(last, commit=True, upto=None)
         if done:
-            self.closed.extend(done)
-            if len(self.closed) > self.keep:
-                del self.closed[: len(self.closed) - self.keep]
+            for stat in done[-self.keep:]:
+                self._closed.extend(_stat_numbers(stat))
+            extra = len(self._closed) - self.keep * _STAT_FIELDS
+            if extra > 0:
+                del self._closed[:extra]
         return done
+
+    @property
+    def closed(self) -> list[WindowStat]:
+        """The last `keep` closed windows, oldest first."""
+        c, w = self._closed, self.window_s
+        return [
+            WindowStat(c[i], c[i] + w, c[i + 1], int(c[i + 2]), int(c[i + 3]), c[i + 4],
+                       c[i + 5])
+            for i in range(0, len(c), _STAT_FIELDS)
+        ]
 
     # -- window statistics -------------------------------------------------------------------
 
@@ -202,7 +285,7 @@ class StationWindows:
                 break
             if start > last:
                 break
-            accs: dict[int, list] = {}
+            accs: dict[int, _Acc] = {}
             if i < n and starts[i] == start:
                 accs = self._open.pop(start) if commit else self._open[start]
                 i += 1
@@ -216,7 +299,7 @@ class StationWindows:
         return out
 
     def _stat(
-        self, start: float, accs: dict[int, list], carry: dict[int, Held], upto: float | None
+        self, start: float, accs: dict[int, _Acc], carry: dict[int, Held], upto: float | None
     ) -> tuple[WindowStat, dict[int, Held]]:
         """The window's statistic and the values it carries out (non-stale at its end)."""
         end = start + self.window_s
@@ -227,24 +310,24 @@ class StationWindows:
         sessions: set[str] = set()
         out: dict[int, Held] = {}
         for cid, acc in accs.items():
-            energy, covered, mx = acc[_ENERGY], acc[_COVERED], acc[_MAX]
-            sids = acc[_SIDS]
+            energy, covered, mx = acc.energy, acc.covered, acc.peak
+            sids = _sessions(acc.sids)
             held_in = carry.get(cid)
             if held_in is not None:
-                hold = min(acc[_FIRST], held_in[0] + stale) - start
+                hold = min(acc.first, held_in[0] + stale) - start
                 if hold > 0.0:
                     energy += held_in[1] * hold
                     covered += hold
                     mx = max(mx, held_in[1])
                     if held_in[2] is not None and held_in[2] not in sids:
-                        sids = [*sids, held_in[2]]
-            last = acc[_LAST]
+                        sids = (*sids, held_in[2])
+            last = acc.last
             tail = min(cap, last + stale) - last
             if tail > 0.0:
-                energy += acc[_KW] * tail
+                energy += acc.kw * tail
                 covered += tail
             if last + stale > end:
-                out[cid] = (last, acc[_KW], acc[_SID])
+                out[cid] = (last, acc.kw, acc.sid)
             if covered <= 0.0:
                 continue
             avg = energy / covered
@@ -298,30 +381,46 @@ class StationWindows:
         return len(self._open)
 
     def to_dict(self) -> dict:
+        """Plain data with named fields (the state layer versions the layout)."""
         return {
-            "ws": self.window_s,
-            "lt": self.allowed_lateness_s,
-            "st": self.stale_after_s,
-            "k": self.keep,
-            "wm": self.watermark if self.watermark != -math.inf else None,
-            "ce": self._closed_end,
-            "o": [[s, [[cid, *acc] for cid, acc in c.items()]] for s, c in self._open.items()],
-            "cy": [[cid, *held] for cid, held in self._carry.items()],
-            "cl": [w.to_list() for w in self.closed],
+            "window_s": self.window_s,
+            "allowed_lateness_s": self.allowed_lateness_s,
+            "stale_after_s": self.stale_after_s,
+            "keep": self.keep,
+            "watermark": self.watermark if self.watermark != -math.inf else None,
+            "closed_end": self._closed_end,
+            "open": [
+                {"window_start": start,
+                 "connectors": [acc.to_dict(cid) for cid, acc in conns.items()]}
+                for start, conns in self._open.items()
+            ],
+            "carry": [
+                {"connector_id": cid, "held_since": ts, "power_kw": kw, "session_id": sid}
+                for cid, (ts, kw, sid) in self._carry.items()
+            ],
+            "closed": [w.to_dict() for w in self.closed],
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> StationWindows:
-        if "ws" not in d:  # an older layout kept raw samples: start afresh, keep the watermark
-            w = cls(d.get("size", 60.0), d.get("late", 60.0), d.get("stale", 120.0))
+        if "window_s" not in d:  # an earlier layout: start afresh, keep the watermark
+            w = cls(d.get("ws", d.get("size", 60.0)), d.get("lt", d.get("late", 60.0)),
+                    d.get("st", d.get("stale", 120.0)))
             if d.get("wm"):
                 w.watermark = d["wm"]
             return w
-        w = cls(d["ws"], d["lt"], d["st"], d["k"])
-        if d["wm"] is not None:
-            w.watermark = d["wm"]
-        w._closed_end = d["ce"]
-        w._open = {s: {a[0]: a[1:] for a in conns} for s, conns in d["o"]}
-        w._carry = {c[0]: (c[1], c[2], c[3]) for c in d["cy"]}
-        w.closed = [WindowStat(*c) for c in d["cl"]]
+        w = cls(d["window_s"], d["allowed_lateness_s"], d["stale_after_s"], d["keep"])
+        if d["watermark"] is not None:
+            w.watermark = d["watermark"]
+        w._closed_end = d["closed_end"]
+        w._open = {
+            o["window_start"]: {a["connector_id"]: _Acc.from_dict(a) for a in o["connectors"]}
+            for o in d["open"]
+        }
+        w._carry = {
+            c["connector_id"]: (c["held_since"], c["power_kw"], c["session_id"])
+            for c in d["carry"]
+        }
+        for c in d["closed"][-w.keep:]:
+            w._closed.extend(_stat_numbers(WindowStat(**c)))
         return w

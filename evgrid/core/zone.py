@@ -30,15 +30,15 @@ class ZoneLoad:
     ) -> None:
         """Add or replace a station's row. Without `now` its load joins the running total as
         0 until the next exact `total_kw`."""
-        sid = row.station_id
-        old = self.stations.get(sid)
+        station_id = row.station_id
+        old = self.stations.get(station_id)
         if old is not None:
             self._capacity -= old.config.max_station_kw
-        self.stations[sid] = row
+        self.stations[station_id] = row
         self._capacity += row.config.max_station_kw
         load = row.load_kw(now, stale_after_s) if now is not None else 0.0
-        self._total += load - self._loads.get(sid, 0.0)
-        self._loads[sid] = load
+        self._total += load - self._loads.get(station_id, 0.0)
+        self._loads[station_id] = load
 
     def remove(self, station_id: str) -> bool:
         row = self.stations.pop(station_id, None)
@@ -55,7 +55,10 @@ class ZoneLoad:
 
     def total_kw(self, now: float, stale_after_s: float) -> float:
         """Exact total at `now`; also resets the running figures to exact ones."""
-        self._loads = {sid: row.load_kw(now, stale_after_s) for sid, row in self.stations.items()}
+        self._loads = {
+            station_id: row.load_kw(now, stale_after_s)
+            for station_id, row in self.stations.items()
+        }
         self._total = sum(self._loads.values())
         self._capacity = sum(row.config.max_station_kw for row in self.stations.values())
         return self._total

@@ -6,18 +6,28 @@ from evgrid.models.outputs import (
     ComplianceAlert,
     ConnectorLimitOut,
     DeadLetter,
+    DRReport,
     DRStatus,
     OverloadAlert,
+    SignalRefusedAlert,
+    StationAlert,
+    dr_report_message,
 )
+from evgrid.models.signals import dr_signal_from_model
 
 __all__ = [
     "ChargingCommand",
     "ComplianceAlert",
     "ConnectorLimitOut",
+    "DRReport",
     "DRStatus",
     "DeadLetter",
     "DemandResponseSignal",
     "MeterValue",
     "OverloadAlert",
+    "SignalRefusedAlert",
+    "StationAlert",
     "StationZone",
+    "dr_report_message",
+    "dr_signal_from_model",
 ]

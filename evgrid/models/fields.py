@@ -21,4 +21,5 @@ Timestamp = Annotated[
 ]
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
 NonNegativeKw = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]

@@ -7,12 +7,14 @@ a gateway that sends `"power_kw": "7.4"` is misconfigured and the operator shoul
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from evgrid.models.fields import (
     ConnectorType,
     FiniteFloat,
     Identifier,
     NonNegativeKw,
+    Percent,
     Priority,
     SignalType,
     Timestamp,
@@ -46,7 +48,11 @@ class DemandResponseSignal(BaseModel):
     signal_id: Identifier
     zone_id: Identifier
     signal_type: SignalType
-    target_reduction_kw: NonNegativeKw
+    # How much: exactly one of the three (none only for RESTORE), resolved by the core against
+    # the zone's uncurtailed baseline at activation.
+    target_reduction_kw: NonNegativeKw | None = None
+    target_reduction_pct: Percent | None = None
+    cap_kw: NonNegativeKw | None = None
     start_ts: Timestamp
     end_ts: Timestamp
     priority: Priority
@@ -57,6 +63,29 @@ class DemandResponseSignal(BaseModel):
         if self.end_ts <= self.start_ts:
             raise ValueError("end_ts must be later than start_ts")
         return self
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DemandResponseSignal:
+        given = [name for name in TARGET_FIELDS if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise PydanticCustomError(
+                "two_forms",
+                "give exactly one of target_reduction_kw, target_reduction_pct, cap_kw; "
+                "got {given}",
+                {"field": "target", "given": ", ".join(given)},
+            )
+        if not given and self.signal_type != "RESTORE":
+            raise PydanticCustomError(
+                "missing",
+                "a {signal_type} needs one of target_reduction_kw, target_reduction_pct or "
+                "cap_kw",
+                {"field": "target", "signal_type": self.signal_type},
+            )
+        return self
+
+
+#: The three ways a DR signal says how much (DESIGN.md, grid.demand_response).
+TARGET_FIELDS = ("target_reduction_kw", "target_reduction_pct", "cap_kw")
 
 
 class StationZone(BaseModel):

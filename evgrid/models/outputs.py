@@ -3,11 +3,13 @@ put a malformed command on the wire fails loudly here instead of at a charger.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evgrid.models.fields import ConnectorType, Identifier, Priority, SignalType, Timestamp
+from evgrid.timeutil import from_epoch
 
 _OUTPUT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -74,6 +76,32 @@ class ComplianceAlert(BaseModel):
     detected_at: Timestamp
 
 
+class StationAlert(BaseModel):
+    """`alerts.stations`: a station's clock is off by more than `clock_skew_alert_s` (one
+    alert when the episode starts, one when it ends)."""
+
+    model_config = _OUTPUT
+
+    alert_type: Literal["CLOCK_SKEW", "CLOCK_SKEW_CLEARED"]
+    station_id: Identifier
+    clock_offset_s: float
+    clock_skew_alert_s: float
+    detected_at: Timestamp
+
+
+class SignalRefusedAlert(BaseModel):
+    """`alerts.dr.signals`: a zone refused DR signals (e.g. more live events than allowed);
+    one alert per episode, while every refused signal is dead-lettered."""
+
+    model_config = _OUTPUT
+
+    alert_type: Literal["TOO_MANY_EVENTS"]
+    zone_id: Identifier
+    signal_id: Identifier
+    detail: str
+    detected_at: Timestamp
+
+
 class DRStatus(BaseModel):
     """`grid.dr_status`: the state of one DR event, on every change."""
 
@@ -94,6 +122,8 @@ class DRStatus(BaseModel):
     stations_commanded: int
     stations_noncompliant: int
     updated_ts: Timestamp
+    # How old the newest station loads behind this decision are (None: none arrived yet).
+    load_age_s: float | None = Field(default=None, ge=0)
 
 
 class DeadLetter(BaseModel):
@@ -112,3 +142,90 @@ class DeadLetter(BaseModel):
     raw_truncated: bool
     raw_size: int
     ts: Timestamp
+
+
+class CapInForce(BaseModel):
+    model_config = _OUTPUT
+
+    from_ts: Timestamp
+    cap_kw: float = Field(ge=0)
+    signal_id: Identifier  # the event whose cap governed the zone from then on
+
+
+class TargetChange(BaseModel):
+    model_config = _OUTPUT
+
+    from_ts: Timestamp
+    target_kw: float = Field(ge=0)
+
+
+class StationReport(BaseModel):
+    """One station's part in a DR event."""
+
+    model_config = _OUTPUT
+
+    station_id: Identifier
+    targets: list[TargetChange]
+    average_target_kw: float | None  # time-weighted over the seconds it was commanded
+    measured_avg_kw: float = Field(ge=0)  # over the event's duration
+    energy_kwh: float = Field(ge=0)
+    seconds_commanded: float = Field(ge=0)
+    seconds_noncompliant: float = Field(ge=0)
+    seconds_uncontrollable: float = Field(ge=0)
+
+
+class DRReport(BaseModel):
+    """`grid.dr_reports` (key `zone_id`): one settlement report per event, when it ends or is
+    restored. Energies are integrated from the stations' loads (a stale connector counts
+    0 kW); `delivered_kwh = baseline_energy_kwh − drawn_energy_kwh`."""
+
+    model_config = _OUTPUT
+
+    report_id: str
+    signal_id: Identifier
+    zone_id: Identifier
+    signal_type: SignalType
+    priority: Priority
+    target_reduction_kw: float | None
+    target_reduction_pct: float | None
+    target_cap_kw: float | None
+    baseline_kw: float | None
+    cap_kw: float | None
+    caps: list[CapInForce]
+    planned_start_ts: Timestamp
+    planned_end_ts: Timestamp
+    actual_start_ts: Timestamp | None  # None: restored or expired before it started
+    actual_end_ts: Timestamp | None
+    ended_by: Literal["END", "RESTORE"] | None
+    duration_s: float = Field(ge=0)
+    baseline_energy_kwh: float = Field(ge=0)
+    drawn_energy_kwh: float = Field(ge=0)
+    delivered_kwh: float
+    target_kwh: float = Field(ge=0)
+    delivered_pct_of_target: float | None
+    time_to_cap_s: float | None
+    peak_overshoot_kw: float = Field(ge=0)
+    max_shortfall_kw: float = Field(ge=0)
+    stations: list[StationReport]
+    report_ts: Timestamp
+
+
+_REPORT_TIMES = ("planned_start_ts", "planned_end_ts", "actual_start_ts", "actual_end_ts",
+                 "report_ts")
+
+
+def dr_report_message(report: dict[str, Any]) -> DRReport:
+    """The core's report (epoch seconds) as the wire model (ISO-8601 UTC)."""
+
+    def at(ts: float | None) -> datetime | None:
+        return None if ts is None else from_epoch(ts)
+
+    return DRReport.model_validate({
+        **report,
+        **{name: at(report[name]) for name in _REPORT_TIMES},
+        "caps": [{**c, "from_ts": at(c["from_ts"])} for c in report["caps"]],
+        "stations": [
+            {**s, "targets": [{**t, "from_ts": at(t["from_ts"])} for t in s["targets"]]}
+            for s in report["stations"]
+        ],
+    })

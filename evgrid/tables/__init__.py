@@ -1,9 +1,10 @@
-"""Table definitions: RocksDB-backed, changelogged, values as orjson bytes.
+"""Table definitions only: RocksDB-backed, changelogged, values as bytes.
 
 Faust serialises table values from `value_type` only and does not support pydantic models, so
-every table stores raw bytes encoded by our one codec; keys are UTF-8 bytes.
+every table stores raw bytes; what the bytes mean is `evgrid.state.codecs`' business, and only
+`evgrid.state` reads or writes these tables.
 
-Zone-side rows are keyed `zone_id|station_id`, not `station_id`: when a station moves between
+Zone members are keyed `zone_id|station_id`, not `station_id`: when a station moves between
 zones its old and new rows live in different partitions, and Faust's RocksDB store resolves a
 bare key to whichever partition last wrote it — a delete of the old row could hit the new one.
 """
@@ -19,14 +20,11 @@ from evgrid.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Tables:
-    station_state: faust.Table  # station_id -> connectors, windows, contract alarm
+    station_state: faust.Table  # station_id -> checkpoint: readings, open windows, alarm
     station_config: faust.Table  # station_id -> StationConfig (the station side's mapping)
-    zone_stations: faust.Table  # "zone_id|station_id" -> StationRow (zone side)
+    station_windows: faust.Table  # station_id -> the last closed 1-minute windows
+    zone_stations: faust.Table  # "zone_id|station_id" -> the member's config (zone side)
     zone_control: faust.Table  # zone_id -> members, DR controller, zone overload alarm
-
-
-def zone_station_key(zone_id: str, station_id: str) -> bytes:
-    return f"{zone_id}|{station_id}".encode()
 
 
 def define_tables(app: faust.App, settings: Settings) -> Tables:
@@ -39,8 +37,10 @@ def define_tables(app: faust.App, settings: Settings) -> Tables:
         "block_cache_size": settings.rocksdb_block_cache_mb * mb,
         "block_cache_compressed_size": mb,
     }
+    # Configs, members and closed windows change rarely: the smallest budget RocksDB takes.
+    small = {**rocksdb, "write_buffer_size": mb, "block_cache_size": mb}
 
-    def table(name: str, help: str) -> faust.Table:
+    def table(name: str, help: str, rarely_written: bool = False) -> faust.Table:
         return app.Table(
             name,
             default=None,
@@ -48,12 +48,13 @@ def define_tables(app: faust.App, settings: Settings) -> Tables:
             value_type=bytes,
             partitions=settings.partitions,
             help=help,
-            options=rocksdb,
+            options=small if rarely_written else rocksdb,
         )
 
     return Tables(
-        station_state=table("station-state", "latest reading per connector, windows, alarm"),
-        station_config=table("station-config", "station -> zone and limits"),
-        zone_stations=table("zone-stations", "stations of each zone with their readings"),
-        zone_control=table("zone-control", "DR controller and overload state per zone"),
+        station_state=table("station-state", "checkpoint: readings, open windows, alarm"),
+        station_config=table("station-config", "station -> zone and limits", True),
+        station_windows=table("station-windows", "closed 1-minute windows", True),
+        zone_stations=table("zone-stations", "members of each zone with their limits", True),
+        zone_control=table("zone-control", "DR controller and overload state per zone", True),
     )

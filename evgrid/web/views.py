@@ -14,71 +14,61 @@ import faust
 from faust.web import Request, Response, View, Web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from evgrid import codec
 from evgrid.agents.runtime import Runtime
-from evgrid.core.types import StationConfig
 from evgrid.timeutil import iso
 
 Handler = Callable[..., Awaitable[Response]]
 
 
 def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
-    zone = rt.zones.zones.get(zone_id)
+    zone = rt.zones.find(zone_id, now)
     if zone is None:
-        if rt.tables.zone_control.get(zone_id.encode()) is None:
-            return None
-        zone = rt.zones.load_zone(zone_id)
+        return None
     stale = rt.settings.stale_after_s
     summary = zone.load.summary(now, stale)
     stations = [
         {
-            "station_id": sid,
+            "station_id": station_id,
             "load_kw": round(row.load_kw(now, stale), 3),
             "max_station_kw": row.config.max_station_kw,
             "contract_max_kw": row.config.contract_max_kw,
         }
-        for sid, row in sorted(zone.load.stations.items())
+        for station_id, row in sorted(zone.load.stations.items())
     ]
     return {
         **summary,
         "dr": zone.controller.view(now),
         "overload": zone.load.alarm.active,
+        "warm": zone.warm(now),
+        # When the newest station loads arrived (their age is `as_of` minus this).
+        "loads_at": None if zone.loads_at is None else iso(zone.loads_at),
         "station_list": stations,
         "as_of": iso(now),
     }
 
 
 def station_view(rt: Runtime, station_id: str, now: float) -> dict[str, Any] | None:
-    from evgrid.agents.station import StationEntry
-
-    raw = rt.tables.station_state.get(station_id.encode())
-    cfg_raw = rt.tables.station_config.get(station_id.encode())
-    if raw is None and cfg_raw is None:
+    entry = rt.stations.get(station_id)
+    if entry is None:
         return None
-    config = StationConfig.from_dict(codec.loads(cfg_raw)) if cfg_raw else None
-    entry = StationEntry.from_bytes(raw) if raw else None
+    config = entry.config
     stale = rt.settings.stale_after_s
-    connectors = []
-    if entry is not None:
-        for c in sorted(entry.state.connectors.values(), key=lambda c: c.connector_id):
-            connectors.append(
-                {
-                    **c.to_dict(),
-                    "event_ts": iso(c.event_ts),
-                    "stale": now - c.event_ts > stale,
-                }
-            )
-    windows = entry.state.windows.snapshot() if entry is not None else []
+    connectors = [
+        {**c.to_dict(), "event_ts": iso(c.event_ts), "arrival_ts": iso(c.arrival_ts),
+         "stale": not c.is_live(now, stale)}
+        for c in sorted(entry.state.connectors.values(), key=lambda c: c.connector_id)
+    ]
     return {
         "station_id": station_id,
         "zone_id": config.zone_id if config else None,
         "config": config.to_dict() if config else None,
-        "load_kw": round(entry.state.load_kw(now, stale), 3) if entry else 0.0,
-        "contract_overload": entry.alarm.active if entry else False,
+        "load_kw": round(entry.state.load_kw(now, stale), 3),
+        "contract_overload": entry.alarm.active,
+        **entry.state.clock_summary(),
         "connectors": connectors,
         "windows": [
             {**w, "window_start": iso(w["window_start"]), "window_end": iso(w["window_end"])}
-            for w in windows
+            for w in entry.state.windows.snapshot()
         ],
         "as_of": iso(now),
     }
@@ -92,10 +82,8 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
     owned = rt.clock.owned_partitions()
     zones, events = [], []
     stale = rt.settings.stale_after_s
-    for zone_id in sorted(rt.zones.zones):
-        if not rt.clock.owns(zone_id, owned):
-            continue
-        zone = rt.zones.zones[zone_id]
+    for zone in sorted(rt.zones.in_partitions(owned), key=lambda z: z.zone_id):
+        zone_id = zone.zone_id
         summary = zone.load.summary(now, stale)
         view = zone.controller.view(now)
         zones.append(
@@ -164,9 +152,8 @@ def register_views(app: faust.App, rt: Runtime) -> None:
         now = time.time()
         owned = rt.clock.owned_partitions()
         found = [
-            zone_view(rt, zone_id, now)
-            for zone_id in sorted(rt.zones.zones)
-            if rt.clock.owns(zone_id, owned)
+            zone_view(rt, zone.zone_id, now)
+            for zone in sorted(rt.zones.in_partitions(owned), key=lambda z: z.zone_id)
         ]
         worker = str(app.conf.canonical_url)
         return web.json({"zones": [z for z in found if z], "worker": worker})

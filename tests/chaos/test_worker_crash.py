@@ -1,8 +1,8 @@
 """Reliability: a worker killed with SIGKILL mid-event comes back with the same decisions.
 
 The restarted worker recovers its tables (RocksDB + changelog), keeps the baseline and cap,
-sends no different target (any repeated decision carries the same command_id), and still
-sends the CLEARs when the event ends."""
+sends no different target (any repeated decision carries the same command_id), still sends
+the CLEARs when the event ends, and publishes exactly one complete report for the event."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
         await asyncio.sleep(1.5)
         now = time.time()
         end = now + 25.0
-        async with Collector(b, t.commands, t.dr_status) as seen:
+        async with Collector(b, t.commands, t.dr_status, t.dr_reports) as seen:
             await produce(b, t.demand_response,
                           [(b"ZX", jdump(dr("DR-X", "ZX", "CURTAIL", 90.0, now, end)))])
             first = await seen.wait(t.commands, lambda c: len(c) >= len(loads))
@@ -66,6 +66,17 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
                 assert x["baseline_kw"] == active["baseline_kw"]
                 assert x["cap_kw"] == active["cap_kw"]
             assert after and after[-1]["state"] == "ENDED"
+
+            # One settlement report, complete, though the event straddled the crash.
+            await asyncio.sleep(2.0)
+            reports = await seen.wait(t.dr_reports, lambda r: len(r) >= 1)
+            assert [r["signal_id"] for r in reports] == ["DR-X"], reports
+            report = reports[0]
+            assert report["baseline_kw"] == active["baseline_kw"]
+            assert report["actual_start_ts"] is not None and report["actual_end_ts"] is not None
+            assert sorted(x["station_id"] for x in report["stations"]) == sorted(loads)
+            assert report["baseline_energy_kwh"] > report["drawn_energy_kwh"] > 0
+            assert report["ended_by"] == "END"
 
             # Processing guarantee: every decision (one SET and one CLEAR per station) went
             # out, none twice under different ids, and every reading is in state.

@@ -206,6 +206,7 @@ def test_stale_commanded_station_counts_at_higher_of_last_load_and_target() -> N
     rows = z.rows(T0 + 200)
     # S05's meter goes silent: its last reading (above target) is now stale.
     rows["S05"].connectors[1].event_ts = T0 - 1
+    rows["S05"].connectors[1].arrival_ts = T0 - 1  # nothing heard since: stale by arrival
     assert rows["S05"].load_kw(T0 + 200, TUN.stale_after_s) == 0.0
     counted = z.ctl.effective_load("S05", rows["S05"], T0 + 200)
     assert counted == max(z.loads["S05"], target)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from evgrid.core.station import StationState
 from evgrid.core.types import ConnectorReading, Tunables
+from evgrid.core.windows import WindowStat
 from tests.core.test_windows import OLDER_LAYOUT, T0
 
 
@@ -101,8 +102,10 @@ def test_reads_the_older_layout() -> None:
 
 
 def test_built_from_tunables() -> None:
-    t = Tunables(window_s=30.0, allowed_lateness_s=10.0, stale_after_s=45.0)
+    t = Tunables(window_s=30.0, allowed_lateness_s=10.0, stale_after_s=45.0,
+                 future_tolerance_s=20.0)
     s = StationState.from_tunables(t)
+    assert s.clock_tolerance_s == 20.0
     assert (s.windows.window_s, s.windows.allowed_lateness_s, s.windows.stale_after_s) == (
         30.0,
         10.0,
@@ -124,3 +127,35 @@ def test_load_is_latest_per_connector_whatever_the_delivery_order(readings) -> N
     now = T0 + 400
     expected = sum(kw for t, kw in latest.values() if now - (T0 + t) <= 120)
     assert s.load_kw(now, 120) == pytest.approx(expected)
+
+
+def test_liveness_and_forgetting_go_by_arrival_time() -> None:
+    s = StationState()
+    behind = 3 * 3600.0
+    assert s.apply(ConnectorReading(1, "CCS", 30.0, T0 - behind, "s"), T0)
+    assert s.apply(ConnectorReading(2, "CCS", 5.0, T0 + 10, "s"), T0 - 500)  # heard long ago
+    assert s.load_kw(T0 + 100, 120) == 30.0
+    assert s.forget_idle(T0 + 86_000, 86_400) == 1 and list(s.connectors) == [1]
+
+
+def test_stored_layout_names_every_field() -> None:
+    """The state layer versions this layout: it must be explicit, never positional."""
+    s = StationState()
+    for i in range(12):
+        s.apply(r(1 + i % 2, 10.0 + i, 20 * i, sid=f"x{i % 3}"))
+    d = orjson.loads(orjson.dumps(s.to_dict()))
+    assert set(d) == {"connectors", "windows", "clock", "clock_tolerance_s", "late_dropped",
+                      "clock_resets"}
+    assert set(d["connectors"][0]) == {
+        "connector_id", "connector_type", "power_kw", "event_ts", "session_id", "current_a",
+        "voltage_v", "energy_kwh", "soc_percent", "arrival_ts"}
+    w = d["windows"]
+    assert set(w) == {"window_s", "allowed_lateness_s", "stale_after_s", "keep", "watermark",
+                      "closed_end", "open", "carry", "closed"}
+    assert w["open"] and set(w["open"][0]) == {"window_start", "connectors"}
+    assert set(w["open"][0]["connectors"][0]) == {
+        "connector_id", "first_ts", "last_ts", "power_kw", "session_id", "energy_kws",
+        "covered_s", "max_power_kw", "session_ids"}
+    assert w["carry"] and set(w["carry"][0]) == {"connector_id", "held_since", "power_kw",
+                                                 "session_id"}
+    assert w["closed"] and set(w["closed"][0]) == set(WindowStat.__slots__)

@@ -12,7 +12,6 @@ from evgrid.timeutil import iso
 from tests.integration.harness import (
     Collector,
     WorkerProcess,
-    isolated_settings,
     jdump,
     produce,
 )
@@ -56,18 +55,6 @@ def latest_targets(commands: list[dict]) -> dict[str, float | None]:
     for c in commands:
         out[c["station_id"]] = c["target_power_kw"] if c["action"] == "SET" else None
     return out
-
-
-@pytest.fixture
-async def worker(kafka_broker, unique_prefix, tmp_path):
-    settings = isolated_settings(
-        kafka_broker.bootstrap, unique_prefix, tmp_path / "data", compliance_grace_s=3.0,
-    )
-    w = WorkerProcess(settings, tmp_path / "worker.log").start()
-    await w.wait_ready()
-    yield w
-    assert w.alive(), w.log_tail()
-    w.stop()
 
 
 async def setup_zone(bootstrap, t, zone: str, loads: dict[str, float]) -> Stations:

@@ -1,0 +1,56 @@
+"""Publishing what a zone's controller decided: commands, statuses, compliance alerts.
+
+Every output passes through its pydantic model, so a bug that would put a malformed command on
+the wire fails here instead of at a charger.
+"""
+
+from __future__ import annotations
+
+import time
+
+from evgrid import codec, metrics
+from evgrid.agents.publish import Publisher
+from evgrid.commands import command_message
+from evgrid.core.control import Decisions
+from evgrid.models import ChargingCommand, ComplianceAlert, DRStatus, dr_report_message
+from evgrid.state.zones import ZoneEntry
+from evgrid.timeutil import from_epoch
+
+_STATUS_TIMES = ("start_ts", "end_ts", "updated_ts")
+_COMPLIANCE_TIMES = ("since", "detected_at")
+
+
+def _with_times(d: dict, fields: tuple[str, ...]) -> dict:
+    return {**d, **{f: from_epoch(d[f]) for f in fields if d.get(f) is not None}}
+
+
+def publish_decisions(
+    out: Publisher, zone: ZoneEntry, decisions: Decisions, now: float,
+    received: float | None = None,
+) -> None:
+    """`received` (perf_counter) times the DR reaction up to the last command's ack."""
+    last = len(decisions.commands) - 1
+    for i, cmd in enumerate(decisions.commands):
+        message = ChargingCommand.model_validate(command_message(cmd))
+        callback = None
+        if i == last and received is not None:
+            def callback(_fut: object, t0: float = received) -> None:
+                metrics.DR_REACTION.observe(time.perf_counter() - t0)
+        out.send(out.commands, cmd.station_id, codec.dumps(message), callback=callback)
+        metrics.COMMANDS.labels(action=cmd.action).inc()
+    load_age_s = zone.load_age_s(now)
+    for status in decisions.statuses:
+        message = DRStatus.model_validate(
+            {**_with_times(status, _STATUS_TIMES),
+             "load_age_s": None if load_age_s is None else round(load_age_s, 3)})
+        out.send(out.dr_status, zone.zone_id, codec.dumps(message))
+    for alert in decisions.compliance:
+        message = ComplianceAlert.model_validate(_with_times(alert, _COMPLIANCE_TIMES))
+        out.alert(
+            out.compliance_alerts, alert["station_id"], codec.dumps(message), alert["state"],
+            f"{alert['measured_kw']:.1f} kW vs target {alert['target_power_kw']:.1f}",
+        )
+        metrics.ALERTS.labels(alert_type=f"DR_{alert['state']}").inc()
+    for report in decisions.reports:
+        out.send(out.dr_reports, zone.zone_id, codec.dumps(dr_report_message(report)))
+        metrics.DR_REPORTS.inc()

@@ -1,0 +1,385 @@
+"""Everything DR for one zone, orchestrated: lifecycle, demand, allocation, commands,
+compliance, outcomes, status and reports.
+
+Pure: the zone agent feeds it signals, the zone's stations, gateway outcomes and the time, and
+publishes the `Decisions` it returns. Its whole state round-trips through `to_dict` (layout in
+`evgrid.core.control.state`), so a worker that crashed mid-event makes the same decisions,
+with the same command ids, and emits one report per event, after it restores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from itertools import islice
+
+from evgrid.core.allocator import StationDemand, allocate, rotation_index
+from evgrid.core.compliance import StationCompliance
+from evgrid.core.control import demand as dem
+from evgrid.core.control import reporting, state
+from evgrid.core.control.commands import (
+    Commanded,
+    clear_command,
+    commanded_from,
+    set_command,
+    suspended_of,
+)
+from evgrid.core.control.decisions import Decisions, RefusedSignal
+from evgrid.core.control.diff import stations_to_command
+from evgrid.core.control.status import (
+    StatusFigures,
+    compliance_body,
+    figures_of,
+    status_body,
+)
+from evgrid.core.lifecycle import (
+    ACTIVE,
+    ENDED,
+    IGNORED,
+    REFUSED,
+    RESTORED,
+    UNKNOWN,
+    DREvent,
+    DRSignal,
+    EventBook,
+)
+from evgrid.core.reports import EventReport
+from evgrid.core.types import StationRow, Tunables
+
+#: While an event is active the zone is re-evaluated this often (new sessions, compliance).
+REALLOCATE_EVERY_S = 1.0
+
+#: Gateway outcome statuses (DESIGN.md, "Command outcomes"). Accepted makes a station
+#: controllable again, Superseded says nothing about it; every other status (Rejected,
+#: NotSupported, CallError, Timeout, Offline, Expired) makes it uncontrollable.
+ACCEPTED, SUPERSEDED = "Accepted", "Superseded"
+
+
+class ZoneController:
+    def __init__(self, zone_id: str, tunables: Tunables) -> None:
+        self.zone_id = zone_id
+        self.t = tunables
+        self.book = EventBook(tunables.max_events_per_zone)
+        self.commanded: dict[str, Commanded] = {}  # station_id -> its last SET
+        self.compliance: dict[str, StationCompliance] = {}
+        self.uncontrollable: dict[str, float] = {}  # station_id -> since
+        self.held: dem.HeldDemand = {}  # uncurtailed demand while an event is active
+        self.seq: dict[str, int] = {}  # station_id -> commands sent to it (ids stay unique)
+        self.shortfall_kw = 0.0
+        self.last_step = 0.0
+        self.wake_at: float | None = None  # an outcome asks for a step without stations
+        self.refusing = False  # in a too_many_events episode
+        self.published: dict[str, StatusFigures] = {}  # signal_id -> last status figures
+        self.reports: dict[str, EventReport] = {}  # signal_id -> accumulator (active events)
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def on_signal(
+        self, signal: DRSignal, stations: Mapping[str, StationRow], now: float
+    ) -> Decisions:
+        d = Decisions()
+        outcome = self.book.receive(signal, now)
+        if outcome == REFUSED:
+            d.refused.append(self._refusal(signal))
+            return d
+        if outcome in (IGNORED, UNKNOWN):
+            return d
+        ev = self.book.get(signal.signal_id)
+        assert ev is not None
+        ended = [ev] if outcome == RESTORED else []
+        self._step(stations, now, d, {ev.signal_id}, ended)
+        return d
+
+    def on_tick(self, stations: Mapping[str, StationRow], now: float) -> Decisions:
+        d = Decisions()
+        self._step(stations, now, d, set(), [])
+        self.book.purge(now, self.t.event_retention_s)
+        return d
+
+    def on_station_removed(
+        self, station_id: str, stations: Mapping[str, StationRow], now: float
+    ) -> Decisions:
+        """A station left the zone (moved or tombstoned): CLEAR its profile at once, and
+        re-allocate the cap over the stations left."""
+        d = Decisions()
+        prev = self.commanded.pop(station_id, None)
+        self.compliance.pop(station_id, None)
+        self.uncontrollable.pop(station_id, None)
+        self.held.pop(station_id, None)
+        if prev is not None:
+            d.commands.append(
+                clear_command(self.zone_id, station_id, prev, self._next_seq(station_id), now)
+            )
+        if self.book.active():
+            left = {k: v for k, v in stations.items() if k != station_id}
+            self._step(left, now, d, set(), [])
+        return d
+
+    def on_outcome(
+        self, station_id: str, command_id: str, status: str, now: float,
+        stations: Mapping[str, StationRow] | None = None,
+    ) -> Decisions:
+        """The gateway's outcome of a command. A SET for the active event that did not end
+        Accepted makes the station uncontrollable (its load fixed, the others re-allocated);
+        a later Accepted makes it controllable again. Without `stations` the re-allocation
+        waits for the next step, which `next_deadline` asks for at once."""
+        prev = self.commanded.get(station_id)
+        if prev is None or prev.command_id != command_id or status == SUPERSEDED:
+            return Decisions()  # an old command, a CLEAR, or nothing to say
+        uncontrollable = status != ACCEPTED
+        if uncontrollable == (station_id in self.uncontrollable):
+            return Decisions()  # it stands as it stood
+        if uncontrollable:
+            self.uncontrollable[station_id] = now
+        else:
+            del self.uncontrollable[station_id]
+        if stations is None:
+            self.wake_at = now
+            return Decisions()
+        d = Decisions()
+        self._step(stations, now, d, set(), [])
+        return d
+
+    def next_deadline(self, now: float) -> float | None:
+        due = self.book.next_deadline()
+        if self.book.active() or self.commanded:
+            periodic = self.last_step + REALLOCATE_EVERY_S
+            due = periodic if due is None else min(due, periodic)
+        if self.wake_at is not None:
+            due = self.wake_at if due is None else min(due, self.wake_at)
+        return due
+
+    def active_events(self) -> list[DREvent]:
+        return self.book.active()
+
+    # -- the step ---------------------------------------------------------------------------
+
+    def _step(
+        self, stations: Mapping[str, StationRow], now: float, d: Decisions,
+        force_status: set[str], ended: list[DREvent],
+    ) -> None:
+        self.last_step = now
+        self.wake_at = None
+        changed = self.book.advance(now, lambda: self._uncurtailed(stations, now))
+        ended = ended + [ev for ev in changed if ev.state == ENDED]
+        force_status |= {ev.signal_id for ev in changed}
+        gov = self.book.governing()
+        if gov is None:
+            self._clear_all(now, d)
+            self.shortfall_kw = 0.0
+            self.held.clear()
+        else:
+            dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
+            self._check_compliance(gov, stations, now, d)
+            self._allocate(gov, stations, now, d)
+        self._report(gov, ended, stations, now, d)
+        self._statuses(stations, now, d, force_status, ended)
+        if len(self.book.live) < self.book.max_live:
+            self.refusing = False
+
+    def _uncurtailed(self, stations: Mapping[str, StationRow], now: float) -> float:
+        """An activating event's baseline: with no event active yet, the zone's load now;
+        otherwise its stations' demands as the allocator holds them."""
+        dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
+        return dem.uncurtailed_kw(self.held, stations, now, self.t.stale_after_s)
+
+    def _target(self, station_id: str) -> float | None:
+        prev = self.commanded.get(station_id)
+        return None if prev is None else prev.target_kw
+
+    def effective_load(self, station_id: str, row: StationRow, now: float) -> float:
+        """A station's load as compliance and the cap see it (stale commanded stations count
+        at the higher of their last load and their target)."""
+        return dem.effective_load(row, self._target(station_id), now, self.t.stale_after_s)
+
+    def _fixed(self, station_id: str, gov: DREvent) -> bool:
+        """Non-compliant, or uncontrollable for the governing event: its load is taken as
+        it is and the cap's rest goes to the others."""
+        comp = self.compliance.get(station_id)
+        if comp is not None and comp.noncompliant:
+            return True
+        prev = self.commanded.get(station_id)
+        return (
+            station_id in self.uncontrollable
+            and prev is not None
+            and prev.signal_id == gov.signal_id
+        )
+
+    def _allocate(
+        self, gov: DREvent, stations: Mapping[str, StationRow], now: float, d: Decisions
+    ) -> None:
+        fixed = 0.0
+        demands: list[StationDemand] = []
+        for station_id, row in sorted(stations.items()):
+            effective = self.effective_load(station_id, row, now)
+            if self._fixed(station_id, gov):
+                fixed += effective
+                continue
+            demand = dem.station_demand(
+                row, self.held.get(station_id, {}), gov.may_suspend, effective, self.t, now
+            )
+            if demand.demand_kw > 0.0 or station_id in self.commanded:
+                demands.append(demand)
+        t = self.t
+        alloc = allocate(
+            max(0.0, (gov.cap_kw or 0.0) - fixed), demands,
+            rotation=rotation_index(now, gov.activated_at or now, t.suspend_rotation_s),
+            dc_min_kw=t.dc_min_kw, ac_min_current_a=t.ac_min_current_a,
+        )
+        self.shortfall_kw = alloc.shortfall_kw
+        targets = {station_id: round(kw, 3) for station_id, kw in alloc.targets.items()}
+        suspended = {station_id: suspended_of(limits)
+                     for station_id, limits in alloc.connectors.items()}
+        for station_id in stations_to_command(
+            targets, self.commanded, gov.signal_id, t.dead_band_kw, suspended
+        ):
+            target = targets[station_id]
+            held_kw = sum(self.held.get(station_id, {}).values())
+            cmd = set_command(
+                self.zone_id, gov, stations[station_id], target, held_kw - target,
+                alloc.connectors[station_id], self._next_seq(station_id), now,
+            )
+            d.commands.append(cmd)
+            self.commanded[station_id] = commanded_from(cmd)
+            self.uncontrollable.pop(station_id, None)  # a new SET: a fresh chance
+            comp = self.compliance.get(station_id)
+            if comp is None:
+                self.compliance[station_id] = StationCompliance(target, now)
+            else:
+                comp.retarget(target, now)
+
+    def _next_seq(self, station_id: str) -> int:
+        seq = self.seq.get(station_id, 0) + 1
+        self.seq[station_id] = seq
+        return seq
+
+    def _clear_all(self, now: float, d: Decisions) -> None:
+        for station_id, prev in sorted(self.commanded.items()):
+            d.commands.append(
+                clear_command(self.zone_id, station_id, prev, self._next_seq(station_id), now)
+            )
+        self.commanded.clear()
+        self.compliance.clear()
+        self.uncontrollable.clear()
+
+    def _check_compliance(
+        self, gov: DREvent, stations: Mapping[str, StationRow], now: float, d: Decisions
+    ) -> None:
+        t = self.t
+        for station_id, comp in sorted(self.compliance.items()):
+            row = stations.get(station_id)
+            if row is None:
+                continue
+            load = self.effective_load(station_id, row, now)
+            change = comp.evaluate(
+                load, now, t.compliance_tolerance_pct, t.compliance_tolerance_kw,
+                t.compliance_grace_s,
+            )
+            if change is not None:
+                d.compliance.append(
+                    compliance_body(
+                        self.zone_id, gov.signal_id, station_id, change, comp, load, t, now
+                    )
+                )
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def _report(
+        self, gov: DREvent | None, ended: list[DREvent], stations: Mapping[str, StationRow],
+        now: float, d: Decisions,
+    ) -> None:
+        """One report for each event that ended; feed every active event's accumulator."""
+        for ev in ended:
+            d.reports.append(reporting.finish(self.reports, ev, self.zone_id, now))
+        active = self.book.active()
+        if active:
+            sample = reporting.zone_sample(
+                gov, stations, self.commanded, self.compliance, self.uncontrollable,
+                self.shortfall_kw, self.t, now,
+            )
+            reporting.observe(self.reports, active, sample, self.t, now)
+
+    # -- status -----------------------------------------------------------------------------
+
+    def _statuses(
+        self, stations: Mapping[str, StationRow], now: float, d: Decisions, force: set[str],
+        ended: list[DREvent],
+    ) -> None:
+        current = None
+        for ev in self.book.ordered() + ended:
+            signal_id = ev.signal_id
+            if ev.state != ACTIVE and signal_id not in force:
+                continue
+            if current is None:
+                current = sum(self.effective_load(s, row, now) for s, row in stations.items())
+            status = self.status(ev, current, now)
+            figures = figures_of(status)
+            last = self.published.get(signal_id)
+            if signal_id not in force and last is not None and not last.moved(
+                figures, self.t.dead_band_kw
+            ):
+                continue
+            self.published[signal_id] = figures
+            d.statuses.append(status)
+        for signal_id in [s for s in self.published if s not in self.book.live]:
+            del self.published[signal_id]
+
+    def status(self, ev: DREvent, current_kw: float, now: float) -> dict:
+        gov = self.book.governing()
+        governing = gov is not None and gov.signal_id == ev.signal_id
+        noncompliant = sum(1 for c in self.compliance.values() if c.noncompliant)
+        return status_body(
+            self.zone_id, ev, current_kw, governing, self.shortfall_kw, len(self.commanded),
+            noncompliant, now,
+        )
+
+    def view(self, now: float) -> dict:
+        """For the JSON views and gauges: the governing cap and the events as they stand
+        (live ones, then the most recently ended, at most `max_events_per_zone` of those)."""
+        gov = self.book.governing()
+        recent = list(islice(reversed(self.book.ended.values()), self.book.max_live))[::-1]
+        return {
+            "cap_kw": gov.cap_kw if gov else None,
+            "governing_signal_id": gov.signal_id if gov else None,
+            "shortfall_kw": self.shortfall_kw if gov else 0.0,
+            "active_events": len(self.book.active()),
+            "stations_commanded": len(self.commanded),
+            "stations_noncompliant": sum(1 for c in self.compliance.values() if c.noncompliant),
+            "stations_uncontrollable": len(self.uncontrollable),
+            "events": [
+                {
+                    "signal_id": e.signal_id,
+                    "state": e.state,
+                    "signal_type": e.signal.signal_type,
+                    "baseline_kw": e.baseline_kw,
+                    "cap_kw": e.cap_kw,
+                    "start_ts": e.signal.start_ts,
+                    "end_ts": e.signal.end_ts,
+                }
+                for e in self.book.ordered() + recent
+            ],
+        }
+
+    def _refusal(self, signal: DRSignal) -> RefusedSignal:
+        first = not self.refusing
+        self.refusing = True
+        return RefusedSignal(
+            signal_id=signal.signal_id,
+            zone_id=self.zone_id,
+            reason=REFUSED,
+            detail=(
+                f"zone {self.zone_id} already holds {len(self.book.live)} scheduled or active "
+                f"events (EVGRID_MAX_EVENTS_PER_ZONE={self.book.max_live}); end or RESTORE one "
+                "first, or raise the limit"
+            ),
+            first_in_episode=first,
+        )
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """Plain data, the layout documented in `evgrid.core.control.state`."""
+        return state.controller_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, tunables: Tunables) -> ZoneController:
+        return state.controller_from_dict(cls(d["zone_id"], tunables), d)

@@ -1,0 +1,34 @@
+"""What one controller step decided: the agent publishes these, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evgrid.core.control.commands import Command
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedSignal:
+    """A signal the zone would not take (`reason` is the dead-letter reason,
+    `too_many_events`). `first_in_episode` is True for the first refusal since the zone last
+    had room, so the agent alerts once per episode and dead-letters every one."""
+
+    signal_id: str
+    zone_id: str
+    reason: str
+    detail: str
+    first_in_episode: bool
+
+
+@dataclass(slots=True)
+class Decisions:
+    commands: list[Command] = field(default_factory=list)
+    statuses: list[dict] = field(default_factory=list)  # grid.dr_status bodies
+    compliance: list[dict] = field(default_factory=list)  # alerts.dr.compliance bodies
+    reports: list[dict] = field(default_factory=list)  # grid.dr_reports bodies, one per event
+    refused: list[RefusedSignal] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.commands or self.statuses or self.compliance or self.reports or self.refused
+        )

@@ -1,0 +1,36 @@
+"""Allocation diff: which stations get a new command.
+
+A station is re-commanded when it was never told anything for the governing event, when its
+new target moved more than the dead band from what it was told, or when which of its
+connectors are suspended changed (a rotation): unchanged targets are not re-sent (chargers
+and gateways are not flooded with the same limit every second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from evgrid.core.control.commands import Commanded
+
+
+def needs_command(
+    prev: Commanded | None, signal_id: str, target_kw: float, dead_band_kw: float,
+    suspended: tuple[int, ...] = (),
+) -> bool:
+    if prev is None or prev.signal_id != signal_id or prev.suspended != suspended:
+        return True
+    return abs(prev.target_kw - target_kw) > dead_band_kw
+
+
+def stations_to_command(
+    targets: Mapping[str, float], commanded: Mapping[str, Commanded], signal_id: str,
+    dead_band_kw: float, suspended: Mapping[str, tuple[int, ...]] | None = None,
+) -> list[str]:
+    """Station ids (sorted) whose allocated target must be sent."""
+    suspended = suspended or {}
+    return sorted(
+        station_id
+        for station_id, target_kw in targets.items()
+        if needs_command(commanded.get(station_id), signal_id, target_kw, dead_band_kw,
+                         suspended.get(station_id, ()))
+    )

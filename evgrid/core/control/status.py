@@ -1,0 +1,105 @@
+"""Status and compliance reporting: the `grid.dr_status` and `alerts.dr.compliance` bodies.
+
+A status is published when an event changes state and whenever one of its figures moves more
+than the dead band, never once per tick for nothing: `StatusMemory` holds what was last
+published per live event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+from evgrid.core.compliance import COMPLIANT, StationCompliance
+from evgrid.core.lifecycle import SCHEDULED, DREvent
+from evgrid.core.types import Tunables
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFigures:
+    """What a status message says that is worth re-publishing when it moves."""
+
+    state: str
+    current_kw: float
+    shortfall_kw: float
+    stations_commanded: int
+    stations_noncompliant: int
+    cap_kw: float | None
+    end_ts: float
+
+    def moved(self, other: StatusFigures, band_kw: float) -> bool:
+        for a, b in zip(astuple(self), astuple(other), strict=True):
+            if isinstance(a, float) and isinstance(b, float):
+                if abs(a - b) > band_kw:
+                    return True
+            elif a != b:
+                return True
+        return False
+
+    def to_list(self) -> list:
+        return list(astuple(self))
+
+    @classmethod
+    def from_list(cls, items: list) -> StatusFigures:
+        return cls(*items)
+
+
+def status_body(
+    zone_id: str, ev: DREvent, current_kw: float, governing: bool, shortfall_kw: float,
+    commanded: int, noncompliant: int, now: float,
+) -> dict:
+    """One `grid.dr_status` body (times in epoch seconds; the edge formats them)."""
+    baseline = ev.baseline_kw
+    cap = ev.cap_kw
+    return {
+        "signal_id": ev.signal_id,
+        "zone_id": zone_id,
+        "state": ev.state,
+        "signal_type": ev.signal.signal_type,
+        "priority": ev.signal.priority,
+        "start_ts": ev.signal.start_ts,
+        "end_ts": ev.signal.end_ts,
+        "baseline_kw": None if baseline is None else round(baseline, 3),
+        "cap_kw": None if cap is None else round(cap, 3),
+        "current_kw": round(current_kw, 3),
+        "achieved_reduction_kw": (
+            0.0 if baseline is None or ev.state == SCHEDULED
+            else round(baseline - current_kw, 3)
+        ),
+        "shortfall_kw": round(shortfall_kw, 3) if governing else 0.0,
+        "stations_commanded": commanded if governing else 0,
+        "stations_noncompliant": noncompliant if governing else 0,
+        "updated_ts": now,
+    }
+
+
+def figures_of(status: dict) -> StatusFigures:
+    return StatusFigures(
+        state=status["state"],
+        current_kw=status["current_kw"],
+        shortfall_kw=status["shortfall_kw"],
+        stations_commanded=status["stations_commanded"],
+        stations_noncompliant=status["stations_noncompliant"],
+        cap_kw=status["cap_kw"],
+        end_ts=status["end_ts"],
+    )
+
+
+def compliance_body(
+    zone_id: str, signal_id: str, station_id: str, change: str, comp: StationCompliance,
+    load_kw: float, t: Tunables, now: float,
+) -> dict:
+    """One `alerts.dr.compliance` body: a station missed its target past the grace, or
+    complies again."""
+    return {
+        "state": change,
+        "station_id": station_id,
+        "zone_id": zone_id,
+        "signal_id": signal_id,
+        "target_power_kw": comp.target_kw,
+        "measured_kw": round(load_kw, 3),
+        "tolerance_kw": round(
+            comp.tolerance_kw(t.compliance_tolerance_pct, t.compliance_tolerance_kw), 3
+        ),
+        "since": comp.noncompliant_since if change != COMPLIANT else now,
+        "detected_at": now,
+    }

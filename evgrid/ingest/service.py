@@ -1,0 +1,207 @@
+"""The meter-value ingest: a Faust Service with its own batch aiokafka consumer.
+
+Faust's per-event path tops out near 10k messages/s with an agent that does nothing (see
+README "Performance"); meter values are the one high-volume input, so they are fetched with
+`getmany` and applied in batches here. The Service follows Faust's assignment: it owns exactly
+the partitions of `config.station_zones` Faust gives this worker, and consumes those of the
+meter topic and its repartition topic. It commits (under its own group id) only at a
+checkpoint, after the stations' state is written and every output is flushed — at-least-once:
+a crash replays from the last checkpoint, and readings not newer than the held ones change
+nothing, so a replay never counts twice.
+
+Between chunks of `yield_every` records it yields to the event loop, so DR signals, handled by
+their own agent on the same loop, never wait behind a fetched backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from mode import Service
+
+from evgrid import metrics
+from evgrid.codec import DecodeError
+
+if TYPE_CHECKING:
+    from evgrid.agents.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class MeterIngest(Service):
+    def __init__(self, rt: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rt = rt
+        s = rt.settings
+        self.settings = s
+        self.topics = (s.topics.meter_values, s.topics.meter_repartition)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.positions: dict[TopicPartition, int] = {}  # next offset to apply
+        self.owned: set[int] = set()
+        self._assigned: set[int] | None = None  # Faust's newest assignment, not yet applied
+        self._ready = asyncio.Event()  # Faust finished recovering tables for it
+        self._lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
+        self._last_forget = time.monotonic()
+
+    # -- Faust's rebalance, as signals -----------------------------------------------------
+
+    async def on_revoked(self) -> None:
+        """Everything is revoked (eager rebalance): make what we hold durable and commit,
+        then stop until the new assignment; state of partitions we keep stays in memory."""
+        self._ready.clear()
+        async with self._lock:
+            if self.owned:
+                await self.checkpoint_and_commit()
+            if self.consumer is not None:
+                self.consumer.pause(*self.consumer.assignment())
+
+    def on_assigned(self, station_partitions: set[int]) -> None:
+        self._assigned = set(station_partitions)
+        self._ready.clear()
+
+    def on_recovered(self) -> None:
+        self._ready.set()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=f"{s.app_id}-meter-ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.ingest_max_records,
+            max_partition_fetch_bytes=1024 * 1024,
+            fetch_max_wait_ms=50,
+            **s.kafka_client_kwargs(),
+        )
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        if self.consumer is None:
+            return
+        async with self._lock:
+            if self.owned:
+                try:
+                    await self.checkpoint_and_commit()
+                except Exception:  # the broker may be gone; the next owner replays
+                    log.exception("evgrid ingest: final checkpoint failed")
+            await self.consumer.stop()
+            self.consumer = None
+
+    @Service.task
+    async def _run(self) -> None:
+        while not self.should_stop:
+            if self._assigned is not None:
+                await self._ready.wait()
+                async with self._lock:
+                    await self._apply_assignment()
+            if not self.owned or self.consumer is None:
+                await self.sleep(0.05)
+                continue
+            batches = await self.consumer.getmany(timeout_ms=100)
+            if batches:
+                async with self._lock:
+                    if self._assigned is None:  # not revoked while fetching
+                        await self._apply(batches)
+            now = time.monotonic()
+            if now - self._last_checkpoint >= self.settings.checkpoint_interval_s:
+                async with self._lock:
+                    if self._assigned is None:
+                        await self.checkpoint_and_commit()
+            if now - self._last_forget >= 60.0:
+                self._last_forget = now
+                self.rt.stations.forget_idle(time.time())
+
+    async def _apply(self, batches: dict[TopicPartition, list]) -> None:
+        ingest = self.rt.ingest
+        out = self.rt.publisher
+        yield_every = self.settings.ingest_yield_every
+        n = 0
+        for tp, records in batches.items():
+            metrics.INGEST_BATCHES.observe(len(records))
+            for record in records:
+                try:
+                    ingest.on_meter_value(record)
+                except Exception as exc:  # a bug must not make one message a crash loop
+                    log.exception("evgrid: failed on %s[%s]@%s", record.topic,
+                                  record.partition, record.offset)
+                    out.deadletter(record, DecodeError("internal_error", repr(exc)))
+                n += 1
+                if n % yield_every == 0:
+                    await asyncio.sleep(0)  # DR work waiting on the loop goes first
+            self.positions[tp] = records[-1].offset + 1
+        ingest.flush_zone_loads()
+        await out.drain()
+        self._update_lag(batches)
+
+    def _update_lag(self, batches: dict[TopicPartition, list]) -> None:
+        assert self.consumer is not None
+        for tp in batches:
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, end - self.positions.get(tp, end)))
+
+    async def checkpoint_and_commit(self) -> None:
+        """Station state to its table, every output flushed, then the offsets committed."""
+        assert self.consumer is not None
+        self._last_checkpoint = time.monotonic()
+        written = self.rt.stations.checkpoint()
+        metrics.CHECKPOINTS.inc()
+        metrics.CHECKPOINT_STATIONS.inc(written)
+        await self.rt.publisher.drain()
+        await self.rt.app.producer.flush()
+        offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
+        if offsets:
+            await self.consumer.commit(offsets)
+
+    async def _apply_assignment(self) -> None:
+        """Keep the partitions that stay, load the new ones from their checkpoints, and
+        start each new one at its committed offset (never further back than the replay
+        bound), then tell every zone owner about our stations again."""
+        assert self.consumer is not None
+        owned, self._assigned = self._assigned or set(), None
+        store = self.rt.stations
+        for partition in self.owned - owned:
+            store.drop_partition(partition)
+        new = owned - self.owned
+        for partition in new:
+            store.load_partition(partition)
+            metrics.INGEST_PARTITIONS_LOADED.inc()
+        self.positions = {tp: pos for tp, pos in self.positions.items()
+                          if tp.partition in owned}
+        self.owned = owned
+        tps = [TopicPartition(topic, p) for p in sorted(owned) for topic in self.topics]
+        self.consumer.assign(tps)
+        start = await self._start_offsets([tp for tp in tps if tp not in self.positions])
+        for tp in tps:
+            self.consumer.seek(tp, self.positions.get(tp, start.get(tp, 0)))
+        for tp, pos in start.items():
+            self.positions.setdefault(tp, pos)
+        self.rt.ingest.forget_partitions()
+        self.rt.ingest.reforward(owned)
+        await self.rt.publisher.drain()
+        log.info("evgrid ingest: owns station partitions %s (%d new)", sorted(owned), len(new))
+
+    async def _start_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if not tps:
+            return {}
+        assert self.consumer is not None
+        bound_s = self.rt.settings.replay_bound_s()
+        floor = await self.consumer.offsets_for_times(
+            {tp: int((time.time() - bound_s) * 1000) for tp in tps})
+        beginning = await self.consumer.beginning_offsets(tps)
+        end = await self.consumer.end_offsets(tps)
+        out = {}
+        for tp in tps:
+            committed = await self.consumer.committed(tp)
+            lowest = floor[tp].offset if floor.get(tp) is not None else end[tp]
+            out[tp] = max(committed if committed is not None else beginning[tp], lowest)
+        return out

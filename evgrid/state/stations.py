@@ -1,0 +1,193 @@
+"""The station side's state: in memory, per partition, checkpointed to RocksDB-backed tables.
+
+Like quixstreams' write-behind transaction: readings change memory only and mark the station
+dirty; `checkpoint(partition)` writes each dirty station once (coalesced) and the ingest
+Service commits its offsets only after that write is flushed, so every committed reading is in
+a checkpoint. Closed windows and contract-alarm changes are written as they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from evgrid.core.overload import HysteresisAlarm
+from evgrid.core.station import StationState
+from evgrid.core.types import ConnectorReading, StationConfig, Tunables
+from evgrid.state.codecs import (
+    STATION_CHECKPOINT,
+    STATION_CONFIG,
+    WINDOW_STATS,
+    StationCheckpoint,
+)
+from evgrid.state.tables_io import PartitionWriter, items_in_partition
+from evgrid.tables import Tables
+
+#: A connector's power must move by this much before the zone owner hears of it...
+FORWARD_DEAD_BAND_KW = 0.05
+
+
+@dataclass(slots=True)
+class StationEntry:
+    """One station's working state."""
+
+    station_id: str
+    partition: int
+    state: StationState
+    alarm: HysteresisAlarm
+    config: StationConfig | None = None
+    # What the zone owner was last told, per connector: (power, session); in memory only.
+    forwarded: dict[int, tuple[float, str | None]] = field(default_factory=dict)
+    forwarded_at: float = 0.0
+    windows_persisted: float | None = None  # window_end of the last closed window written
+
+    def worth_forwarding(self, reading: ConnectorReading, heartbeat_s: float) -> bool:
+        """Forward a reading that changes the zone's picture, or keeps it fresh."""
+        last = self.forwarded.get(reading.connector_id)
+        return (
+            last is None
+            or last[1] != reading.session_id
+            or abs(last[0] - reading.power_kw) >= FORWARD_DEAD_BAND_KW
+            or reading.arrival_ts - self.forwarded_at >= heartbeat_s
+        )
+
+    def mark_forwarded(self) -> None:
+        connectors = self.state.connectors
+        self.forwarded = {cid: (c.power_kw, c.session_id) for cid, c in connectors.items()}
+        self.forwarded_at = max((c.arrival_ts for c in connectors.values()), default=0.0)
+
+
+class StationStore:
+    """Every station of the partitions this worker owns, with dirty tracking per partition."""
+
+    def __init__(self, tables: Tables, tunables: Tunables, partitions: int,
+                 source_topic: str) -> None:
+        self.tables = tables
+        self.tunables = tunables
+        self.partitions = partitions
+        self.writer = PartitionWriter(source_topic)
+        self.entries: dict[str, StationEntry] = {}
+        self.owned: dict[int, set[str]] = {}
+        self.dirty: dict[int, set[str]] = {}
+
+    # -- partitions -------------------------------------------------------------------------
+
+    def load_partition(self, partition: int) -> int:
+        """Rebuild a newly owned partition from its checkpoints and configs."""
+        members = self.owned.setdefault(partition, set())
+        self.dirty.setdefault(partition, set())
+        n = 0
+        for key, raw in items_in_partition(self.tables.station_state, partition,
+                                           self.partitions):
+            cp = STATION_CHECKPOINT.loads(raw)
+            station_id = key.decode()
+            self.entries[station_id] = StationEntry(station_id, partition, cp.state, cp.alarm)
+            members.add(station_id)
+            n += 1
+        for key, raw in items_in_partition(self.tables.station_config, partition,
+                                           self.partitions):
+            station_id = key.decode()
+            self._get_or_create(station_id, partition).config = STATION_CONFIG.loads(raw)
+        return n
+
+    def drop_partition(self, partition: int) -> None:
+        """Another worker owns it now: forget it (its checkpoint was written on revoke)."""
+        for station_id in self.owned.pop(partition, ()):
+            self.entries.pop(station_id, None)
+        self.dirty.pop(partition, None)
+
+    def owned_partitions(self) -> set[int]:
+        return set(self.owned)
+
+    def in_partition(self, partition: int) -> Iterator[StationEntry]:
+        for station_id in self.owned.get(partition, ()):
+            yield self.entries[station_id]
+
+    # -- entries ----------------------------------------------------------------------------
+
+    def get(self, station_id: str) -> StationEntry | None:
+        return self.entries.get(station_id)
+
+    def entry(self, station_id: str, partition: int) -> StationEntry:
+        entry = self.entries.get(station_id)
+        if entry is None:
+            entry = self._get_or_create(station_id, partition)
+        return entry
+
+    def _get_or_create(self, station_id: str, partition: int) -> StationEntry:
+        entry = self.entries.get(station_id)
+        if entry is None:
+            t = self.tunables
+            entry = StationEntry(
+                station_id, partition, StationState.from_tunables(t),
+                HysteresisAlarm(hysteresis_pct=t.overload_hysteresis_pct),
+            )
+            self.entries[station_id] = entry
+            self.owned.setdefault(partition, set()).add(station_id)
+        return entry
+
+    def touched(self, entry: StationEntry) -> None:
+        self.dirty.setdefault(entry.partition, set()).add(entry.station_id)
+
+    def set_config(self, entry: StationEntry, config: StationConfig | None) -> None:
+        """Called inside the config agent's event: the table write takes its partition."""
+        entry.config = config
+        key = entry.station_id.encode()
+        if config is None:
+            if self.tables.station_config.get(key) is not None:
+                del self.tables.station_config[key]
+        else:
+            self.tables.station_config[key] = STATION_CONFIG.dumps(config)
+
+    # -- durability -------------------------------------------------------------------------
+
+    def persist_closed_windows(self, entry: StationEntry) -> None:
+        """Closed windows go to the window table as they close (not with the checkpoint)."""
+        closed = entry.state.windows.closed
+        if not closed or closed[-1].window_end == entry.windows_persisted:
+            return
+        entry.windows_persisted = closed[-1].window_end
+        self.writer.put(self.tables.station_windows, entry.partition,
+                        entry.station_id.encode(), WINDOW_STATS.dumps(list(closed)))
+
+    def write_now(self, entry: StationEntry) -> None:
+        """An alarm change is durable at once, not at the next checkpoint."""
+        self._write(entry)
+        self.dirty.get(entry.partition, set()).discard(entry.station_id)
+
+    def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
+        """Write every dirty station of `partitions` (default: all owned) once."""
+        written = 0
+        for partition in list(self.owned if partitions is None else partitions):
+            dirty = self.dirty.get(partition)
+            if not dirty:
+                continue
+            for station_id in dirty:
+                entry = self.entries.get(station_id)
+                if entry is not None:
+                    self._write(entry)
+                    written += 1
+            dirty.clear()
+        return written
+
+    def _write(self, entry: StationEntry) -> None:
+        self.writer.put(self.tables.station_state, entry.partition, entry.station_id.encode(),
+                        STATION_CHECKPOINT.dumps(StationCheckpoint(entry.state, entry.alarm)))
+
+    def forget_idle(self, now: float) -> int:
+        """Connectors silent for `connector_forget_s` are dropped; a station left with no
+        connector and no zone mapping is removed with its checkpoint."""
+        forget_s = self.tunables.connector_forget_s
+        dropped = 0
+        for station_id, entry in list(self.entries.items()):
+            gone = entry.state.forget_idle(now, forget_s)
+            if gone:
+                dropped += gone
+                self.touched(entry)
+            if not entry.state.connectors and entry.config is None:
+                self.entries.pop(station_id)
+                self.owned.get(entry.partition, set()).discard(station_id)
+                self.dirty.get(entry.partition, set()).discard(station_id)
+                self.writer.delete(self.tables.station_state, entry.partition,
+                                   station_id.encode())
+        return dropped

@@ -1,0 +1,148 @@
+"""The zone side's state: each owned zone's members, loads and DR controller, in memory.
+
+Loads are never persisted: after a restart or a rebalance every station side re-forwards its
+stations, and a zone loaded from its tables stays *cold* — it does not act — until every
+member has reported again or `warmup_s` has passed, so a new owner never decides on a partial
+picture. Members' limits and the controller are written when they change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from evgrid.core.control import ZoneController
+from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
+from evgrid.core.zone import ZoneLoad
+from evgrid.state.codecs import STATION_CONFIG, ZONE_CONTROL, ZoneControlRecord
+from evgrid.state.tables_io import PartitionWriter, partition_of
+from evgrid.tables import Tables
+
+
+def member_key(zone_id: str, station_id: str) -> bytes:
+    return f"{zone_id}|{station_id}".encode()
+
+
+@dataclass(slots=True)
+class ZoneEntry:
+    zone_id: str
+    partition: int
+    load: ZoneLoad
+    controller: ZoneController
+    persisted: bytes = b""
+    cold_until: float = 0.0  # wall time; 0 = warm
+    waiting_for: set[str] = field(default_factory=set)  # members not heard since loaded
+    loads_at: float | None = None  # when the last station loads arrived
+    # DR signals that arrived while cold: (signal, its record, received at perf_counter).
+    pending_signals: list[tuple[object, object, float]] = field(default_factory=list)
+
+    def warm(self, now: float) -> bool:
+        if self.cold_until and (not self.waiting_for or now >= self.cold_until):
+            self.cold_until = 0.0
+            self.waiting_for.clear()
+        return not self.cold_until
+
+    def load_age_s(self, now: float) -> float | None:
+        return None if self.loads_at is None else max(0.0, now - self.loads_at)
+
+
+class ZoneStore:
+    def __init__(self, tables: Tables, tunables: Tunables, partitions: int,
+                 source_topic: str, warmup_s: float) -> None:
+        self.tables = tables
+        self.tunables = tunables
+        self.partitions = partitions
+        self.writer = PartitionWriter(source_topic)
+        self.warmup_s = warmup_s
+        self.zones: dict[str, ZoneEntry] = {}
+
+    def zone(self, zone_id: str, now: float) -> ZoneEntry:
+        zone = self.zones.get(zone_id)
+        if zone is None:
+            zone = self.zones[zone_id] = self._load(zone_id, now)
+        return zone
+
+    def find(self, zone_id: str, now: float) -> ZoneEntry | None:
+        """A zone this worker has state for (views: no empty zone is created)."""
+        zone = self.zones.get(zone_id)
+        if zone is None and self.tables.zone_control.get(zone_id.encode()) is not None:
+            zone = self.zone(zone_id, now)
+        return zone
+
+    def in_partitions(self, partitions: set[int]) -> Iterator[ZoneEntry]:
+        for zone in list(self.zones.values()):
+            if zone.partition in partitions:
+                yield zone
+
+    def keep_only(self, partitions: set[int], now: float) -> None:
+        """After a rebalance: forget zones we no longer own, load the owned ones that have
+        state, so their events end on time even if no message for them arrives again."""
+        for zone_id, zone in list(self.zones.items()):
+            if zone.partition not in partitions:
+                del self.zones[zone_id]
+        for key in list(self.tables.zone_control.keys()):
+            zone_id = key.decode()
+            if zone_id not in self.zones and partition_of(zone_id, self.partitions) in partitions:
+                self.zones[zone_id] = self._load(zone_id, now)
+
+    def _load(self, zone_id: str, now: float) -> ZoneEntry:
+        t = self.tunables
+        partition = partition_of(zone_id, self.partitions)
+        load = ZoneLoad(zone_id, hysteresis_pct=t.overload_hysteresis_pct)
+        raw = self.tables.zone_control.get(zone_id.encode())
+        if raw is None:
+            return ZoneEntry(zone_id, partition, load, ZoneController(zone_id, t))
+        record = ZONE_CONTROL.loads(raw)
+        for station_id in record.members:
+            cfg = self.tables.zone_stations.get(member_key(zone_id, station_id))
+            if cfg is not None:
+                load.upsert(StationRow(STATION_CONFIG.loads(cfg)))
+        load.alarm = record.alarm
+        zone = ZoneEntry(zone_id, partition, load,
+                         ZoneController.from_dict(record.controller, t), persisted=raw)
+        if load.stations:
+            zone.cold_until = now + self.warmup_s
+            zone.waiting_for = set(load.stations)
+        return zone
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def join(self, zone: ZoneEntry, config: StationConfig, now: float) -> bool:
+        """Add or update a member; True when it is new to the zone."""
+        old = zone.load.stations.get(config.station_id)
+        if old is not None and old.config == config:
+            return False
+        connectors = old.connectors if old is not None else {}
+        zone.load.upsert(StationRow(config, connectors), now, self.tunables.stale_after_s)
+        self.writer.put(self.tables.zone_stations, zone.partition,
+                        member_key(zone.zone_id, config.station_id), STATION_CONFIG.dumps(config))
+        self.persist(zone)
+        return old is None
+
+    def leave(self, zone: ZoneEntry, station_id: str) -> bool:
+        if not zone.load.remove(station_id):
+            return False
+        zone.waiting_for.discard(station_id)
+        self.writer.delete(self.tables.zone_stations, zone.partition,
+                           member_key(zone.zone_id, station_id))
+        self.persist(zone)
+        return True
+
+    def update_loads(self, zone: ZoneEntry, station_id: str,
+                     connectors: dict[int, ConnectorReading], now: float) -> bool:
+        """A member's latest readings; False for a station the zone does not know."""
+        row = zone.load.stations.get(station_id)
+        if row is None:
+            return False
+        zone.load.upsert(StationRow(row.config, connectors), now, self.tunables.stale_after_s)
+        zone.waiting_for.discard(station_id)
+        zone.loads_at = now
+        return True
+
+    def persist(self, zone: ZoneEntry) -> None:
+        """Write the zone's control record only when it changed."""
+        data = ZONE_CONTROL.dumps(ZoneControlRecord(
+            sorted(zone.load.stations), zone.controller.to_dict(), zone.load.alarm))
+        if data != zone.persisted:
+            self.writer.put(self.tables.zone_control, zone.partition, zone.zone_id.encode(), data)
+            zone.persisted = data

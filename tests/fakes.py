@@ -1,0 +1,67 @@
+"""Broker-free stand-ins shared by the state, ingest and agent tests: in-memory tables with
+Faust's table surface, a recording publisher, and records shaped like Kafka's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from evgrid.agents.publish import Publisher
+from evgrid.settings import Settings
+from evgrid.state.tables_io import partition_of
+from evgrid.tables import Tables
+
+PARTITIONS = 4
+
+
+class MemoryTable(dict):
+    """A table as `evgrid.state` uses it: a mapping whose `.data` is the store."""
+
+    @property
+    def data(self) -> MemoryTable:
+        return self
+
+
+def memory_tables() -> Tables:
+    return Tables(*(MemoryTable() for _ in Tables.__dataclass_fields__))
+
+
+@dataclass
+class Rec:
+    """A Kafka record as aiokafka's ConsumerRecord or Faust's Message has it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list = field(default_factory=list)
+    timestamp: int | None = None  # ms; None: the worker's clock
+
+
+class RecordingPublisher(Publisher):
+    """Publisher that keeps what it would send: (topic, key, decoded value)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(None, settings)  # type: ignore[arg-type]  (never drains)
+
+    def sent(self, topic: str) -> list[tuple[str | None, dict]]:
+        return [
+            (key.decode() if key else None, orjson.loads(value) if value else {})
+            for t, key, value, _h, _cb in self.pending if t == topic
+        ]
+
+
+def settings(**overrides: object) -> Settings:
+    return Settings(partitions=PARTITIONS, **overrides)
+
+
+def record(topic: str, key: str | None, value: dict | bytes | None, offset: int = 0,
+           partition: int | None = None, timestamp_ms: int | None = None) -> Rec:
+    """A record in the partition Kafka's default partitioner gives its key, unless told."""
+    raw = orjson.dumps(value) if isinstance(value, dict) else value
+    if partition is None:
+        partition = partition_of(key, PARTITIONS) if key else 0
+    return Rec(topic, partition, offset, key.encode() if key else None, raw,
+               timestamp=timestamp_ms)
