@@ -1,6 +1,7 @@
 """What every phase shares: sizes, per-run settings, worker processes, and the two ways of
 watching a worker without slowing it — a rare `/metrics` scrape (once a second; scraping it
-20×/s cost the worker ~4 %) and consumer-group lag from the broker's committed offsets."""
+20×/s cost the worker ~4 %) for readings taken and live lag, and the committed lag of its
+consumer groups from the broker."""
 
 from __future__ import annotations
 
@@ -109,14 +110,20 @@ class Bench:
         await worker.wait_ready(timeout=120)
         return worker
 
-    async def applied(self, workers: list[WorkerProcess]) -> float:
-        """Readings the workers have taken (applied or superseded): one scrape each."""
-        total = 0.0
+    async def observe(self, workers: list[WorkerProcess]) -> tuple[float, float]:
+        """(readings taken — applied or superseded —, input lag) over the workers: one
+        `/metrics` scrape each. The lag is the worker's own gauge (fetch position behind the
+        partition's end): live, where committed offsets trail by the commit interval."""
+        taken = lag = 0.0
         for worker in workers:
             _, text = await worker.get("/metrics")
-            total += metric_sum(text, "evgrid_readings_total")
-            total += metric_sum(text, "evgrid_readings_superseded_total")
-        return total
+            taken += metric_sum(text, "evgrid_readings_total")
+            taken += metric_sum(text, "evgrid_readings_superseded_total")
+            lag += metric_sum(text, "evgrid_consumer_lag")
+        return taken, lag
+
+    async def applied(self, workers: list[WorkerProcess]) -> float:
+        return (await self.observe(workers))[0]
 
     async def measure_rate(self, workers: list[WorkerProcess], target: int, window_s: float,
                            since: float) -> dict[str, float]:
@@ -158,9 +165,10 @@ class Bench:
 
 
 class LagProbe:
-    """Consumer lag of a worker's groups, from the broker: end offsets minus what the groups
-    whose id starts with the app id (Faust's, and any consumer of its own) committed, taking
-    per partition the furthest commit. It lags the worker by its commit interval."""
+    """Committed lag of a worker's groups, from the broker — what a lag-based autoscaler
+    sees: end offsets minus what the groups whose id starts with the app id (Faust's, and the
+    meter-value Service's) committed, per partition the furthest commit. It trails the worker
+    by its commit interval (the Service commits at checkpoints, every 30-60 s)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

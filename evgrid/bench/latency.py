@@ -71,14 +71,14 @@ async def reaction_histogram(worker: WorkerProcess) -> list[tuple[float, float]]
     return parse_histogram(text, HISTOGRAM)
 
 
-async def drained(lag: LagProbe, cap_s: float) -> int:
+async def drained(bench: Bench, worker: WorkerProcess, cap_s: float) -> float:
     """Let the backlog a previous condition left drain (at most `cap_s`), so each condition
     starts from a worker that keeps up when it can; returns the lag it starts with."""
     deadline = time.monotonic() + cap_s
-    backlog = await lag.lag()
+    backlog = (await bench.observe([worker]))[1]
     while backlog > 0 and time.monotonic() < deadline:
-        await asyncio.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-        backlog = await lag.lag()
+        await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        backlog = (await bench.observe([worker]))[1]
     return backlog
 
 
@@ -86,7 +86,8 @@ async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: La
                     name: str, rate: float, first_event: int) -> dict[str, Any]:
     s = bench.sizes
     say(f"  {name}: {rate:,.0f} readings/s offered" if rate else f"  {name}: no load")
-    lag_start = await drained(lag, s.drain_cap_s)
+    lag_start = await drained(bench, worker, s.drain_cap_s)
+    committed_start = await lag.lag()
     before = await reaction_histogram(worker)
     applied_start, t_start = await bench.applied([worker]), time.monotonic()
     stop = asyncio.Event()
@@ -113,22 +114,24 @@ async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: La
     finally:
         stop.set()
         offered = await load if load else {"offered_rate": 0.0}
-    applied = (await bench.applied([worker]) - applied_start) / (time.monotonic() - t_start)
-    lag_end = await lag.lag()
+    taken, lag_end = await bench.observe([worker])
+    applied = (taken - applied_start) / (time.monotonic() - t_start)
+    committed_end = await lag.lag()
     await asyncio.sleep(1.0)  # the last RESTORE's commands are acked
     worker_side = histogram_figures(histogram_delta(await reaction_histogram(worker), before))
     e2e = percentiles(samples)
     out = {
         "offered_rate": offered["offered_rate"], "applied_rate": applied,
-        "lag_start": lag_start, "lag_end": lag_end, "events": len(samples),
+        "lag_start": lag_start, "lag_end": lag_end, "committed_lag_start": committed_start,
+        "committed_lag_end": committed_end, "events": len(samples),
         "timeouts": timeouts, "over_1s": timeouts + sum(1 for v in samples if v > 1000),
         "end_to_end_ms": e2e, "worker_side_ms": worker_side,
         "end_to_end_samples_ms": samples,
     }
     say(f"    end-to-end p50/p99/max {fmt(e2e, 'p50')} / {fmt(e2e, 'p99')} / "
         f"{fmt(e2e, 'max')} ms, {out['over_1s']} events over 1 s; worker-side p99 "
-        f"{fmt(worker_side, 'p99')} ms; applied {applied:,.0f}/s, lag {lag_start:,} → "
-        f"{lag_end:,}")
+        f"{fmt(worker_side, 'p99')} ms; applied {applied:,.0f}/s, lag {lag_start:,.0f} → "
+        f"{lag_end:,.0f}")
     return out
 
 
@@ -189,7 +192,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
                         ("saturated", "saturated")):
         c = r[name]
         load = (f"offered {c['offered_rate']:,.0f}/s, applied {c['applied_rate']:,.0f}/s, "
-                f"lag {c['lag_start']:,} → {c['lag_end']:,}")
+                f"lag {c['lag_start']:,.0f} → {c['lag_end']:,.0f} (committed "
+                f"{c['committed_lag_start']:,} → {c['committed_lag_end']:,})")
         out += [
             (f"DR end-to-end p50 / p95 / p99 / max, {label} (ms)",
              spread(c["end_to_end_ms"]) if c["events"] else "n/a (no event completed)"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from evgrid.bench.harness import Bench, LagProbe, Phase, say
 from evgrid.bench.load import preload, produce_mappings
+from evgrid.process import WorkerProcess
 from evgrid.settings import Settings
 from evgrid.topics import ensure_topics
 
@@ -18,15 +19,18 @@ CONNECTORS_PER_STATION = 2
 SETTLE_S = 30.0
 
 
-async def settle(bench: Bench, settings: Settings) -> bool:
-    """Every topic the worker reads consumed (committed offsets at the end), or give up."""
+async def settle(bench: Bench, worker: WorkerProcess, settings: Settings) -> bool:
+    """Meter values caught up (the worker's own lag gauge) and the mappings and zone rows
+    consumed (their committed offsets at the end, Faust commits every few seconds), or give
+    up after SETTLE_S."""
     t = settings.topics
-    topics = (t.meter_values, t.station_zones, t.station_load)
+    step = max(bench.sizes.poll_s, 0.5)
     async with LagProbe(settings) as probe:
-        for _ in range(int(SETTLE_S / max(bench.sizes.poll_s, 0.5))):
-            if await probe.lag(*topics) == 0:
+        for _ in range(int(SETTLE_S / step)):
+            if (await bench.observe([worker]))[1] == 0 and (
+                    await probe.lag(t.station_zones, t.station_load) == 0):
                 return True
-            await asyncio.sleep(max(bench.sizes.poll_s, 0.5))
+            await asyncio.sleep(step)
     return False
 
 
@@ -49,7 +53,7 @@ async def run(bench: Bench) -> dict[str, Any]:
             stations_loaded = stations
             taken, seconds = await bench.wait_applied([worker], connectors, s.memory_deadline_s)
             complete = taken >= connectors
-            settled = await settle(bench, settings) if complete else False
+            settled = await settle(bench, worker, settings) if complete else False
             point = {"connectors": connectors, "readings_taken": taken, "complete": complete,
                      "settled": settled, "seconds": seconds, "rss_mb": worker.rss_mb()}
             out["points"].append(point)
