@@ -39,6 +39,7 @@ class Sizes:
     background_rate: float = 10_000.0
     load_settle_s: float = 5.0
     drain_cap_s: float = 60.0
+    rate_probe_readings: int = 300_000  # when the throughput phase did not run
     # memory: RSS at idle and at these fleet sizes (2 connectors per station)
     memory_connectors: tuple[int, ...] = (100_000, 1_000_000)
     memory_deadline_s: float = 240.0
@@ -58,7 +59,7 @@ class Sizes:
 SMOKE = Sizes(
     messages=4_000, noop_messages=2_000, stations=400, zones=8, throughput_window_s=10.0,
     latency_stations=200, latency_events=2, background_rate=300.0, load_settle_s=0.5,
-    drain_cap_s=1.0,
+    drain_cap_s=1.0, rate_probe_readings=2_000,
     memory_connectors=(400, 2_000), memory_deadline_s=60.0,
     recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
     scaling_messages=2_000, scaling_window_s=10.0, partitions=2, poll_s=0.5,
@@ -126,10 +127,11 @@ class Bench:
         return (await self.observe(workers))[0]
 
     async def measure_rate(self, workers: list[WorkerProcess], target: int, window_s: float,
-                           since: float) -> dict[str, float]:
+                           since: float, before: float = 0.0) -> dict[str, float]:
         """Readings/s from the first scrape that sees work (startup excluded) until `target`
         readings are taken or `window_s` has passed. When the first scrape already sees the
-        target (tiny sizes), the rate is taken from `since`."""
+        target (tiny sizes), the rate is the `before`..target readings over the time from
+        `since`."""
         first: tuple[float, float] | None = None
         last_print = time.monotonic()
         while True:
@@ -138,7 +140,7 @@ class Bench:
             if first is None and done > 0:
                 first = (now, done)
                 if done >= target:
-                    return {"rate": done / max(now - since, 1e-9), "applied": done,
+                    return {"rate": (done - before) / max(now - since, 1e-9), "applied": done,
                             "seconds": now - since}
             elif first is not None and (done >= target or now - first[0] >= window_s):
                 seconds = now - first[0]

@@ -135,6 +135,19 @@ async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: La
     return out
 
 
+async def applied_rate(bench: Bench, worker: WorkerProcess, settings: Settings) -> float:
+    """Readings/s this worker applies, over a backlog produced for the purpose."""
+    s = bench.sizes
+    say(f"  measuring what the worker applies ({s.rate_probe_readings:,} readings)")
+    taken = await bench.applied([worker])
+    started = time.monotonic()
+    await preload(settings, s.rate_probe_readings, s.latency_stations, 2, progress=False)
+    measured = await bench.measure_rate([worker], int(taken) + s.rate_probe_readings,
+                                        s.throughput_window_s, since=started, before=taken)
+    say(f"    {measured['rate']:,.0f} readings/s")
+    return measured["rate"]
+
+
 async def run(bench: Bench) -> dict[str, Any]:
     s = bench.sizes
     settings = bench.settings("lat")
@@ -148,10 +161,11 @@ async def run(bench: Bench) -> dict[str, Any]:
     commands = consumer(settings, settings.topics.commands, auto_offset_reset="latest",
                         enable_auto_commit=False)
     try:
-        warm = await bench.measure_rate([worker], s.latency_stations * 2, 60.0, since=started)
+        await bench.measure_rate([worker], s.latency_stations * 2, 60.0, since=started)
         # Saturation is 2× what this worker applies: the throughput phase's figure when it
-        # ran (a long window), else the warm-up drain of this worker's own backlog.
-        applies = bench.results.get("throughput", {}).get("worker_rate") or warm["rate"]
+        # ran (a long window), else measured here on a backlog of its own.
+        applies = (bench.results.get("throughput", {}).get("worker_rate")
+                   or await applied_rate(bench, worker, settings))
         await signals.start()
         await commands.start()
         while not commands.assignment():  # at the end offset before the first event
