@@ -19,19 +19,22 @@ CONNECTORS_PER_STATION = 2
 SETTLE_S = 30.0
 
 
-async def settle(bench: Bench, worker: WorkerProcess, settings: Settings) -> bool:
+async def settle(bench: Bench, worker: WorkerProcess, settings: Settings) -> dict[str, Any]:
     """Meter values caught up (the worker's own lag gauge) and the mappings and zone rows
-    consumed (their committed offsets at the end, Faust commits every few seconds), or give
-    up after SETTLE_S."""
+    consumed (their committed offsets at the end; Faust commits every few seconds), or give
+    up after SETTLE_S; says which lag was left."""
     t = settings.topics
     step = max(bench.sizes.poll_s, 0.5)
+    worker_lag = zone_side_lag = -1.0
     async with LagProbe(settings) as probe:
         for _ in range(int(SETTLE_S / step)):
-            if (await bench.observe([worker]))[1] == 0 and (
-                    await probe.lag(t.station_zones, t.station_load) == 0):
-                return True
+            worker_lag = (await bench.observe([worker]))[1]
+            zone_side_lag = await probe.lag(t.station_zones, t.station_load)
+            if worker_lag == 0 and zone_side_lag == 0:
+                break
             await asyncio.sleep(step)
-    return False
+    return {"settled": worker_lag == 0 and zone_side_lag == 0, "meter_lag": worker_lag,
+            "mapping_and_zone_row_lag": zone_side_lag}
 
 
 async def run(bench: Bench) -> dict[str, Any]:
@@ -53,9 +56,10 @@ async def run(bench: Bench) -> dict[str, Any]:
             stations_loaded = stations
             taken, seconds = await bench.wait_applied([worker], connectors, s.memory_deadline_s)
             complete = taken >= connectors
-            settled = await settle(bench, worker, settings) if complete else False
+            settled = (await settle(bench, worker, settings) if complete
+                       else {"settled": False})
             point = {"connectors": connectors, "readings_taken": taken, "complete": complete,
-                     "settled": settled, "seconds": seconds, "rss_mb": worker.rss_mb()}
+                     **settled, "seconds": seconds, "rss_mb": worker.rss_mb()}
             out["points"].append(point)
             say(f"    {connectors:,} connectors: RSS {point['rss_mb']:.0f} MB"
                 + ("" if complete else f" (only {taken:,.0f} readings taken in "
@@ -66,11 +70,18 @@ async def run(bench: Bench) -> dict[str, Any]:
 
 
 def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
-    out = [("worker RSS, idle", f"{r['idle_rss_mb']:.0f} MB")]
+    out = [("worker RSS, idle", f"{r['idle_rss_mb']:,.0f} MB")]
     for p in r["points"]:
-        note = "" if p["complete"] else (f" (incomplete: {p['readings_taken']:,.0f} readings "
-                                         f"taken within {p['seconds']:.0f} s)")
-        out.append((f"worker RSS, {p['connectors']:,} connectors", f"{p['rss_mb']:.0f} MB{note}"))
+        if not p["complete"]:
+            note = (f" (incomplete: {p['readings_taken']:,.0f} readings taken within "
+                    f"{p['seconds']:.0f} s)")
+        else:
+            note = f" (taken in {p['seconds']:.0f} s" + (
+                ")" if p["settled"] else f"; {SETTLE_S:.0f} s later still "
+                f"{p['meter_lag']:,.0f} readings and {p['mapping_and_zone_row_lag']:,} "
+                "mappings/zone rows behind)")
+        out.append((f"worker RSS, {p['connectors']:,} connectors",
+                     f"{p['rss_mb']:,.0f} MB{note}"))
     return out
 
 
