@@ -26,6 +26,8 @@ from evgrid.settings import Settings
 
 @dataclass(frozen=True)
 class Sizes:
+    """How big each phase is; `evgrid bench --size NAME=VALUE` overrides any of them."""
+
     # throughput: a preloaded backlog, the rate taken over a window of it
     messages: int = 1_000_000
     noop_messages: int = 200_000
