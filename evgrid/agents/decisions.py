@@ -52,5 +52,7 @@ def publish_decisions(
         )
         metrics.ALERTS.labels(alert_type=f"DR_{alert['state']}").inc()
     for report in decisions.reports:
-        out.send(out.dr_reports, zone.zone_id, codec.dumps(dr_report_message(report)))
+        message = dr_report_message(report)
+        zone.recent_reports.append(message.model_dump(mode="json"))
+        out.send(out.dr_reports, zone.zone_id, codec.dumps(message))
         metrics.DR_REPORTS.inc()

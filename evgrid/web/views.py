@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from evgrid.agents.runtime import Runtime
 from evgrid.timeutil import iso
+from evgrid.web.events import ask_peers, local_event
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -165,6 +166,18 @@ def register_views(app: faust.App, rt: Runtime) -> None:
         found = zone_view(rt, zone_id, time.time())
         if found is None:
             return web.json({"error": f"unknown zone {zone_id!r}"}, status=404)
+        return web.json(found)
+
+    @app.page("/events/{signal_id}")
+    @guarded
+    async def event(web: Web, request: Request, signal_id: str) -> Response:
+        found = local_event(rt, signal_id, time.time())
+        if found is None and request.query.get("local") != "1":
+            auth = request.headers.get("Authorization")
+            found = await ask_peers(app, f"/events/{signal_id}?local=1",
+                                    {"Authorization": auth} if auth else {})
+        if found is None:
+            return web.json({"error": f"unknown DR event {signal_id!r}"}, status=404)
         return web.json(found)
 
     @app.page("/stations/{station_id}")
