@@ -19,10 +19,10 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import Message
 
 from evgrid.agents.clock import RESOLUTION_S, ZoneClock
-from evgrid.agents.publish import raw_topic
 from evgrid.agents.runtime import Runtime
 from evgrid.codec import DecodeError
 from evgrid.ingest.service import MeterIngest
+from evgrid.publisher import raw_topic
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
 

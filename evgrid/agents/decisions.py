@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 from evgrid import codec, metrics
-from evgrid.agents.publish import Publisher
 from evgrid.commands import command_message
 from evgrid.core.control import Decisions
 from evgrid.models import ChargingCommand, ComplianceAlert, DRStatus, dr_report_message
+from evgrid.publisher import Publisher
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from evgrid import codec, metrics
 from evgrid.agents.decisions import publish_decisions
-from evgrid.agents.publish import Publisher, Record
 from evgrid.agents.zone import ZoneStage
 from evgrid.codec import DecodeError
 from evgrid.core.control import Decisions
 from evgrid.ingest.routing import Router
 from evgrid.models import DemandResponseSignal, SignalRefusedAlert
 from evgrid.models.signals import dr_signal_from_model
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import faust
 
 from evgrid.agents.dr import DRSignals
-from evgrid.agents.publish import Publisher
 from evgrid.agents.station_config import StationConfigs
 from evgrid.agents.zone import ZoneStage
 from evgrid.ingest.stations import StationIngest
+from evgrid.publisher import Publisher
 from evgrid.settings import Settings
 from evgrid.state.stations import StationStore
 from evgrid.state.zones import ZoneStore

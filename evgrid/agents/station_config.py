@@ -5,12 +5,12 @@ mapping with the station's state and tells the zones it leaves and joins."""
 from __future__ import annotations
 
 from evgrid import codec
-from evgrid.agents.publish import Publisher, Record
 from evgrid.codec import DecodeError
 from evgrid.core.types import StationConfig
 from evgrid.ingest.routing import Router
 from evgrid.ingest.stations import StationIngest
 from evgrid.models import StationZone
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from evgrid import codec, metrics
 from evgrid.agents.decisions import publish_decisions
-from evgrid.agents.publish import Publisher, Record
 from evgrid.codec import DecodeError
 from evgrid.core.types import ConnectorReading, StationConfig
 from evgrid.ingest.stations import overload_message
 from evgrid.models.internal import ZONE_MESSAGE, StationJoined, StationLeft, ZoneLoads
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.zones import ZoneEntry, ZoneStore
 

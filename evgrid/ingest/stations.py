@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
-from typing import Protocol
 
 from evgrid import codec, metrics
-from evgrid.agents.publish import Publisher
 from evgrid.codec import DecodeError
 from evgrid.core.clock import CLOCK_SKEW, FUTURE_REASON, in_future
 from evgrid.core.overload import contract_alert
@@ -27,20 +25,10 @@ from evgrid.models.internal import (
     StationLoad,
     ZoneLoads,
 )
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.stations import StationEntry, StationStore
 from evgrid.timeutil import from_epoch, iso
-
-
-class Record(Protocol):
-    """What the ingest needs of a Kafka record (aiokafka's ConsumerRecord, Faust's Message)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int | None  # ms (CreateTime): when the reading was heard
 
 
 def arrival_of(record: Record) -> float:
