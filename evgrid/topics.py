@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from evgrid.settings import Settings
+from evgrid.tables import TABLES, changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,13 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic evgrid needs. Co-partitioned ones must share `settings.partitions`."""
+    """Every topic evgrid needs, tables' changelogs included. Co-partitioned ones must share
+    `settings.partitions`."""
     t = settings.topics
+    changelogs = [TopicSpec(changelog_topic(settings.app_id, name), copartitioned=True,
+                            compacted=True) for name, _help in TABLES.values()]
     return [
+        *changelogs,
         TopicSpec(t.meter_values, copartitioned=True),
         TopicSpec(t.station_zones, copartitioned=True, compacted=True),
         TopicSpec(t.meter_repartition, copartitioned=True),
