@@ -102,8 +102,27 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
         "worker": worker,
         "zones": zones,
         "events": events,
+        "reports": recent_reports(rt, owned),
         "alerts": list(rt.publisher.recent_alerts),
     }
+
+
+def recent_reports(rt: Runtime, owned: set[int], limit: int = 10) -> list[dict[str, Any]]:
+    """The newest settlement reports of this worker's zones, as the dashboard's table."""
+    reports = [r for zone in rt.zones.in_partitions(owned) for r in zone.recent_reports]
+    reports.sort(key=lambda r: r["report_ts"], reverse=True)
+    return [
+        {
+            "zone_id": r["zone_id"],
+            "signal_id": r["signal_id"],
+            "ended": r["actual_end_ts"] or r["report_ts"],
+            "delivered_pct": r["delivered_pct_of_target"],
+            "time_to_cap_s": r["time_to_cap_s"],
+            "stations_noncompliant": sum(1 for st in r["stations"]
+                                         if st["seconds_noncompliant"] > 0),
+        }
+        for r in reports[:limit]
+    ]
 
 
 def register_views(app: faust.App, rt: Runtime) -> None:
