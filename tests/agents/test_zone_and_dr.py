@@ -19,6 +19,7 @@ from evgrid.state.stations import StationStore
 from evgrid.state.tables_io import partition_of
 from evgrid.state.zones import ZoneStore
 from evgrid.timeutil import iso
+from evgrid.web.views import recent_reports
 from tests.fakes import PARTITIONS, RecordingPublisher, memory_tables, record, settings
 
 
@@ -188,3 +189,8 @@ def test_an_event_restored_publishes_exactly_one_report() -> None:
     reports = world.out.sent(world.t.dr_reports)
     assert [(k, v["signal_id"]) for k, v in reports] == [("Z1", "DR1")]
     assert reports[0][1]["baseline_kw"] == 40.0
+    # ... and the dashboard's table shows it, for the worker owning the zone.
+    rt = SimpleNamespace(zones=world.zones)
+    (row,) = recent_reports(rt, {partition_of("Z1", PARTITIONS)})
+    assert (row["zone_id"], row["signal_id"], row["stations_noncompliant"]) == ("Z1", "DR1", 0)
+    assert recent_reports(rt, set()) == []
