@@ -42,6 +42,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.compliance_alerts, copartitioned=False),
         TopicSpec(t.dr_status, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
+        TopicSpec(t.outcomes, copartitioned=False),
+        TopicSpec(t.station_status, copartitioned=False),
     ]
 
 

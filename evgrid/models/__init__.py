@@ -1,5 +1,6 @@
 """Message models: the wire contract of DESIGN.md, separate from any I/O."""
 
+from evgrid.models.gateway import CommandOutcome, StationStatus
 from evgrid.models.inputs import DemandResponseSignal, MeterValue, StationZone
 from evgrid.models.outputs import (
     ChargingCommand,
@@ -12,6 +13,7 @@ from evgrid.models.outputs import (
 
 __all__ = [
     "ChargingCommand",
+    "CommandOutcome",
     "ComplianceAlert",
     "ConnectorLimitOut",
     "DRStatus",
@@ -19,5 +21,6 @@ __all__ = [
     "DemandResponseSignal",
     "MeterValue",
     "OverloadAlert",
+    "StationStatus",
     "StationZone",
 ]
