@@ -88,7 +88,10 @@ class Feeds:
             if found is not None:
                 consumer.seek(tp, found.offset)
         ends = await consumer.end_offsets(tps)
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                return
             self._handle(await consumer.getmany(timeout_ms=200))
 
     async def _run_directory(self) -> None:
