@@ -4,7 +4,7 @@ Per station the ledger holds at most one command in flight and one pending (the 
 yet sent). Rules: a `command_id` already seen is never sent again; a newer command makes the
 pending one `Superseded`; a command for a charger that is not connected gets one interim
 `Offline` and waits for the next BootNotification, or ends `Expired` at its `validTo`
-(`dr_end_ts`).
+(`dr_end_ts`; a CLEAR past it is still sent to a connected charger).
 
 Several gateway instances share the work: every instance reads every command and every
 outcome, but only the instance *responsible* for a station publishes its outcomes — the one
@@ -68,6 +68,12 @@ class _Station:
     connected_here: bool = False
 
 
+def _lapsed(cmd: Command, now: datetime, connected: bool) -> bool:
+    """A SET past its validTo is pointless (the charger would drop the profile); a CLEAR past
+    it is still sent to a connected charger, and lapses only for one that is away."""
+    return cmd.valid_to <= now and (cmd.action != "CLEAR" or not connected)
+
+
 def home_instance(station_id: str, instances: tuple[str, ...]) -> str:
     return instances[zlib.crc32(station_id.encode()) % len(instances)]
 
@@ -117,7 +123,7 @@ class Ledger:
         if self._known(st, cmd.command_id):
             return []
         cmd.offline_sent = cmd.command_id in self.offline_seen
-        if cmd.valid_to <= now:
+        if _lapsed(cmd, now, st.connected_here):
             return self._ours(Outcome(cmd, "Expired", "validTo passed before delivery"))
         effects: list[Effect] = []
         older = st.pending
@@ -178,7 +184,7 @@ class Ledger:
         if cmd is None or st.in_flight is not None or not st.connected_here:
             return None, []
         st.pending = None
-        if cmd.valid_to <= now:
+        if _lapsed(cmd, now, connected=True):
             return None, self._ours(Outcome(cmd, "Expired", "validTo passed before delivery"))
         cmd.attempt += 1
         st.in_flight = cmd
@@ -208,7 +214,8 @@ class Ledger:
         """Pending commands past their validTo (chargers that never came back)."""
         effects: list[Effect] = []
         for st in self.stations.values():
-            if st.pending is not None and st.pending.valid_to <= now and st.in_flight is None:
+            if (st.pending is not None and st.in_flight is None
+                    and _lapsed(st.pending, now, st.connected_here)):
                 cmd, st.pending = st.pending, None
                 effects += self._ours(Outcome(cmd, "Expired",
                                               "charger did not reconnect before validTo"))

@@ -9,8 +9,9 @@ from evgrid.gateway.ledger import Command, Ledger, Outcome, Send, home_instance
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
-def cmd(command_id: str, station_id: str = "CP-1", at: int = 0, valid_s: int = 600) -> Command:
-    return Command(command_id, station_id, "SET", "S1", T0 + timedelta(seconds=at),
+def cmd(command_id: str, station_id: str = "CP-1", at: int = 0, valid_s: int = 600,
+        action: str = "SET") -> Command:
+    return Command(command_id, station_id, action, "S1", T0 + timedelta(seconds=at),
                    T0 + timedelta(seconds=valid_s), raw={})
 
 
@@ -80,3 +81,16 @@ def test_only_the_responsible_instance_publishes_and_holding_moves_it() -> None:
     assert statuses(gw2.delivered(station, "Accepted", None)) == [("a", "Accepted")]
     gw1.on_outcome("a", "Accepted")
     assert gw1.expire(T0 + timedelta(hours=1)) == []  # already final: never Expired too
+
+
+def test_a_clear_at_the_events_end_still_reaches_a_connected_charger() -> None:
+    ledger = Ledger("gw1", ("gw1",))
+    ledger.on_boot("CP-1")
+    assert ledger.on_command(cmd("clear", valid_s=0, action="CLEAR"), T0) == [Send("CP-1")]
+    sent, _ = ledger.take("CP-1", T0)
+    assert sent is not None
+    away = Ledger("gw1", ("gw1",))
+    assert statuses(away.on_command(cmd("clear", valid_s=0, action="CLEAR"), T0)) == [
+        ("clear", "Expired")]
+    assert statuses(away.on_command(cmd("late-set", valid_s=0), T0)) == [
+        ("late-set", "Expired")]
