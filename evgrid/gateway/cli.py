@@ -36,7 +36,9 @@ def hash_password(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evgrid.gateway.server import Gateway
+    import ocpp.messages
+
+    from evgrid.gateway.server import Gateway, raise_fd_limit
     from evgrid.settings import Settings
     from evgrid.topics import ensure_topics
 
@@ -49,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ocpp").setLevel(logging.WARNING)
+    # Schema validation of a small frame takes microseconds: a thread hop per frame (the
+    # package's default) costs more than it saves with thousands of chargers.
+    ocpp.messages.ASYNC_VALIDATION = False
+    raise_fd_limit()
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
     async def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import ssl
 from collections import deque
 from datetime import UTC, datetime
@@ -54,6 +55,15 @@ _REFUSALS = {
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def raise_fd_limit() -> int:
+    """Thousands of WebSockets need thousands of descriptors; the soft limit is often 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return wanted
 
 
 def command_from(raw: dict) -> Command:
