@@ -11,11 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from evgrid import codec
 from evgrid.broker.local import free_port
+from evgrid.gateway.process import GatewayProcess
 from evgrid.gateway.server import raise_fd_limit
 from evgrid.profiles import STATION, clear_profile_payloads, profile_id_for, set_profile_payloads
 from evgrid.settings import Settings
@@ -64,44 +61,6 @@ def sample_command(station_id: str, command_id: str, *, kw: float = 11.0,
             "target_power_kw": kw if action == "SET" else None, "station_shed_kw": 0.0,
             "signal_id": signal_id, "priority": 2, "dr_end_ts": iso(now + valid_s),
             "command_ts": iso(now), "connectors": [], "ocpp": ocpp}
-
-
-class GatewayProcess:
-    """`python -m evgrid gateway` as a subprocess, ready when it says so."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings, self.log_path = settings, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self, timeout: float = 60.0) -> GatewayProcess:
-        env = {**os.environ, **self.settings.to_env()}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "evgrid", "gateway"], env=env,
-                                     stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-2000:]}")
-            if b"ready on port" in self.log_path.read_bytes():
-                return self
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"gateway not ready in {timeout}s")
-
-    def rss_mb(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-        return float("nan")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 async def _topic_end(consumer: AIOKafkaConsumer, topic: str) -> int:

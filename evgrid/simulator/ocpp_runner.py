@@ -69,6 +69,7 @@ async def run_ocpp_simulation(
         if action == "ClearChargingProfile":
             fleet.command(at, {"station_id": station_id, "action": "CLEAR"})
             stats.commands += 1
+            stats.commands_by_action["CLEAR"] = stats.commands_by_action.get("CLEAR", 0) + 1
         elif action == "SetChargingProfile":
             where, kw = limit_kw(version, payload)
             per_connector = [] if where == 0 else [{"connector_id": where, "limit_kw": kw}]
@@ -76,6 +77,7 @@ async def run_ocpp_simulation(
                                "target_power_kw": kw if where == 0 else 1e9,
                                "connectors": per_connector})
             stats.commands += 1
+            stats.commands_by_action["SET"] = stats.commands_by_action.get("SET", 0) + 1
 
     chargers = {
         sid: SimCharger(url, sid, "1.6" if n % 2 == 0 else "2.0.1",
