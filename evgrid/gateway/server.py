@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client import generate_latest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -144,6 +145,8 @@ class Gateway:
     # --- connections ----------------------------------------------------------------------
     async def _check_request(self, connection: ServerConnection, request: Request
                              ) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return self._plain_http(connection, request.path.split("?", 1)[0])
         station_id = unquote(request.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         if not {p.strip() for p in offered.split(",")} & set(SUBPROTOCOLS):
@@ -156,6 +159,18 @@ class Gateway:
         GATEWAY_CONNECTIONS_REFUSED.labels(reason).inc()
         log.warning("refused %r: %s", station_id, reason)
         return connection.respond(_REFUSALS[reason], f"{reason}\n")
+
+    def _plain_http(self, connection: ServerConnection, path: str) -> Response:
+        """Plain GETs on the charger port: `/metrics` (Prometheus) and `/health`."""
+        if path == "/metrics":
+            return connection.respond(HTTPStatus.OK, generate_latest().decode())
+        if path == "/health":
+            return connection.respond(HTTPStatus.OK, codec.dumps({
+                "gateway_id": self.instance_id, "connections": len(self.connections),
+                "ready": self.feeds.ready.is_set()}).decode())
+        return connection.respond(HTTPStatus.UPGRADE_REQUIRED,
+                                  "OCPP chargers connect with a WebSocket to /{charge_point_id}"
+                                  "; plain GETs: /metrics, /health\n")
 
     async def _connection(self, ws: ServerConnection) -> None:
         station_id = unquote(ws.request.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])

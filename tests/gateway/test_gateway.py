@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections import Counter
 
+import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -155,6 +156,11 @@ async def test_malformed_frames_get_call_errors_and_the_gateway_keeps_serving(ga
             break
         await asyncio.sleep(0.05)
     assert rejected("1.6", "frame_too_large") == before["frame_too_large"] + 1
+    # The counters, as Prometheus scrapes them from the charger port.
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"http://127.0.0.1:{gateway.port}/metrics") as resp:
+        text = await resp.text()
+    assert 'evgrid_gateway_frames_rejected_total{reason="FormatViolation",version="1.6"}' in text
 
 
 async def test_basic_auth_tls_and_allow_list(gateway_settings, tmp_path) -> None:
