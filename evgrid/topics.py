@@ -43,7 +43,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.dr_status, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
         TopicSpec(t.outcomes, copartitioned=False),
-        TopicSpec(t.station_status, copartitioned=False),
+        TopicSpec(t.station_status, copartitioned=False, compacted=True),
     ]
 
 
