@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from evgrid import codec
 from evgrid.metrics import DEADLETTERS
@@ -97,13 +98,22 @@ class Feeds:
     async def _run_directory(self) -> None:
         assert self._directory is not None
         while True:
-            self._handle(await self._directory.getmany(timeout_ms=500))
+            try:
+                self._handle(await self._directory.getmany(timeout_ms=500))
+            except KafkaError as exc:  # a broker hiccup must not stop the gateway
+                log.warning("directory feed: %r; retrying", exc)
+                await asyncio.sleep(1.0)
 
     async def _run_commands(self) -> None:
         consumer = self._commands
         assert consumer is not None
         while True:
-            batch = await consumer.getmany(timeout_ms=200)
+            try:
+                batch = await consumer.getmany(timeout_ms=200)
+            except KafkaError as exc:
+                log.warning("commands feed: %r; retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
             if not self.ready.is_set() and consumer.assignment():
                 for tp in consumer.assignment():
                     await consumer.position(tp)  # resolves "latest" before we say ready

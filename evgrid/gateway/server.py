@@ -252,10 +252,13 @@ class Gateway:
             cp = self.connections.get(station_id)
             if cmd is None or cp is None:
                 return
-            while True:
-                status, reason = await self._send_all(cp, cmd)
-                if status != "Timeout" or not self.ledger.retry(station_id):
-                    break
+            try:
+                while True:
+                    status, reason = await self._send_all(cp, cmd)
+                    if status != "Timeout" or not self.ledger.retry(station_id):
+                        break
+            except ConnectionClosed:
+                return  # the connection's end hands the command back to the ledger
             self._apply(self.ledger.delivered(station_id, status, reason))
 
     async def _send_all(self, cp: Any, cmd: Command) -> tuple[str, str | None]:
