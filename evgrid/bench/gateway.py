@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -109,6 +110,7 @@ async def measure(settings: Settings, n: int, sizes: GatewaySizes, workdir: Path
         await asyncio.sleep(sizes.meter_interval_s)  # every charger is in its rhythm
         topic = settings.topics.meter_values
         before, t0 = await _topic_end(consumer, topic), time.monotonic()
+        cpu0, own0 = gateway.cpu_s(), time.process_time()
         sent_at: dict[int, float] = {}
         gap = sizes.measure_s / sizes.commands
         for k in range(sizes.commands):
@@ -121,6 +123,8 @@ async def measure(settings: Settings, n: int, sizes: GatewaySizes, workdir: Path
             await asyncio.sleep(gap)
         forwarded = await _topic_end(consumer, topic) - before
         window = time.monotonic() - t0
+        gateway_cpu = (gateway.cpu_s() - cpu0) / window
+        chargers_cpu = (time.process_time() - own0) / window
         await asyncio.sleep(2.0)  # the last commands' answers
         rss = gateway.rss_mb()
         held = sum(c.booted.is_set() for c in chargers)
@@ -138,7 +142,10 @@ async def measure(settings: Settings, n: int, sizes: GatewaySizes, workdir: Path
     return {"chargers": n, "connections_held": held, "connect_s": round(connect_s, 1),
             "meter_values_per_s": round(forwarded / window, 1),
             "expected_per_s": round(n / sizes.meter_interval_s, 1),
-            "gateway_rss_mb": round(rss, 1), "commands": sizes.commands,
+            "gateway_rss_mb": round(rss, 1),
+            "gateway_cpu_pct": round(100 * gateway_cpu, 1),
+            "chargers_cpu_pct": round(100 * chargers_cpu, 1),
+            "load_avg_1m": round(os.getloadavg()[0], 1), "commands": sizes.commands,
             "delivered": len(latencies), "delivery_ms_p50": _rank(latencies, 50),
             "delivery_ms_p99": _rank(latencies, 99),
             "delivery_ms_max": round(latencies[-1], 1) if latencies else None}
@@ -178,5 +185,8 @@ def report_rows(results: dict) -> list[tuple[str, str, str]]:
              f"{r['delivery_ms_p50']:.1f} / {r['delivery_ms_p99']:.1f}",
              "p99 ≤ 50 at 1,000"),
             (f"gateway: RSS, {n} chargers", f"{r['gateway_rss_mb']:.0f} MB", ""),
+            (f"gateway / simulated chargers CPU, {n} chargers (machine load)",
+             f"{r['gateway_cpu_pct']:.0f} % / {r['chargers_cpu_pct']:.0f} % "
+             f"(load {r['load_avg_1m']})", ""),
         ]
     return rows

@@ -41,6 +41,12 @@ class GatewayProcess:
                 return int(line.split()[1]) / 1024.0
         return float("nan")
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the gateway has used, from /proc."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
