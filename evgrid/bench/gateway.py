@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import random
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +39,22 @@ class GatewaySizes:
     meter_interval_s: float = 10.0
     measure_s: float = 30.0
     commands: int = 300
+
+
+GC_PAUSES_S: list[float] = []
+
+
+def _watch_gc() -> None:
+    """The simulated chargers' own full collections, to tell their stalls from the gateway's."""
+    started = [0.0]
+
+    def watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            GC_PAUSES_S.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(watch)
 
 
 GATEWAY_SMOKE = GatewaySizes(chargers=(50,), meter_interval_s=2.0, measure_s=4.0, commands=20)
@@ -111,6 +129,7 @@ async def measure(settings: Settings, n: int, sizes: GatewaySizes, workdir: Path
         topic = settings.topics.meter_values
         before, t0 = await _topic_end(consumer, topic), time.monotonic()
         cpu0, own0 = gateway.cpu_s(), time.process_time()
+        GC_PAUSES_S.clear()
         sent_at: dict[int, float] = {}
         gap = sizes.measure_s / sizes.commands
         for k in range(sizes.commands):
@@ -125,6 +144,7 @@ async def measure(settings: Settings, n: int, sizes: GatewaySizes, workdir: Path
         window = time.monotonic() - t0
         gateway_cpu = (gateway.cpu_s() - cpu0) / window
         chargers_cpu = (time.process_time() - own0) / window
+        chargers_gc_ms = 1000 * max(GC_PAUSES_S, default=0.0)
         await asyncio.sleep(2.0)  # the last commands' answers
         rss = gateway.rss_mb()
         held = sum(c.booted.is_set() for c in chargers)
@@ -145,10 +165,18 @@ async def measure(settings: Settings, n: int, sizes: GatewaySizes, workdir: Path
             "gateway_rss_mb": round(rss, 1),
             "gateway_cpu_pct": round(100 * gateway_cpu, 1),
             "chargers_cpu_pct": round(100 * chargers_cpu, 1),
-            "load_avg_1m": round(os.getloadavg()[0], 1), "commands": sizes.commands,
+            "load_avg_1m": round(os.getloadavg()[0], 1),
+            "gateway_gc_max_ms": _longest_gc_ms(workdir / f"gateway-{n}.log"),
+            "chargers_gc_max_ms": round(chargers_gc_ms, 1), "commands": sizes.commands,
             "delivered": len(latencies), "delivery_ms_p50": _rank(latencies, 50),
             "delivery_ms_p99": _rank(latencies, 99),
             "delivery_ms_max": round(latencies[-1], 1) if latencies else None}
+
+
+def _longest_gc_ms(log_path: Path) -> float:
+    """The gateway logs full collections over 50 ms; the longest, or 0."""
+    found = re.findall(r"full garbage collection took (\d+) ms", log_path.read_text())
+    return float(max((int(ms) for ms in found), default=0))
 
 
 def _rank(ordered: list[float], pct: float) -> float:
@@ -162,6 +190,7 @@ async def gateway_phase(bench: Any) -> None:
     """`evgrid bench --phases gateway`."""
     sizes = GATEWAY_SMOKE if bench.sizes.messages < 100_000 else GatewaySizes()
     raise_fd_limit()
+    _watch_gc()
     say(f"gateway: {', '.join(f'{n:,}' for n in sizes.chargers)} OCPP 1.6 chargers, "
         f"MeterValues every {sizes.meter_interval_s:g} s")
     rows = []

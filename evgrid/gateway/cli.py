@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import signal
 import sys
+import time
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +37,21 @@ def hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_long_collections() -> None:
+    """A full garbage collection over thousands of connections stalls every charger at once;
+    say so when one takes long, so a latency tail can be told from the network's."""
+    started: list[float] = [0.0]
+    log = logging.getLogger("evgrid.gateway.gc")
+
+    def watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif info["generation"] == 2 and (took := time.perf_counter() - started[0]) > 0.05:
+            log.warning("full garbage collection took %.0f ms", took * 1000)
+
+    gc.callbacks.append(watch)
+
+
 def run(args: argparse.Namespace) -> int:
     import ocpp.messages
 
@@ -55,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # package's default) costs more than it saves with thousands of chargers.
     ocpp.messages.ASYNC_VALIDATION = False
     raise_fd_limit()
+    _log_long_collections()
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
     async def main() -> None:
