@@ -94,3 +94,15 @@ def test_a_clear_at_the_events_end_still_reaches_a_connected_charger() -> None:
         ("clear", "Expired")]
     assert statuses(away.on_command(cmd("late-set", valid_s=0), T0)) == [
         ("late-set", "Expired")]
+
+
+def test_charger_answers_map_to_outcome_statuses() -> None:
+    from evgrid.gateway.charge_point import _status_of
+
+    assert _status_of({"status": "Accepted"}) == ("Accepted", None)
+    assert _status_of({"status": "Rejected", "statusInfo": {
+        "reasonCode": "TxNotFound", "additionalInfo": "no session"}}) == (
+        "Rejected", "TxNotFound: no session")
+    assert _status_of({"status": "NotSupported"})[0] == "NotSupported"
+    assert _status_of({"status": "Unknown"})[0] == "Accepted"  # nothing left to clear
+    assert _status_of({"status": "Maybe"})[0] == "CallError"
