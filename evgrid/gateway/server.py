@@ -151,7 +151,9 @@ class Gateway:
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         if not {p.strip() for p in offered.split(",")} & set(SUBPROTOCOLS):
             reason: str | None = "no_ocpp_subprotocol"
-        else:
+        elif self.gatekeeper.passwords is None:
+            reason = self.gatekeeper.refuse(station_id, None)
+        else:  # scrypt is deliberately slow: off the event loop
             reason = await asyncio.to_thread(
                 self.gatekeeper.refuse, station_id, request.headers.get("Authorization"))
         if reason is None:
