@@ -51,3 +51,17 @@ def test_a_malformed_passwords_file_says_what_to_do(tmp_path) -> None:
     path.write_text("CP-1:plaintext\n")
     with pytest.raises(SystemExit, match="hash-password"):
         load_passwords(path)
+
+
+def test_hash_password_command_prints_a_passwords_file_line(tmp_path, monkeypatch,
+                                                            capsys) -> None:
+    import io
+
+    from evgrid.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    assert main(["gateway", "hash-password", "CP-9"]) == 0
+    line = capsys.readouterr().out.strip()
+    (tmp_path / "pw").write_text(line + "\n")
+    stored = load_passwords(tmp_path / "pw")["CP-9"]
+    assert verify_password("s3cret", stored)
