@@ -84,14 +84,19 @@ async def test_java_and_node_chargers_through_a_dr_event(kafka_broker, unique_pr
             now = time.time()
             await produce(b, t.demand_response, [
                 (b"ZE", jdump(dr("DR-E", "ZE", "CURTAIL", 30.0, now, now + 120))),
-                (b"ZX", jdump(dr("DR-X", "ZX", "CURTAIL", 5.0, now, now + 8)))])
+                (b"ZX", jdump(dr("DR-X", "ZX", "CURTAIL", 5.0, now, now + 12)))])
             cap = 66.0 - 30.0
             # CURTAIL reaches each as a SetChargingProfile; two accept, one rejects.
             for c in (j_acc, j_rej, n_acc, j_exp):
                 await c.wait_for("SET")
             await seen.wait(t.outcomes, lambda m: outcomes("J-ACC", "Accepted")
-                            and outcomes("N-ACC", "Accepted") and outcomes("J-REJ", "Rejected"))
+                            and outcomes("N-ACC", "Accepted") and outcomes("J-REJ", "Rejected")
+                            and outcomes("J-EXP", "Accepted"))
             assert outcomes("J-REJ", "Rejected")[0]["reason"] == "charger answered Rejected"
+            # J-EXP goes away during its short event: the CLEAR at the end finds it gone.
+            await j_exp.send("disconnect")
+            await j_exp.wait_for("CLOSED")
+            assert time.time() < now + 12, "too slow to test expiry: the event already ended"
             # Their lowered meter values, and the others re-allocated around the rejecting
             # one (non-compliant after the grace), bring the zone under its cap.
             await seen.wait(t.compliance_alerts, lambda a: any(
@@ -99,9 +104,6 @@ async def test_java_and_node_chargers_through_a_dr_event(kafka_broker, unique_pr
             zone = await poll(worker, "/zones/ZE",
                               lambda z: z["zone_total_power_kw"] <= cap + 0.5, timeout=40)
             assert zone["zone_total_power_kw"] >= 22.0  # J-REJ still draws its 22 kW
-            # J-EXP goes away during its short event: the CLEAR at the end finds it gone.
-            await j_exp.send("disconnect")
-            await j_exp.wait_for("CLOSED")
             await seen.wait(t.outcomes, lambda m: outcomes("J-EXP", "Expired"), timeout=20)
             # N-ACC (2.0.1) goes away; RESTORE: its CLEAR waits (Offline) for its return.
             await n_acc.send("disconnect")
