@@ -15,9 +15,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from evgrid.core.allocator import ConnectorLimit
 from evgrid.gateway.auth import hash_password
 from evgrid.metrics import GATEWAY_FRAMES_REJECTED
-from evgrid.timeutil import iso
+from evgrid.profiles import CONNECTOR, set_profile_payloads
+from evgrid.timeutil import from_epoch, iso
 from evgrid.topics import ensure_topics
 from tests.gateway.commands import command
 from tests.gateway.conftest import start_gateway, url
@@ -82,14 +84,22 @@ async def test_every_outcome_status_and_exactly_one_final_per_command(
                 return next(o for o in msgs if o["command_id"] == command_id
                             and o["status"] == status)
 
-            async with Session(url(gw), "ACC") as acc, \
+            multi = command("MUL", "c-multi")  # per-connector profiles: two calls, one outcome
+            multi["ocpp"] = set_profile_payloads(
+                profile_id=7, stack_level=1, mode=CONNECTOR, station_limit_kw=0.0,
+                connectors=[ConnectorLimit(1, "CCS", 50.0, None),
+                            ConnectorLimit(2, "Type2", 11.0, 16.0)],
+                valid_from=from_epoch(time.time()), valid_to=from_epoch(time.time() + 600))
+            async with Session(url(gw), "MUL") as mul, \
+                    Session(url(gw), "ACC") as acc, \
                     Session(url(gw), "REJ", "2.0.1", answer="Rejected"), \
                     Session(url(gw), "NOS", answer="NotSupported"), \
                     Session(url(gw), "ERR", answer="CallError"), \
                     Session(url(gw), "SIL", answer="Silent"):
                 await send(command("ACC", "c-acc"), command("REJ", "c-rej"),
                            command("NOS", "c-nos"), command("ERR", "c-err"),
-                           command("SIL", "c-sil"), command("ACC", "c-acc"))  # a duplicate
+                           command("SIL", "c-sil"), command("ACC", "c-acc"),  # a duplicate
+                           multi)
                 await outcome_of("c-acc", "Accepted")
                 rej = await outcome_of("c-rej", "Rejected")
                 assert rej["reason"] == "NoCapacity: site limit lower"
@@ -99,6 +109,10 @@ async def test_every_outcome_status_and_exactly_one_final_per_command(
                 sil = await outcome_of("c-sil", "Timeout")
                 assert sil["attempt"] == 2  # one retry
                 assert [a for a, _ in acc.received] == ["SetChargingProfile"]  # dup not sent
+                await outcome_of("c-multi", "Accepted")
+                assert [(p["charging_schedule"]["charging_rate_unit"],
+                         float(p["charging_schedule"]["charging_schedule_period"][0]["limit"]))
+                        for _, p in mul.received] == [("W", 50000.0), ("A", 16.0)]
             # Offline: two commands while away -> the older Superseded, the newer delivered
             # after the next boot; a third, short-lived one for another charger Expires.
             now = time.time()
