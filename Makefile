@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv kafka-jars system-deps test unit integration lint demo bench chaos clean
+.PHONY: all venv kafka-jars ocpp-clients system-deps test unit integration lint demo bench chaos clean
 
 all: test
 
@@ -28,6 +28,12 @@ kafka-jars: venv
 	@echo "==> Apache Kafka jars (resolved once from Maven Central into ~/.cache/evgrid)"
 	@$(BIN)/evgrid kafka --prefetch
 
+# The independent OCPP chargers of the gateway tests: eu.chargetime.ocpp:v1_6 (Maven Central,
+# compiled against with javac) and npm ocpp-rpc, cached in ~/.cache/evgrid.
+ocpp-clients: venv
+	@echo "==> independent OCPP chargers for the gateway tests (Java v1_6, npm ocpp-rpc)"
+	@$(BIN)/python -m tests.gateway.clients.install
+
 # Debian packages the tests drive: headless Chromium (dashboard test) and promtool (alert
 # rules). Installed only when missing; needs root (as on CI) or says what to run.
 system-deps:
@@ -46,14 +52,14 @@ lint: venv
 	@echo "==> ruff"
 	@$(BIN)/ruff check evgrid tests
 
-test: venv kafka-jars system-deps lint
+test: venv kafka-jars ocpp-clients system-deps lint
 	@echo "==> pytest: unit tests, then integration tests against a real local Kafka broker"
 	@$(BIN)/python -m pytest -q -ra --durations=10
 
 unit: venv
 	@$(BIN)/python -m pytest -q -ra -m "not integration"
 
-integration: venv kafka-jars system-deps
+integration: venv kafka-jars ocpp-clients system-deps
 	@$(BIN)/python -m pytest -q -ra -m integration
 
 demo: venv kafka-jars

@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=_worker)
 
     from evgrid.broker import cli as kafka
+    from evgrid.gateway import cli as gateway
 
     kafka.add_parser(sub)
+    gateway.add_parser(sub)
 
     from evgrid import demo, reports
     from evgrid.bench import runner as bench

@@ -58,6 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lag", type=float, default=4.0, help="seconds a charger takes to obey")
     p.add_argument("--dr", action="append", default=None,
                    help="DR event(s), e.g. zone=Z1,at=+20s,reduce=25%%,for=5m")
+    p.add_argument("--ocpp", action="store_true",
+                   help="run `evgrid gateway` too and play the fleet as OCPP chargers")
     p.set_defaults(func=run)
 
 
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="evgrid-demo-"))
     broker: LocalKafka | None = None
     worker: WorkerProcess | None = None
+    gateway = None
     try:
         bootstrap = os.environ.get("EVGRID_BROKER")
         if not bootstrap:
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(
             broker=bootstrap, app_id=f"evgrid-demo-{run_id}", data_dir=workdir / "worker",
             web_port=free_port(), partitions=4, compliance_grace_s=15.0, log_level="warning",
+            gateway_port=free_port(),
         ).with_topic_prefix(f"demo-{run_id}")
         console.print("[bold]2/3[/] starting an evgrid worker ...")
         worker = WorkerProcess(settings, workdir / "worker.log").start()
@@ -92,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"evgrid: the worker did not come up: {exc}") from None
         url = worker.url
         console.print(f"     worker up: {url}/health  {url}/metrics  {url}/zones")
+        if args.ocpp:
+            from evgrid.gateway.process import GatewayProcess
+
+            gateway = GatewayProcess(settings, workdir / "gateway.log")
+            asyncio.run(gateway.start())
+            console.print(f"     gateway up: ws://127.0.0.1:{settings.gateway_port}/{{id}}")
         console.print(
             f"[bold]3/3[/] simulating {args.stations} stations in {args.zones} zones for "
             f"{args.duration:.0f}s; DR: " + "; ".join(
@@ -100,27 +110,31 @@ def run(args: argparse.Namespace) -> int:
         )
         fleet = Fleet(args.stations, args.zones, seed=args.seed,
                       ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
-        tracks, stats = asyncio.run(
+        tracks, stats, outcomes = asyncio.run(
             simulate(settings, fleet, specs, args, url)
         )
-        summary(tracks, stats, settings)
+        summary(tracks, stats, settings, outcomes)
         return 0
     finally:
+        if gateway is not None:
+            gateway.stop()
         if worker is not None:
             worker.stop()
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-        console.print("stopped the worker and the broker; nothing left running")
+        console.print(f"stopped the {'gateway, the ' if gateway else ''}worker and the broker; "
+                      "nothing left running")
 
 
 async def simulate(
     settings: Settings, fleet: Fleet, specs: list[DRSpec], args: argparse.Namespace, url: str
-) -> tuple[list[EventTrack], SimStats]:
+) -> tuple[list[EventTrack], SimStats, dict[str, int]]:
     tracks = {s.zone_id: EventTrack(s) for s in specs}
     zones: dict[str, dict] = {}
+    outcomes: dict[str, int] = {}
     consumer = AIOKafkaConsumer(
-        settings.topics.dr_status, settings.topics.compliance_alerts,
+        settings.topics.dr_status, settings.topics.compliance_alerts, settings.topics.outcomes,
         bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
         **settings.kafka_client_kwargs(),
     )
@@ -131,6 +145,9 @@ async def simulate(
     async def follow() -> None:
         async for m in consumer:
             msg = codec.loads(m.value)
+            if m.topic == settings.topics.outcomes:
+                outcomes[msg["status"]] = outcomes.get(msg["status"], 0) + 1
+                continue
             track = tracks.get(msg.get("zone_id", ""))
             if track is None:
                 continue
@@ -195,20 +212,29 @@ async def simulate(
                     await asyncio.sleep(0.5)
 
             tasks.append(asyncio.create_task(refresh()))
-            stats = await run_simulation(
-                settings, fleet, duration_s=args.duration, interval_s=args.interval,
-                dr=specs, on_tick=on_tick,
-            )
+            if args.ocpp:
+                from evgrid.simulator.ocpp_runner import run_ocpp_simulation
+
+                stats = await run_ocpp_simulation(
+                    settings, fleet, f"ws://127.0.0.1:{settings.gateway_port}",
+                    duration_s=args.duration, interval_s=args.interval, dr=specs,
+                    on_tick=on_tick, away_s=15.0, seed=args.seed)
+            else:
+                stats = await run_simulation(
+                    settings, fleet, duration_s=args.duration, interval_s=args.interval,
+                    dr=specs, on_tick=on_tick,
+                )
             live.update(render())
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await consumer.stop()
-    return list(tracks.values()), stats
+    return list(tracks.values()), stats, outcomes
 
 
-def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings) -> None:
+def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings,
+            outcomes: dict[str, int] | None = None) -> None:
     t = Table(title="DR events")
     for col in ("zone", "signal", "baseline kW", "target kW", "achieved kW", "achieved %",
                 "s to reach", "non-compliant", "verdict"):
@@ -242,3 +268,6 @@ def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings) -> No
         f"readings published: {stats.readings}; commands obeyed/seen by the fleet: "
         f"{stats.commands} {stats.commands_by_action}"
     )
+    if outcomes:
+        console.print("command outcomes from the gateway: " + ", ".join(
+            f"{status} {n}" for status, n in sorted(outcomes.items())))

@@ -71,3 +71,22 @@ STATION_CLOCK_OFFSET = Gauge(
 CLOCK_RESETS = Counter(
     "evgrid_clock_resets", "Readings accepted as a charger clock that jumped back (reboot)"
 )
+
+# `evgrid gateway`
+GATEWAY_COMMANDS = Counter(
+    "evgrid_gateway_commands", "Command outcomes published by this gateway", ["status"]
+)
+GATEWAY_FRAMES_REJECTED = Counter(
+    "evgrid_gateway_frames_rejected", "OCPP frames answered with a CallError or a close",
+    ["version", "reason"],
+)
+GATEWAY_CONNECTIONS_REFUSED = Counter(
+    "evgrid_gateway_connections_refused", "WebSocket handshakes refused", ["reason"]
+)
+GATEWAY_CONNECTIONS = Gauge("evgrid_gateway_connections", "Chargers connected", ["version"])
+GATEWAY_READINGS = Counter(
+    "evgrid_gateway_readings", "Meter values forwarded to ocpp.meter_values", ["version"]
+)
+GATEWAY_SAMPLES_DROPPED = Counter(
+    "evgrid_gateway_samples_dropped", "OCPP meter values not forwarded", ["reason"]
+)

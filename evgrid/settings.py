@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evgrid.core.types import Tunables
+from evgrid.models.fields import ConnectorType
 
 ENV_PREFIX = "EVGRID_"
 
@@ -41,6 +42,9 @@ class TopicNames(BaseModel):
     dr_repartition: str = "evgrid-dr-repartition"
     # Internal: what the station side tells each zone's owner, keyed by zone_id.
     station_load: str = "evgrid-station-load"
+    # The OCPP gateway's: one final outcome per command, and chargers' connections.
+    outcomes: str = "ocpp.commands.outcomes"
+    station_status: str = "ocpp.station_status"
 
 
 class Settings(BaseModel):
@@ -113,6 +117,27 @@ class Settings(BaseModel):
     broker_rebalance_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "info"
 
+    # `evgrid gateway`: the OCPP 1.6J / 2.0.1 central-system endpoint.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(9000, ge=0, le=65535)
+    gateway_instance_id: str = Field("gw1", min_length=1, max_length=64)
+    # Every instance of a multi-gateway deployment, comma-separated (empty: this one alone).
+    gateway_instances: str = ""
+    gateway_response_timeout_s: float = Field(30.0, gt=0)
+    gateway_ping_interval_s: float = Field(60.0, ge=0)
+    gateway_heartbeat_interval_s: int = Field(300, ge=1)
+    gateway_max_frame_bytes: int = Field(65_536, ge=1024)
+    # Charge point ids allowed to connect, comma-separated; empty allows any.
+    gateway_allowed_ids: str = ""
+    # OCPP security profile: 0 none, 1 HTTP Basic, 2 TLS + HTTP Basic.
+    gateway_security_profile: int = Field(0, ge=0, le=2)
+    # `charge_point_id:hash` lines (`evgrid gateway hash-password`); needed for profiles 1, 2.
+    gateway_passwords_file: Path | None = None
+    gateway_tls_certfile: Path | None = None
+    gateway_tls_keyfile: Path | None = None
+    # Connector type when neither the charger nor the zone map says.
+    gateway_connector_type: ConnectorType = "Type2"
+
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:
         proto = self.broker_security_protocol
@@ -130,7 +155,27 @@ class Settings(BaseModel):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{name}: no such file {path}")
+        return self._gateway_security_is_complete()
+
+    def _gateway_security_is_complete(self) -> Settings:
+        if self.gateway_security_profile >= 1 and self.gateway_passwords_file is None:
+            raise ValueError("gateway_security_profile >= 1 needs EVGRID_GATEWAY_PASSWORDS_FILE "
+                             "(lines of charge_point_id:hash from `evgrid gateway hash-password`)")
+        if self.gateway_security_profile == 2 and not (self.gateway_tls_certfile
+                                                       and self.gateway_tls_keyfile):
+            raise ValueError("gateway_security_profile=2 (TLS) needs EVGRID_GATEWAY_TLS_CERTFILE "
+                             "and EVGRID_GATEWAY_TLS_KEYFILE")
         return self
+
+    @property
+    def gateway_allowed(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.gateway_allowed_ids.split(",") if p.strip())
+
+    @property
+    def gateway_all_instances(self) -> tuple[str, ...]:
+        """The deployment's gateway ids, sorted, always including this one."""
+        ids = {p.strip() for p in self.gateway_instances.split(",") if p.strip()}
+        return tuple(sorted(ids | {self.gateway_instance_id}))
 
     def _ssl_context(self) -> Any:
         if not self.broker_security_protocol.endswith("SSL"):

@@ -52,6 +52,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.signal_alerts, copartitioned=False),
         TopicSpec(t.station_alerts, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
+        TopicSpec(t.outcomes, copartitioned=False),
+        TopicSpec(t.station_status, copartitioned=False, compacted=True),
     ]
 
 

@@ -1,5 +1,6 @@
 """Message models: the wire contract of DESIGN.md, separate from any I/O."""
 
+from evgrid.models.gateway import CommandOutcome, StationStatus
 from evgrid.models.inputs import DemandResponseSignal, MeterValue, StationZone
 from evgrid.models.outputs import (
     ChargingCommand,
@@ -17,6 +18,7 @@ from evgrid.models.signals import dr_signal_from_model
 
 __all__ = [
     "ChargingCommand",
+    "CommandOutcome",
     "ComplianceAlert",
     "ConnectorLimitOut",
     "DRReport",
@@ -27,6 +29,7 @@ __all__ = [
     "OverloadAlert",
     "SignalRefusedAlert",
     "StationAlert",
+    "StationStatus",
     "StationZone",
     "dr_report_message",
     "dr_signal_from_model",
