@@ -102,6 +102,8 @@ def create_app(settings: Settings) -> faust.App:
               name="evgrid.zone", concurrency=1)(batched(rt.stage.on_message))
     app.agent(raw_topic(app, t.demand_response, t.dr_repartition, partitions=n),
               name="evgrid.dr", concurrency=1)(dr_agent)
+    app.agent(raw_topic(app, t.outcomes, t.outcomes_repartition, partitions=n),
+              name="evgrid.outcomes", concurrency=1)(batched(rt.outcomes.on_message))
 
     # An instance, not a class: rebalance signals may arrive before Faust would build it.
     service = MeterIngest(rt)

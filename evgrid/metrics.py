@@ -68,6 +68,10 @@ STATION_CLOCK_OFFSET = Gauge(
     "Measured clock offset (arrival - event time) of stations in a CLOCK_SKEW episode",
     ["station"],
 )
+OUTCOMES_UNMAPPED = Counter(
+    "evgrid_outcomes_unmapped", "Command outcomes for a station with no zone mapping here"
+)
+OUTCOMES = Counter("evgrid_outcomes", "Command outcomes applied to a zone's control", ["status"])
 CLOCK_RESETS = Counter(
     "evgrid_clock_resets", "Readings accepted as a charger clock that jumped back (reboot)"
 )

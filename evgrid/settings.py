@@ -40,6 +40,7 @@ class TopicNames(BaseModel):
     # Internal: zone mappings and DR signals whose key or partition was wrong, re-routed.
     station_zones_repartition: str = "evgrid-station-zones-repartition"
     dr_repartition: str = "evgrid-dr-repartition"
+    outcomes_repartition: str = "evgrid-outcomes-repartition"
     # Internal: what the station side tells each zone's owner, keyed by zone_id.
     station_load: str = "evgrid-station-load"
     # The OCPP gateway's: one final outcome per command, and chargers' connections.

@@ -52,7 +52,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.signal_alerts, copartitioned=False),
         TopicSpec(t.station_alerts, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
-        TopicSpec(t.outcomes, copartitioned=False),
+        # Joined with the station partitions by the worker (the station's zone).
+        TopicSpec(t.outcomes, copartitioned=True),
+        TopicSpec(t.outcomes_repartition, copartitioned=True),
         TopicSpec(t.station_status, copartitioned=False, compacted=True),
     ]
 

@@ -33,6 +33,7 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
             "load_kw": round(row.load_kw(now, stale), 3),
             "max_station_kw": row.config.max_station_kw,
             "contract_max_kw": row.config.contract_max_kw,
+            "last_outcome": zone.last_outcomes.get(station_id),
         }
         for station_id, row in sorted(zone.load.stations.items())
     ]

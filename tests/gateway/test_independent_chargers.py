@@ -2,9 +2,9 @@
 eu.chargetime.ocpp:v1_6, OCPP 2.0.1 on the npm package ocpp-rpc — against a real worker,
 the gateway and the local broker.
 
-Re-allocation around the charger that rejects its profile happens here through the worker's
-meter-verified non-compliance path; the worker acting on the `Rejected` outcome itself (issue
-13 item 5) is the worker side's, not tested here."""
+The charger that rejects its profile is re-allocated around as soon as its `Rejected` outcome
+reaches the worker (issue 13 item 5): the compliance grace is set long enough (60 s) that the
+meter-verified non-compliance path cannot be what moves the others."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def poll(worker: WorkerProcess, path: str, ok, timeout: float = 30.0) -> d
 async def test_java_and_node_chargers_through_a_dr_event(kafka_broker, unique_prefix,
                                                          tmp_path) -> None:
     settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "data",
-                                 compliance_grace_s=3.0, gateway_port=0,
+                                 compliance_grace_s=60.0, gateway_port=0,
                                  gateway_response_timeout_s=5.0)
     await ensure_topics(settings)
     t, b = settings.topics, kafka_broker.bootstrap
@@ -97,10 +97,19 @@ async def test_java_and_node_chargers_through_a_dr_event(kafka_broker, unique_pr
             await j_exp.send("disconnect")
             await j_exp.wait_for("CLOSED")
             assert time.time() < now + 12, "too slow to test expiry: the event already ended"
-            # Their lowered meter values, and the others re-allocated around the rejecting
-            # one (non-compliant after the grace), bring the zone under its cap.
-            await seen.wait(t.compliance_alerts, lambda a: any(
-                x["station_id"] == "J-REJ" and x["state"] == "NONCOMPLIANT" for x in a))
+            # The rejecting one is uncontrollable: its 22 kW stand, the others share the rest.
+            def reallocated(cmds: list[dict]) -> bool:
+                last = {c["station_id"]: c["target_power_kw"] for c in cmds
+                        if c["signal_id"] == "DR-E" and c["action"] == "SET"}
+                return last.get("J-ACC", 0) + last.get("N-ACC", 0) == pytest.approx(cap - 22.0)
+
+            await seen.wait(t.commands, reallocated, timeout=15)
+            assert not seen.messages[t.compliance_alerts]  # not the grace path: the outcome
+            view = await poll(worker, "/zones/ZE", lambda z: any(
+                s["last_outcome"] and s["last_outcome"]["status"] == "Rejected"
+                for s in z["station_list"]))
+            assert view["dr"]["stations_uncontrollable"] == 1
+            # Their lowered meter values bring the zone under its cap.
             zone = await poll(worker, "/zones/ZE",
                               lambda z: z["zone_total_power_kw"] <= cap + 0.5, timeout=40)
             assert zone["zone_total_power_kw"] >= 22.0  # J-REJ still draws its 22 kW
