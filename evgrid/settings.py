@@ -108,6 +108,16 @@ class Settings(BaseModel):
                 raise ValueError(f"{name}: no such file {path}")
         return self
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Settings:
+        """A copy that is validated like a new object: pydantic's own `model_copy` skips
+        validation, so `model_copy(update={"broker_sasl_password": None})` would build a
+        SASL configuration without a password that only fails at connect time."""
+        values = self.model_dump(exclude={"topics"})
+        values["topics"] = self.topics
+        values.update(update or {})
+        return type(self).model_validate(values)
+
     def _ssl_context(self) -> Any:
         if not self.broker_security_protocol.endswith("SSL"):
             return None
