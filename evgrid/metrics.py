@@ -38,3 +38,6 @@ DR_REACTION = Histogram(
 CONSUMER_LAG = Gauge(
     "evgrid_consumer_lag", "Messages not yet processed, per input partition", ["topic", "partition"]
 )
+BROKER_CONNECTED = Gauge(
+    "evgrid_broker_connected", "1 while the Kafka broker is reachable, 0 during an outage"
+)

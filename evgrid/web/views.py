@@ -18,6 +18,7 @@ from evgrid import codec
 from evgrid.agents.runtime import Runtime
 from evgrid.core.types import StationConfig
 from evgrid.timeutil import iso
+from evgrid.web.health import health_status
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -145,14 +146,8 @@ def register_views(app: faust.App, rt: Runtime) -> None:
 
     @app.page("/health")
     async def health(web: Web, request: Request) -> Response:
-        return web.json(
-            {
-                "status": "ok",
-                "app_id": rt.settings.app_id,
-                "rebalancing": bool(app.rebalancing),
-                "active_partitions": len(app.assignor.assigned_actives()),
-            }
-        )
+        status, body = health_status(app, rt.settings.app_id)
+        return web.json(body, status=status)
 
     @app.page("/metrics")
     async def prometheus(web: Web, request: Request) -> Response:
