@@ -32,25 +32,24 @@ PROBE_EVERY_S = 1.0
 
 LOGGER = logging.getLogger("evgrid.broker")
 
-# Records that say "the broker cannot be reached", by logger family. aiokafka's own loggers
-# report every retry; Faust and mode only pass the same connection errors on.
+# Records that say "the broker cannot be reached": aiokafka's own loggers report every retry;
+# Faust and mode only pass the same connection errors on. While the broker is down, every
+# other aiokafka warning or error (coordinator dead, heartbeat failed, ...) is a consequence
+# and is counted with the retries; while it is up, such records (a coordinator that is not
+# available yet on a fresh cluster) pass as they are.
 _KAFKA_LOGGERS = ("aiokafka", "kafka")
 _RELAY_LOGGERS = ("faust", "mode")
-_AIOKAFKA_RETRY = re.compile(
-    r"Unable connect to node|Unable to update metadata|Unable to request metadata"
-    r"|Failed fetch messages|Group Coordinator Request failed|Marking the coordinator dead"
-    r"|Heartbeat send request failed|Error sending HeartbeatRequest|coordinator dead"
-    r"|NodeNotReadyError|KafkaConnectionError|Connect call failed|RequestTimedOutError"
-    r"|Got error produce response|Unable to send"
+_CONNECTION_ERROR = re.compile(
+    r"Unable connect to node|Connect call failed|NodeNotReadyError|KafkaConnectionError"
+    r"|Unable to update metadata|Unable to request metadata|RequestTimedOutError"
 )
-_CONNECTION_ERROR = re.compile(r"NodeNotReadyError|KafkaConnectionError|Connect call failed")
 
 
-def broker_failure(logger_name: str, message: str) -> bool:
-    """Is this log record a retry against an unreachable broker?"""
+def broker_failure(logger_name: str, message: str, down: bool = False) -> bool:
+    """Is this warning or error record a retry against an unreachable broker?"""
     family = logger_name.split(".", 1)[0]
     if family in _KAFKA_LOGGERS:
-        return bool(_AIOKAFKA_RETRY.search(message))
+        return down or bool(_CONNECTION_ERROR.search(message))
     if family in _RELAY_LOGGERS:
         return bool(_CONNECTION_ERROR.search(message))
     return False
@@ -149,8 +148,8 @@ class BrokerWatch(logging.Filter):
         if verdict is not None:
             return verdict
         verdict = True
-        if record.levelno >= logging.WARNING and broker_failure(record.name,
-                                                                record.getMessage()):
+        if record.levelno >= logging.WARNING and broker_failure(
+                record.name, record.getMessage(), down=not self.outage.connected):
             with self.lock:
                 line = self.outage.failure(self.clock(), _first_line(record.getMessage()))
             verdict = line is not None

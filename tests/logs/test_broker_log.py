@@ -47,7 +47,10 @@ def test_outage_story_with_a_fake_clock() -> None:
     ("aiokafka.consumer.fetcher", "Failed fetch messages from 1: NodeNotReadyError: x", True),
     ("aiokafka.consumer.group_coordinator",
      "Group Coordinator Request failed: NodeNotReadyError", True),
-    ("aiokafka.consumer.group_coordinator", "Marking the coordinator dead (node 1)for g", True),
+    # a fresh cluster's coordinator is not up yet: normal, not an outage
+    ("aiokafka.consumer.group_coordinator",
+     "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError", False),
+    ("aiokafka.consumer.group_coordinator", "Marking the coordinator dead (node 1)for g", False),
     ("faust.transport.drivers.aiokafka", "Commit failed: KafkaConnectionError: closed", True),
     ("aiokafka.consumer.group_coordinator", "Discovered coordinator 1 for group g", False),
     ("faust.agents", "Agent crashed: ValueError", False),
@@ -55,6 +58,12 @@ def test_outage_story_with_a_fake_clock() -> None:
 ])
 def test_which_records_are_broker_retries(logger: str, message: str, expected: bool) -> None:
     assert broker_failure(logger, message) is expected
+
+
+def test_while_down_every_aiokafka_warning_is_a_retry() -> None:
+    coordinator = "Marking the coordinator dead (node 1)for group g."
+    assert broker_failure("aiokafka.consumer.group_coordinator", coordinator, down=True)
+    assert not broker_failure("faust.agents", "Agent crashed", down=True)
 
 
 def test_parse_bootstrap() -> None:
