@@ -18,6 +18,7 @@ from evgrid import codec
 from evgrid.agents.runtime import Runtime
 from evgrid.core.types import StationConfig
 from evgrid.timeutil import iso
+from evgrid.web.fleet import fleet_view, peer_fetcher, peer_urls
 from evgrid.web.health import health_status
 
 Handler = Callable[..., Awaitable[Response]]
@@ -142,7 +143,11 @@ def register_views(app: faust.App, rt: Runtime) -> None:
     @app.page("/dashboard.json")
     @guarded
     async def dashboard_json(web: Web, request: Request) -> Response:
-        return web.json(dashboard_data(rt, time.time(), str(app.conf.canonical_url)))
+        local = dashboard_data(rt, time.time(), str(app.conf.canonical_url))
+        if request.query.get("scope") == "local":  # a peer asking for this worker's part
+            return web.json(local)
+        fetch = peer_fetcher(app, request.headers.get("Authorization"))
+        return web.json(await fleet_view(local, peer_urls(app), fetch))
 
     @app.page("/health")
     async def health(web: Web, request: Request) -> Response:
