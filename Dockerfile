@@ -1,6 +1,8 @@
 # The evgrid image: one image, every role — `worker` (default), `gateway`, `openadr`,
 # `simulate`. Scale workers by running more of them, up to the partition count.
-FROM python:3.11-slim
+# BASE: any image with Python 3.11, pip and useradd (tests build it on a Debian rootfs).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 # MALLOC_ARENA_MAX=2: glibc otherwise keeps up to 8 arenas per core of freed memory that a
 # worker's many threads (RocksDB, aiokafka) never give back; two keep RSS near what is live.

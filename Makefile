@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv kafka-jars system-deps tools test unit integration lint demo bench chaos clean
+.PHONY: all venv kafka-jars system-deps tools image-deps test unit integration lint demo bench chaos clean
 
 all: test
 
@@ -58,18 +58,34 @@ tools: venv
 		exit 1; \
 	fi
 
+# The container image test (tests/config/test_image.py) builds the Dockerfile with podman
+# (runc: crun cannot set up a container in this sandbox) on a Debian-made base image, since
+# python:3.11-slim's registry is not reachable here. Installed and built once.
+image-deps:
+	@if command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null; then \
+		echo "==> podman, runc and debootstrap present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> installing Debian packages: podman runc debootstrap"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends podman runc debootstrap >/dev/null && echo "    done"; \
+	else \
+		echo "evgrid: the image test needs podman, runc and debootstrap: sudo apt-get install podman runc debootstrap" >&2; \
+		exit 1; \
+	fi
+	@sh config/image-base.sh
+
 lint: venv
 	@echo "==> ruff"
 	@$(BIN)/ruff check evgrid tests
 
-test: venv kafka-jars system-deps tools lint
+test: venv kafka-jars system-deps tools image-deps lint
 	@echo "==> pytest: unit tests, then integration tests against a real local Kafka broker"
 	@$(BIN)/python -m pytest -q -ra --durations=10
 
 unit: venv
 	@$(BIN)/python -m pytest -q -ra -m "not integration"
 
-integration: venv kafka-jars system-deps tools
+integration: venv kafka-jars system-deps tools image-deps
 	@$(BIN)/python -m pytest -q -ra -m integration
 
 demo: venv kafka-jars

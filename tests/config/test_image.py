@@ -1,7 +1,6 @@
-"""The container image, checked without a container engine (none can run here: see the
-README's "Deploying"): hadolint on the Dockerfile, and the Dockerfile's own command line —
-ENTRYPOINT + CMD, under its ENV, as its USER — run as a process against the local broker until
-its HEALTHCHECK passes."""
+"""The container image: hadolint on the Dockerfile, and the Dockerfile built with podman on a
+base image made from Debian's packages (config/image-base.sh), run against the local broker
+until its own HEALTHCHECK passes, as its own user."""
 
 from __future__ import annotations
 
@@ -11,13 +10,13 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import isolated_settings
+from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
+from tests.integration.test_dr_loop import mapping, meter
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -88,52 +87,69 @@ def test_dockerfile_declares_what_operators_rely_on() -> None:
     assert image.env["EVGRID_DATA_DIR"] in DOCKERFILE.read_text().split("VOLUME", 1)[1]
 
 
+BASE = "localhost/evgrid-base:bookworm"  # config/image-base.sh: Debian's packages only
+# crun cannot set this sandbox's rlimits or its hybrid cgroups; runc with explicit limits can.
+RUNTIME = ["--runtime", "runc", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
+
+
+def podman() -> str:
+    path = shutil.which("podman")
+    if path is None:
+        pytest.fail("podman is not installed: run `make image-deps`")
+    if subprocess.run([path, "image", "exists", BASE], check=False).returncode != 0:
+        pytest.fail(f"{BASE} is missing: run `make image-deps` (config/image-base.sh)")
+    return path
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
 @pytest.mark.integration
-async def test_the_images_command_line_runs_as_its_user(kafka_broker, unique_prefix) -> None:
-    """`evgrid worker` with the image's ENV, as uid/gid 10001 (setpriv), until the image's
-    HEALTHCHECK command succeeds. The data dir stands in for the image's VOLUME."""
+async def test_the_image_builds_and_runs_as_its_user(kafka_broker, unique_prefix) -> None:
+    """`podman build` of the Dockerfile, then the image's default command against the local
+    broker (host network) until the image's own HEALTHCHECK passes; it applies a reading."""
     image = Image(DOCKERFILE.read_text())
-    setpriv = shutil.which("setpriv")
-    assert setpriv, "setpriv (util-linux) is missing"
-    home = Path(tempfile.mkdtemp(prefix="evgrid-image-"))
+    tool = podman()
+    tag = "localhost/evgrid:test"
+    built = run(tool, "build", "--format", "docker", *RUNTIME, "--network", "host",
+                "--build-arg", f"BASE={BASE}", "-t", tag, str(ROOT), timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    inspect = json.loads(run(tool, "image", "inspect", tag).stdout)[0]
+    config = inspect["Config"]
+    assert config["Entrypoint"] == image.entrypoint and config["Cmd"] == image.cmd
+    assert config["User"] == f"{image.uid}:{image.gid}"
+    assert "MALLOC_ARENA_MAX=2" in config["Env"]
+    assert inspect["Healthcheck"]["Test"] == ["CMD", *image.healthcheck]
+
+    settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, Path("/unused"))
+    env = settings.to_env()
+    for name in ("EVGRID_DATA_DIR", "EVGRID_WEB_HOST"):  # the image's own ENV decides these
+        env.pop(name)
+    name = f"evgrid-{unique_prefix}"
+    started = run(tool, "run", "-d", "--rm", *RUNTIME, "--network", "host", "--name", name,
+                  *(f"--env={k}={v}" for k, v in env.items()), tag)
+    assert started.returncode == 0, started.stderr
     try:
-        (home / "data").mkdir()
-        for path in (home, home / "data"):
-            os.chown(path, image.uid, image.gid)
-        settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, home / "data")
-        env = {**settings.to_env(), **image.env,
-               "EVGRID_DATA_DIR": str(home / "data"), "HOME": str(home),
-               "PATH": f"{ROOT / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
-        as_user = [setpriv, f"--reuid={image.uid}", f"--regid={image.gid}", "--clear-groups",
-                   "--"]
-        log = (home / "worker.log").open("wb")
-        proc = subprocess.Popen([*as_user, *image.entrypoint, *image.cmd], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            healthy = None
-            while time.monotonic() < deadline and proc.poll() is None:
-                healthy = await asyncio.to_thread(subprocess.run, [*as_user, *image.healthcheck],
-                                                  env=env, capture_output=True, timeout=10)
-                if healthy.returncode == 0:
-                    break
-                await asyncio.sleep(0.5)
-            tail = (home / "worker.log").read_text(errors="replace")[-3000:]
-            assert healthy is not None and healthy.returncode == 0, tail
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-            assert uid_line.split()[1:] == [str(image.uid)] * 4, uid_line
-            environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
-            assert b"MALLOC_ARENA_MAX=2" in environ
-            written = list((home / "data").rglob("*"))
-            assert written and all(p.stat().st_uid == image.uid for p in written)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+        deadline = time.monotonic() + 60
+        healthy = run(tool, "healthcheck", "run", name)
+        while healthy.returncode != 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            healthy = run(tool, "healthcheck", "run", name)
+        assert healthy.returncode == 0, run(tool, "logs", name).stderr[-3000:]
+        assert run(tool, "exec", name, "id", "-u").stdout.strip() == str(image.uid)
+        await produce(kafka_broker.bootstrap, settings.topics.station_zones, [
+            (b"IMG1", jdump(mapping("IMG1", "ZI")))])
+        await produce(kafka_broker.bootstrap, settings.topics.meter_values, [
+            (b"IMG1", jdump(meter("IMG1", 12.5, time.time())))])
+        worker = WorkerProcess(settings, Path("/dev/null"))  # only its HTTP helpers
+        deadline = time.monotonic() + 30
+        load = None
+        while time.monotonic() < deadline and load != 12.5:
+            status, body = await worker.get("/stations/IMG1")
+            load = body.get("load_kw") if status == 200 else None
+            await asyncio.sleep(0.3)
+        assert load == 12.5, run(tool, "logs", name).stderr[-3000:]
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        run(tool, "stop", "-t", "20", name, timeout=60)
