@@ -128,8 +128,11 @@ async def test_the_image_builds_and_runs_as_its_user(kafka_broker, unique_prefix
     for name in ("EVGRID_DATA_DIR", "EVGRID_WEB_HOST"):  # the image's own ENV decides these
         env.pop(name)
     name = f"evgrid-{unique_prefix}"
+    # Read-only root with a tmpfs /tmp, as the Kubernetes manifests run it
+    # (readOnlyRootFilesystem, an emptyDir on /tmp); the data dir is the image's VOLUME.
     started = run(tool, "run", "-d", "--rm", *RUNTIME, "--network", "host", "--name", name,
-                  *(f"--env={k}={v}" for k, v in env.items()), tag)
+                  "--read-only", "--tmpfs=/tmp", *(f"--env={k}={v}" for k, v in env.items()),
+                  tag)
     assert started.returncode == 0, started.stderr
     try:
         deadline = time.monotonic() + 60
