@@ -1,6 +1,7 @@
 """The broker goes away for 20 s under a worker logging at its production level (info): the
 worker's log stays a few lines, the metric and /health say disconnected while it lasts, and
-afterwards every reading is applied — those produced before the outage and after it."""
+afterwards every reading is applied — produced before the outage, sent during it (delivered
+once the broker is back) and after it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from evgrid.broker.local import LocalKafka
 from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
@@ -28,6 +31,21 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str)
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+async def deliver_through_outage(producer: AIOKafkaProducer, topic: str,
+                                 records: list[tuple[bytes, bytes]]) -> None:
+    """Send while the broker is down, retrying until it acknowledges (as a gateway does)."""
+    try:
+        for key, value in records:
+            while True:
+                try:
+                    await (await producer.send(topic, value=value, key=key))
+                    break
+                except KafkaError:
+                    await asyncio.sleep(0.5)
+    finally:
+        await producer.stop()
 
 
 async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
@@ -53,9 +71,15 @@ async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
         assert (await worker.get("/health"))[1]["broker_connected"] is True, worker.log_tail()
         assert await worker.metric("evgrid_broker_connected") == 1
 
+        producer = AIOKafkaProducer(bootstrap_servers=b, acks="all", enable_idempotence=True,
+                                    retry_backoff_ms=500)
+        await producer.start()  # while the broker is up: it knows the partitions
         start = len(log.read_bytes().splitlines())
         down = time.monotonic()
         await asyncio.to_thread(broker.stop)
+        during = time.time()
+        sending = asyncio.create_task(deliver_through_outage(producer, t.meter_values, [
+            (s.encode(), jdump(meter(s, 20.0, during))) for s in STATIONS]))
 
         async def disconnected() -> bool:
             return (await worker.get("/health"))[1]["broker_connected"] is False
@@ -71,6 +95,7 @@ async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
 
         await until(reconnected, 30, "/health to say broker_connected: true")
         assert await worker.metric("evgrid_broker_connected") == 1
+        await asyncio.wait_for(sending, 60)
         outage_log = log.read_bytes().splitlines()[start:]
         text = b"\n".join(outage_log).decode(errors="replace")
         assert len(outage_log) <= MAX_LINES, text[-4000:]
@@ -81,16 +106,16 @@ async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
         after = time.time()
         await produce(b, t.meter_values, [(s.encode(), jdump(meter(s, 30.0, after)))
                                           for s in STATIONS])
-        await until(lambda: applied(2 * len(STATIONS)), 40, "the readings after the outage")
+        await until(lambda: applied(3 * len(STATIONS)), 40, "the readings after the outage")
 
         async def zone_load() -> bool:
             status, body = await worker.get("/zones/ZQ")
             return status == 200 and body["zone_total_power_kw"] == 30.0 * len(STATIONS)
 
         await until(zone_load, 20, "zone ZQ at every station's newest reading")
-        assert await worker.metric("evgrid_readings_total") == 2 * len(STATIONS)
+        assert await worker.metric("evgrid_readings_total") == 3 * len(STATIONS)
         print(f"outage {OUTAGE_S:.0f} s: {len(outage_log)} worker log lines from stop to "
-              f"reconnect")
+              f"reconnect:\n{text}")
     finally:
         worker.stop()
         await asyncio.to_thread(broker.cleanup)
