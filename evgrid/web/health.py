@@ -17,11 +17,14 @@ from evgrid.logs import broker_connected
 def health_status(app: faust.App, app_id: str) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) for `/health`."""
     recovery = getattr(app.tables, "recovery", None)
+    # Set once the first assignment's tables are restored (an empty assignment counts).
+    started = recovery is not None and recovery.completed.is_set()
     recovering = bool(getattr(recovery, "in_recovery", False))
     rebalancing = bool(app.rebalancing)
-    ready = not (recovering or rebalancing)
+    ready = started and not (recovering or rebalancing)
+    status = "ok" if ready else "recovering" if started else "starting"
     body = {
-        "status": "ok" if ready else "recovering",
+        "status": status,
         "app_id": app_id,
         "rebalancing": rebalancing,
         "recovering": recovering,
