@@ -19,8 +19,8 @@ COMPOSE = ROOT / "config" / "docker-compose.yml"
 
 
 def compose_schema() -> dict:
-    """Read as data: the package itself is not imported (its CLI wants a newer click than
-    faust-streaming allows)."""
+    """The schema file check-jsonschema vendors, read as data (`check-jsonschema
+    --builtin-schema vendor.compose-spec config/docker-compose.yml` does the same by hand)."""
     spec = importlib.util.find_spec("check_jsonschema")
     assert spec is not None and spec.submodule_search_locations, "pip install check-jsonschema"
     package = Path(next(iter(spec.submodule_search_locations)))
