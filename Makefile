@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv kafka-jars ocpp-clients system-deps test unit integration lint demo bench chaos clean
+.PHONY: all venv kafka-jars ocpp-clients system-deps tools image-deps test unit integration lint demo bench chaos clean
 
 all: test
 
@@ -48,18 +48,50 @@ system-deps:
 		exit 1; \
 	fi
 
+# kustomize for the manifest tests (tests/config/test_k8s.py). Neither Debian nor PyPI packages
+# it (PyPI's `kustomize` is an unrelated Python re-implementation), so it is built from its Go
+# module with the machine's Go, once, into the virtual environment.
+KUSTOMIZE_VERSION := v5.5.0
+tools: venv
+	@if [ -x $(BIN)/kustomize ]; then \
+		echo "==> kustomize present ($(BIN)/kustomize)"; \
+	elif command -v go >/dev/null; then \
+		echo "==> building kustomize $(KUSTOMIZE_VERSION) from the Go module proxy into $(BIN) (about 3 minutes, once)"; \
+		GOBIN=$(CURDIR)/$(BIN) GOFLAGS=-mod=mod go install \
+			sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) && echo "    done"; \
+	else \
+		echo "evgrid: the manifest tests need kustomize: install Go (then make tools) or put kustomize $(KUSTOMIZE_VERSION) in $(BIN)" >&2; \
+		exit 1; \
+	fi
+
+# The container image test (tests/config/test_image.py) builds the Dockerfile with podman
+# (runc: crun cannot set up a container in this sandbox) on a Debian-made base image, since
+# python:3.11-slim's registry is not reachable here. Installed and built once.
+image-deps:
+	@if command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null; then \
+		echo "==> podman, runc and debootstrap present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> installing Debian packages: podman runc debootstrap"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends podman runc debootstrap >/dev/null && echo "    done"; \
+	else \
+		echo "evgrid: the image test needs podman, runc and debootstrap: sudo apt-get install podman runc debootstrap" >&2; \
+		exit 1; \
+	fi
+	@sh config/image-base.sh
+
 lint: venv
 	@echo "==> ruff"
 	@$(BIN)/ruff check evgrid tests
 
-test: venv kafka-jars ocpp-clients system-deps lint
+test: venv kafka-jars ocpp-clients system-deps tools image-deps lint
 	@echo "==> pytest: unit tests, then integration tests against a real local Kafka broker"
 	@$(BIN)/python -m pytest -q -ra --durations=10
 
 unit: venv
 	@$(BIN)/python -m pytest -q -ra -m "not integration"
 
-integration: venv kafka-jars ocpp-clients system-deps
+integration: venv kafka-jars ocpp-clients system-deps tools image-deps
 	@$(BIN)/python -m pytest -q -ra -m integration
 
 demo: venv kafka-jars

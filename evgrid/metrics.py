@@ -94,3 +94,6 @@ GATEWAY_READINGS = Counter(
 GATEWAY_SAMPLES_DROPPED = Counter(
     "evgrid_gateway_samples_dropped", "OCPP meter values not forwarded", ["reason"]
 )
+BROKER_CONNECTED = Gauge(
+    "evgrid_broker_connected", "1 while the Kafka broker is reachable, 0 during an outage"
+)

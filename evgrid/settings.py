@@ -178,6 +178,16 @@ class Settings(BaseModel):
         ids = {p.strip() for p in self.gateway_instances.split(",") if p.strip()}
         return tuple(sorted(ids | {self.gateway_instance_id}))
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Settings:
+        """A copy that is validated like a new object: pydantic's own `model_copy` skips
+        validation, so `model_copy(update={"broker_sasl_password": None})` would build a
+        SASL configuration without a password that only fails at connect time."""
+        values = self.model_dump(exclude={"topics"})
+        values["topics"] = self.topics
+        values.update(update or {})
+        return type(self).model_validate(values)
+
     def _ssl_context(self) -> Any:
         if not self.broker_security_protocol.endswith("SSL"):
             return None
@@ -225,6 +235,11 @@ class Settings(BaseModel):
     def bootstrap_servers(self) -> str:
         """The same address for plain aiokafka clients (no scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @property
+    def ingest_group(self) -> str:
+        """The consumer group the meter-value ingest commits under (and lag is measured on)."""
+        return f"{self.app_id}-meter-ingest"
 
     def replay_bound_s(self) -> float:
         """How far back a recovering worker replays meter values at most: older readings

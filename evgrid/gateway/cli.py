@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import ocpp.messages
 
     from evgrid.gateway.server import Gateway, raise_fd_limit
+    from evgrid.logs import install_broker_log
     from evgrid.settings import Settings
     from evgrid.topics import ensure_topics
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ocpp").setLevel(logging.WARNING)
+    install_broker_log(settings.bootstrap_servers)  # quiet, useful logs while Kafka is away
     # Schema validation of a small frame takes microseconds: a thread hop per frame (the
     # package's default) costs more than it saves with thousands of chargers.
     ocpp.messages.ASYNC_VALIDATION = False

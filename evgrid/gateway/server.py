@@ -31,6 +31,7 @@ from evgrid.gateway.auth import Gatekeeper, load_passwords
 from evgrid.gateway.charge_point import CENTRAL_SYSTEMS
 from evgrid.gateway.feeds import Feeds
 from evgrid.gateway.ledger import Command, Effect, Ledger, Outcome, Send
+from evgrid.logs import broker_connected
 from evgrid.metrics import (
     GATEWAY_COMMANDS,
     GATEWAY_CONNECTIONS,
@@ -169,7 +170,8 @@ class Gateway:
         if path == "/health":
             return connection.respond(HTTPStatus.OK, codec.dumps({
                 "gateway_id": self.instance_id, "connections": len(self.connections),
-                "ready": self.feeds.ready.is_set()}).decode())
+                "ready": self.feeds.ready.is_set(),
+                "broker_connected": broker_connected()}).decode())
         return connection.respond(HTTPStatus.UPGRADE_REQUIRED,
                                   "OCPP chargers connect with a WebSocket to /{charge_point_id}"
                                   "; plain GETs: /metrics, /health\n")

@@ -77,7 +77,7 @@ class MeterIngest(Service):
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
-            group_id=f"{s.app_id}-meter-ingest",
+            group_id=s.ingest_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.ingest_max_records,

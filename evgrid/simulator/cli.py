@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from evgrid.logs import install_broker_log
 from evgrid.settings import Settings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"evgrid: {exc}") from None
     settings = Settings.from_env()
+    install_broker_log(settings.bootstrap_servers)
     fleet = Fleet(args.stations, args.zones, seed=args.seed, arrivals_per_hour=args.arrivals,
                   ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
 

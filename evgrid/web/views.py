@@ -17,6 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from evgrid.agents.runtime import Runtime
 from evgrid.timeutil import iso
 from evgrid.web.events import ask_peers, local_event
+from evgrid.web.fleet import fleet_view, peer_fetcher, peer_urls
+from evgrid.web.health import health_status
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -150,18 +152,16 @@ def register_views(app: faust.App, rt: Runtime) -> None:
     @app.page("/dashboard.json")
     @guarded
     async def dashboard_json(web: Web, request: Request) -> Response:
-        return web.json(dashboard_data(rt, time.time(), str(app.conf.canonical_url)))
+        local = dashboard_data(rt, time.time(), str(app.conf.canonical_url))
+        if request.query.get("scope") == "local":  # a peer asking for this worker's part
+            return web.json(local)
+        fetch = peer_fetcher(app, request.headers.get("Authorization"))
+        return web.json(await fleet_view(local, peer_urls(app), fetch))
 
     @app.page("/health")
     async def health(web: Web, request: Request) -> Response:
-        return web.json(
-            {
-                "status": "ok",
-                "app_id": rt.settings.app_id,
-                "rebalancing": bool(app.rebalancing),
-                "active_partitions": len(app.assignor.assigned_actives()),
-            }
-        )
+        status, body = health_status(app, rt.settings.app_id)
+        return web.json(body, status=status)
 
     @app.page("/metrics")
     async def prometheus(web: Web, request: Request) -> Response:
@@ -193,9 +193,7 @@ def register_views(app: faust.App, rt: Runtime) -> None:
     async def event(web: Web, request: Request, signal_id: str) -> Response:
         found = local_event(rt, signal_id, time.time())
         if found is None and request.query.get("local") != "1":
-            auth = request.headers.get("Authorization")
-            found = await ask_peers(app, f"/events/{signal_id}?local=1",
-                                    {"Authorization": auth} if auth else {})
+            found = await ask_peers(app, signal_id, request.headers.get("Authorization"))
         if found is None:
             return web.json({"error": f"unknown DR event {signal_id!r}"}, status=404)
         return web.json(found)

@@ -111,7 +111,7 @@ async def test_kill_9_mid_batch_and_mid_checkpoint_resumes_from_committed_offset
                                  partitions=4, checkpoint_interval_s=0.5, window_s=10.0,
                                  allowed_lateness_s=2.0, stale_after_s=3600.0)
     t, b = settings.topics, kafka_broker.bootstrap
-    group = f"{settings.app_id}-meter-ingest"
+    group = settings.ingest_group
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     rng = random.Random(11)
     recoveries: list[float] = []
