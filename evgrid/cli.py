@@ -34,11 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from evgrid import demo
     from evgrid.bench import runner as bench
+    from evgrid.openadr import ven as openadr
     from evgrid.simulator import cli as simulator
 
     demo.add_parser(sub)
     simulator.add_parser(sub)
     bench.add_parser(sub)
+    openadr.add_parser(sub)
     return parser
 
 

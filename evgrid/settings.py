@@ -35,6 +35,9 @@ class TopicNames(BaseModel):
     meter_repartition: str = "evgrid-meter-values-repartition"
     # Internal: station load changes (and DR signals with a wrong key) keyed by zone_id.
     station_load: str = "evgrid-station-load"
+    # Live load per zone (key zone_id), published by the worker every few seconds for the
+    # OpenADR VEN's TELEMETRY_USAGE reports.
+    zone_load: str = "grid.zone_load"
 
 
 class Settings(BaseModel):
@@ -88,6 +91,31 @@ class Settings(BaseModel):
     broker_session_timeout_s: float = Field(10.0, gt=0)
     broker_rebalance_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "info"
+
+    # `evgrid openadr`: the OpenADR 2.0b VEN (optional extra `evgrid[openadr]`).
+    openadr_vtn_url: str | None = None
+    openadr_ven_name: str = "evgrid"
+    openadr_ven_id: str | None = None
+    openadr_cert: Path | None = None
+    openadr_key: Path | None = None
+    openadr_key_passphrase: str | None = None
+    openadr_ca_file: Path | None = None
+    openadr_vtn_fingerprint: str | None = None
+    # Off only when set explicitly (EVGRID_OPENADR_SIGNATURES=false).
+    openadr_signatures: bool = True
+    # None: poll as often as the VTN asks at registration.
+    openadr_poll_interval_s: float | None = Field(None, gt=0)
+    openadr_targets_file: Path | None = None
+    # SIMPLE signal levels 1/2/3 as a reduction of the zone's baseline, in percent.
+    openadr_simple_level1_pct: float = Field(25.0, ge=0, le=100)
+    openadr_simple_level2_pct: float = Field(50.0, ge=0, le=100)
+    openadr_simple_level3_pct: float = Field(100.0, ge=0, le=100)
+    # A shortfall above this is one the engine cannot close: the VEN opts out, truthfully.
+    openadr_shortfall_optout_kw: float = Field(1.0, ge=0)
+    # Zone load older than this is not reported to the VTN as live.
+    openadr_report_stale_s: float = Field(30.0, gt=0)
+    openadr_retry_max_s: float = Field(30.0, gt=0)
+    openadr_web_port: int = Field(6067, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:

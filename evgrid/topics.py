@@ -41,6 +41,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.overload_alerts, copartitioned=False),
         TopicSpec(t.compliance_alerts, copartitioned=False),
         TopicSpec(t.dr_status, copartitioned=False),
+        TopicSpec(t.zone_load, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
     ]
 

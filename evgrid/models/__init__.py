@@ -8,6 +8,8 @@ from evgrid.models.outputs import (
     DeadLetter,
     DRStatus,
     OverloadAlert,
+    ZoneLoadReport,
+    zone_load_report,
 )
 
 __all__ = [
@@ -20,4 +22,6 @@ __all__ = [
     "MeterValue",
     "OverloadAlert",
     "StationZone",
+    "ZoneLoadReport",
+    "zone_load_report",
 ]
