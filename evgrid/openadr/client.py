@@ -45,6 +45,15 @@ def classify(exc: Exception) -> str:
     return "unparseable"
 
 
+class _ReportsWithValues(asyncio.Queue):
+    """openleadr sends a report even when no value was sampled; a VTN (openleadr's among them)
+    may fail on an empty one. No fresh zone load means nothing to say: drop it."""
+
+    async def put(self, report: Any) -> None:
+        if report.intervals:
+            await super().put(report)
+
+
 class EvgridClient(OpenADRClient):
     """A VEN that retries, reports its connection state, and hands distributions to evgrid."""
 
@@ -56,6 +65,7 @@ class EvgridClient(OpenADRClient):
         self._on_rejected = on_rejected
         self._on_connected = on_connected
         self.last_poll_monotonic: float | None = None
+        self.pending_reports = _ReportsWithValues()
 
     # -- transport -------------------------------------------------------------------------
 
@@ -162,6 +172,13 @@ class EvgridClient(OpenADRClient):
     async def create_party_reregistration(self, registration_id: str | None = None) -> None:
         """openleadr stops the client when re-registration fails; evgrid retries instead."""
         self.registration_id = None
+
+    async def create_report(self, response_payload: dict[str, Any]) -> None:
+        """openleadr 0.5.36 collects the requested r_ids of all report requests of one message
+        into one shared list, so every report would carry every other report's values: hand
+        it the requests one at a time."""
+        for request in response_payload.get("report_requests") or []:
+            await super().create_report({**response_payload, "report_requests": [request]})
 
     # -- events ----------------------------------------------------------------------------
 

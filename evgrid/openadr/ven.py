@@ -269,7 +269,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("openleadr").setLevel(logging.WARNING)
+    for noisy in ("openleadr", "apscheduler", "aiohttp.access"):  # per-poll chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         ven = Ven(settings)
     except MappingError as exc:
