@@ -58,6 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lag", type=float, default=4.0, help="seconds a charger takes to obey")
     p.add_argument("--dr", action="append", default=None,
                    help="DR event(s), e.g. zone=Z1,at=+20s,reduce=25%%,for=5m")
+    p.add_argument("--openadr", action="store_true",
+                   help="Z1's event comes from an in-process OpenADR VTN through `evgrid "
+                   "openadr` (SIMPLE level 2); the utility's reports are printed")
     p.set_defaults(func=run)
 
 
@@ -68,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         f"zone=Z1,at=+20s,reduce=25%,for={span}s",
         f"zone=Z3,at=+30s,reduce=15%,for={span}s",
     ])]
+    if args.openadr:  # Z1's event is the utility's: tracked here, sent by the VTN
+        specs = [s for s in specs if s.zone_id != "Z1"] + [DRSpec(
+            zone_id="Z1", at_s=20, for_s=span, reduce_pct=50, sent=True, signal_id="oadr:demo-1")]
     workdir = Path(tempfile.mkdtemp(prefix="evgrid-demo-"))
     broker: LocalKafka | None = None
     worker: WorkerProcess | None = None
@@ -195,10 +201,11 @@ async def simulate(
                     await asyncio.sleep(0.5)
 
             tasks.append(asyncio.create_task(refresh()))
-            stats = await run_simulation(
-                settings, fleet, duration_s=args.duration, interval_s=args.interval,
-                dr=specs, on_tick=on_tick,
-            )
+            async with utility(settings, args, span=max(20, int(args.duration) - 45)):
+                stats = await run_simulation(
+                    settings, fleet, duration_s=args.duration, interval_s=args.interval,
+                    dr=specs, on_tick=on_tick,
+                )
             live.update(render())
     finally:
         for task in tasks:
@@ -206,6 +213,16 @@ async def simulate(
         await asyncio.gather(*tasks, return_exceptions=True)
         await consumer.stop()
     return list(tracks.values()), stats
+
+
+def utility(settings: Settings, args: argparse.Namespace,
+            span: float) -> contextlib.AbstractAsyncContextManager[None]:
+    """With --openadr, an OpenADR VTN and `evgrid openadr` beside the fleet."""
+    if not args.openadr:
+        return contextlib.nullcontext()
+    from evgrid.openadr.demo_vtn import utility_and_ven
+
+    return utility_and_ven(settings, "Z1", at_s=18.0, for_s=span, say=console.print)
 
 
 def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings) -> None:

@@ -138,7 +138,12 @@ class EvgridClient(OpenADRClient):
             delay = min(delay * 2, retry_max_s)
 
     async def start_session(self, retry_max_s: float) -> None:
-        """Register, offer our reports, take the VTN's current events."""
+        """Register, offer our reports, take the VTN's current events. Also after the VTN
+        asked us to re-register: the old report jobs go, the VTN requests reports anew."""
+        for request in self.report_requests:
+            if request.get("job") is not None:
+                request["job"].remove()
+        self.report_requests = []
         await self.register(retry_max_s)
         await self.register_reports(self.reports)
         if self.reports and self.report_queue_task is None:
@@ -175,10 +180,18 @@ class EvgridClient(OpenADRClient):
 
     async def create_report(self, response_payload: dict[str, Any]) -> None:
         """openleadr 0.5.36 collects the requested r_ids of all report requests of one message
-        into one shared list, so every report would carry every other report's values: hand
-        it the requests one at a time."""
-        for request in response_payload.get("report_requests") or []:
-            await super().create_report({**response_payload, "report_requests": [request]})
+        into one shared list, so every report would carry every other report's values: give
+        each request back its own r_ids once openleadr has set them up."""
+        await super().create_report(response_payload)
+        wanted = {
+            request["report_request_id"]: {
+                payload["r_id"] for payload in request["report_specifier"]["specifier_payloads"]}
+            for request in response_payload.get("report_requests") or []
+        }
+        for request in self.report_requests:
+            if request["report_request_id"] in wanted:
+                request["r_ids"] = [r_id for r_id in request["r_ids"]
+                                    if r_id in wanted[request["report_request_id"]]]
 
     # -- events ----------------------------------------------------------------------------
 

@@ -25,10 +25,11 @@ from openleadr import objects
 
 from evgrid.broker.local import LocalKafka, free_port
 from evgrid.models.outputs import zone_load_report
+from evgrid.openadr.demo_vtn import make_cert
 from evgrid.settings import Settings
 from evgrid.topics import ensure_topics
 from tests.openadr.dr_contract import DRContract
-from tests.openadr.vtn import Vtn, make_cert
+from tests.openadr.vtn import Vtn
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +160,25 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert usage().index(200_000.0) < usage().index(140_000.0)
         await until(lambda: 1.0 in [v for _, v in vtn.reports.get("Z1.Status", [])], 10,
                     "a TELEMETRY_STATUS report (online = 1)")
+
+        # A zone that cannot reach its cap (the engine reports a shortfall) -> optOut with
+        # the reason; back to optIn once it closes. Bad input on the topic is counted.
+        async def dr_status(shortfall_kw: float) -> None:
+            status = {"signal_id": "oadr:e1", "zone_id": "Z2", "state": "ACTIVE",
+                      "shortfall_kw": shortfall_kw}
+            await producer.send_and_wait(settings.topics.dr_status, orjson.dumps(status),
+                                         key=b"Z2")
+
+        await producer.send_and_wait(settings.topics.dr_status, b"{not json", key=b"Z2")
+        await dr_status(12.5)
+        await until(lambda: vtn.opts["e1"][-1:] == ["optOut"], 5, "optOut on a shortfall")
+        assert any("zone Z2 short by 12.5 kW" in r["response_description"]
+                   for r in vtn.created_event_responses if r["event_id"] == "e1")
+        await dr_status(0.0)
+        await until(lambda: vtn.opts["e1"][-1:] == ["optIn"], 5, "optIn once it closes")
+        text = await scrape(web_port)
+        assert metric(text, f'evgrid_openadr_rejected_total{{reason="not_json",source='
+                            f'"{settings.topics.dr_status}"}}') == 1
 
         # 4. A modification (level 3) updates the event: same signal_id, later received_ts.
         event = next(e for e in server.events[vtn.ven_id]

@@ -6,44 +6,13 @@ import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from openleadr import OpenADRServer, hooks, utils
+from openleadr import OpenADRServer, hooks
 from openleadr.messaging import create_message
 from openleadr.service import VTNService
 
-
-@dataclass(frozen=True)
-class CertPair:
-    cert: Path
-    key: Path
-    fingerprint: str
-
-
-def make_cert(directory: Path, name: str) -> CertPair:
-    """A self-signed RSA certificate and key (PEM) for XML signatures."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(pem)
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return CertPair(cert_path, key_path, utils.certificate_fingerprint(pem))
+from evgrid.openadr.demo_vtn import CertPair
 
 
 @dataclass
