@@ -131,9 +131,12 @@ class EvgridClient(OpenADRClient):
             if answer:
                 await self.create_party_registration(ven_id=self.ven_id, request_id=request_id)
             if self.registration_id:
+                log.info("registered with the VTN at %s as venID %s", self.vtn_url, self.ven_id)
                 return
-            log.info("VTN at %s not available for registration; retrying in %.0f s",
-                     self.vtn_url, delay)
+            # Once per outage, not once per attempt.
+            (log.warning if delay == 1.0 else log.debug)(
+                "VTN at %s not available for registration; retrying with backoff up to %.0f s",
+                self.vtn_url, retry_max_s)
             await asyncio.sleep(delay)
             delay = min(delay * 2, retry_max_s)
 
