@@ -122,12 +122,22 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
     with log_path.open("wb") as log:
         ven = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "evgrid", "openadr", env=env, stdout=log, stderr=log)
+    started = last = time.monotonic()
+
+    def lap(stage: str) -> None:  # figures for the report, never asserted
+        nonlocal last
+        now_s = time.monotonic()
+        print(f"  {stage}: {now_s - last:.1f}s (total {now_s - started:.1f}s)")
+        last = now_s
+
     try:
         # 1. The VEN starts before the VTN, and registers once the VTN is up.
         await until(lambda: log_path.read_text().count("not available for registration") >= 1,
                     20, "the VEN to try a VTN that is not up yet")
         await vtn.start()
         await asyncio.wait_for(vtn.registered.wait(), 10)
+
+        lap("registered after the VTN came up")
 
         # 2. An event becomes a DR event per zone within one poll interval + 1 s; optIn.
         now = datetime.now(UTC)
@@ -141,6 +151,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
                       for m in first) == [("Z1", "CURTAIL", 50.0), ("Z2", "CURTAIL", 50.0)]
         assert first[0]["priority"] == 1  # openleadr's default priority 0 -> emergency
         assert await asyncio.wait_for(opted, 5) == "optIn"
+
+        lap("event published, optIn")
 
         # 3. Reports: the zone load from grid.zone_load reaches the VTN's callback, as W.
         async def zone_load(kw: float) -> None:
@@ -161,6 +173,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         await until(lambda: 1.0 in [v for _, v in vtn.reports.get("Z1.Status", [])], 10,
                     "a TELEMETRY_STATUS report (online = 1)")
 
+        lap("reports received")
+
         # A zone that cannot reach its cap (the engine reports a shortfall) -> optOut with
         # the reason; back to optIn once it closes. Bad input on the topic is counted.
         async def dr_status(shortfall_kw: float) -> None:
@@ -180,6 +194,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert metric(text, f'evgrid_openadr_rejected_total{{reason="not_json",source='
                             f'"{settings.topics.dr_status}"}}') == 1
 
+        lap("shortfall optOut / optIn")
+
         # 4. A modification (level 3) updates the event: same signal_id, later received_ts.
         event = next(e for e in server.events[vtn.ven_id]
                      if e.event_descriptor.event_id == "e1")
@@ -190,6 +206,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert {(m["signal_type"], m["target_reduction_pct"]) for m in modified} == {
             ("SHED", 100.0)}
         assert min(m["received_ts"] for m in modified) > max(m["received_ts"] for m in first)
+
+        lap("modification")
 
         # 5. Bad events: unknown targets and an unknown signal -> optOut, nothing published.
         unknown: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -203,6 +221,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         reasons = {r["event_id"]: r["response_description"] for r in vtn.created_event_responses}
         assert "party_id=nobody" in reasons["e-unknown"]
         assert "no supported signal" in reasons["e-price"]
+
+        lap("unknown target / signal optOut")
 
         # 6. The VTN goes away mid-event: the event is not ended, and polling resumes.
         await vtn.stop()
@@ -222,6 +242,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert metric(text, connected) == 1.0
         assert metric(text, f'evgrid_openadr_last_poll_age_seconds{{ven="{VEN}"}}') < 5
 
+        lap("outage and resumed polling")
+
         # 7. cancel_event -> RESTORE for both zones.
         server.add_event(vtn.ven_id, "SIMPLE", "level", simple(1, now), event_id="e2",
                          target={"group_id": "g3"})
@@ -233,6 +255,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert sorted((m["zone_id"], m["signal_type"]) for m in restored) == [
             ("Z1", "RESTORE"), ("Z2", "RESTORE")]
 
+        lap("cancel -> RESTORE")
+
         # 8. Implied cancellation: e2 vanishes from the VTN's distribution -> RESTORE.
         await until(lambda: len(vtn.opts["e1"]) > answers, 5, "the VEN's answer to the cancel")
         server.events[vtn.ven_id] = [e for e in server.events[vtn.ven_id]
@@ -241,6 +265,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         implied = await topic.wait("oadr:e2", 2, POLL_S + 3.0)
         assert [(m["zone_id"], m["signal_type"]) for m in implied] == [
             ("Z3", "CURTAIL"), ("Z3", "RESTORE")]
+
+        lap("implied cancellation")
 
         # 9. Unsigned, then malformed payloads: rejected, counted, never acted on.
         vtn.send_unsigned()
@@ -258,6 +284,7 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         await asyncio.sleep(POLL_S + 0.5)
         assert topic.of("oadr:e3") == []
         assert topic.of("oadr:e-unknown") == [] and topic.of("oadr:e-price") == []
+        lap("unsigned and malformed payloads rejected")
     finally:
         vtn.send_signed()
         with contextlib.suppress(ProcessLookupError):
