@@ -42,9 +42,13 @@ def check_settings(settings: Settings) -> None:
                            ("vtn_fingerprint", "the VTN certificate's fingerprint")):
             if not getattr(settings, f"openadr_{name}"):
                 missing.append(f"EVGRID_OPENADR_{name.upper()} ({what})")
+    for name in ("cert", "key", "ca_file", "targets_file"):
+        path = getattr(settings, f"openadr_{name}")
+        if path is not None and not path.is_file():
+            missing.append(f"EVGRID_OPENADR_{name.upper()} names {path}, which is not a file")
     if missing:
         raise SettingsProblem(
-            "evgrid openadr: missing settings: " + "; ".join(missing)
+            "evgrid openadr: settings to fix: " + "; ".join(missing)
             + (". XML signatures are on by default; EVGRID_OPENADR_SIGNATURES=false turns them "
                "off (tests only)." if settings.openadr_signatures else ""))
 
@@ -242,19 +246,29 @@ class Ven:
                                          **s.kafka_client_kwargs())
         await self.producer.start()
         runner = await self._web()
-        tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._tick())]
         log.info("evgrid openadr: VEN %s for zones %s, VTN %s, web :%s", s.openadr_ven_name,
                  ", ".join(self.targets.zones()), s.openadr_vtn_url, s.openadr_web_port)
+        # If any part fails (Kafka gone past its retries), stop whole and loudly: a restart
+        # re-reads the VTN's events, where a half-alive VEN would silently stop updating.
+        tasks = [asyncio.create_task(self._vtn()), asyncio.create_task(self._consume()),
+                 asyncio.create_task(self._tick())]
         try:
-            await self.client.start_session(s.openadr_retry_max_s)
-            await self.client.poll_forever(s.openadr_poll_interval_s, s.openadr_retry_max_s)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.client.stop()
             await self.producer.stop()
             await runner.cleanup()
+
+    async def _vtn(self) -> None:
+        s = self.settings
+        await self.client.start_session(s.openadr_retry_max_s)
+        await self.client.poll_forever(s.openadr_poll_interval_s, s.openadr_retry_max_s)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -21,10 +21,12 @@ def test_missing_settings_are_named_with_what_to_set(tmp_path: Path) -> None:
                  "EVGRID_OPENADR_KEY", "EVGRID_OPENADR_VTN_FINGERPRINT",
                  "EVGRID_OPENADR_SIGNATURES=false"):
         assert name in words
-    unsigned = Settings.from_env({"EVGRID_OPENADR_SIGNATURES": "0",
-                                  "EVGRID_OPENADR_VTN_URL": "http://127.0.0.1:1/x",
-                                  "EVGRID_OPENADR_TARGETS_FILE": str(tmp_path / "t.json")})
-    check_settings(unsigned)  # complete without certificates once signatures are off
+    env = {"EVGRID_OPENADR_SIGNATURES": "0", "EVGRID_OPENADR_VTN_URL": "http://127.0.0.1:1/x",
+           "EVGRID_OPENADR_TARGETS_FILE": str(tmp_path / "t.json")}
+    with pytest.raises(SettingsProblem, match=r"t\.json, which is not a file"):
+        check_settings(Settings.from_env(env))
+    (tmp_path / "t.json").write_text("{}")
+    check_settings(Settings.from_env(env))  # complete without certificates once signatures off
 
 
 def test_zone_load_topic_is_registered() -> None:
