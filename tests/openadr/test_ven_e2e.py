@@ -85,6 +85,12 @@ async def scrape(port: int) -> str:
         return await response.text()
 
 
+async def get_health(port: int) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{port}/health") as response:
+        return response.status, await response.json()
+
+
 def metric(text: str, line_start: str) -> float:
     for line in text.splitlines():
         if line.startswith(line_start):
@@ -231,6 +237,9 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         while metric(await scrape(web_port), connected) != 0.0:
             assert time.monotonic() - down_at < POLL_S + 12, "the VEN never noticed the outage"
             await asyncio.sleep(0.2)
+        status, health = await get_health(web_port)
+        assert (status, health["connected"]) == (503, False)
+        assert health["events"] == ["e-price", "e-unknown", "e1"]  # none forgotten
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert [m["signal_type"] for m in topic.of("oadr:e1")] == ["CURTAIL"] * 2 + ["SHED"] * 2
         age = metric(await scrape(web_port), f'evgrid_openadr_last_poll_age_seconds{{ven="{VEN}"}}')
@@ -240,13 +249,18 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         await until(lambda: vtn.polls > polls + 1, 10, "polling to resume")
         text = await scrape(web_port)
         assert metric(text, connected) == 1.0
+        status, health = await get_health(web_port)
+        assert (status, health["connected"], health["registered"]) == (200, True, True)
         assert metric(text, f'evgrid_openadr_last_poll_age_seconds{{ven="{VEN}"}}') < 5
 
         lap("outage and resumed polling")
 
         # 7. cancel_event -> RESTORE for both zones.
-        server.add_event(vtn.ven_id, "SIMPLE", "level", simple(1, now), event_id="e2",
-                         target={"group_id": "g3"})
+        # e2 has two intervals: level 1 for 3 s, then level 2; the second updates the event.
+        now2 = datetime.now(UTC)
+        server.add_event(vtn.ven_id, "SIMPLE", "level",
+                         simple(1, now2, minutes=0.05) + simple(2, now2 + timedelta(seconds=3)),
+                         event_id="e2", target={"group_id": "g3"})
         await topic.wait("oadr:e2", 1, POLL_S + 3.0)
         await until(lambda: "e2" in vtn.opts, 5, "the VEN's answer to e2")  # then change e1
         answers = len(vtn.opts["e1"])
@@ -258,13 +272,16 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         lap("cancel -> RESTORE")
 
         # 8. Implied cancellation: e2 vanishes from the VTN's distribution -> RESTORE.
+        stepped = await topic.wait("oadr:e2", 2, 5)
+        assert [m["target_reduction_pct"] for m in stepped] == [25.0, 50.0]
+        assert stepped[0]["end_ts"] == stepped[1]["end_ts"]  # the last interval's end
         await until(lambda: len(vtn.opts["e1"]) > answers, 5, "the VEN's answer to the cancel")
         server.events[vtn.ven_id] = [e for e in server.events[vtn.ven_id]
                                      if e.event_descriptor.event_id != "e2"]
         server.events_updated[vtn.ven_id] = True
-        implied = await topic.wait("oadr:e2", 2, POLL_S + 3.0)
+        implied = await topic.wait("oadr:e2", 3, POLL_S + 3.0)
         assert [(m["zone_id"], m["signal_type"]) for m in implied] == [
-            ("Z3", "CURTAIL"), ("Z3", "RESTORE")]
+            ("Z3", "CURTAIL"), ("Z3", "CURTAIL"), ("Z3", "RESTORE")]
 
         lap("implied cancellation")
 
