@@ -22,6 +22,7 @@ from openleadr import OpenADRClient, errors
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 from signxml.exceptions import InvalidSignature
 
+from evgrid.openadr import PublishFailed
 from evgrid.openadr.tracker import OptResponse
 
 log = logging.getLogger("evgrid.openadr")
@@ -43,6 +44,14 @@ def classify(exc: Exception) -> str:
     if isinstance(exc, AttributeError | TypeError | IndexError | KeyError):
         return "unsigned"  # no X509Certificate to extract from the payload
     return "unparseable"
+
+
+def _ok(payload: dict[str, Any]) -> bool:
+    """An OpenADR answer that is not an error. A VTN answers a failed oadrRequestEvent with
+    an oadrDistributeEvent that carries an error code and no events: read as a distribution,
+    that would cancel every event."""
+    code = (payload.get("response") or {}).get("response_code", 200)
+    return str(code) == "200"
 
 
 class _ReportsWithValues(asyncio.Queue):
@@ -156,11 +165,18 @@ class EvgridClient(OpenADRClient):
         await self.sync_events()
 
     async def poll_forever(self, interval_s: float | None, retry_max_s: float) -> None:
-        """Poll at our interval (or the VTN's); a lost VTN is retried, never given up on."""
+        """Poll at our interval (or the VTN's); a lost VTN is retried, never given up on, and
+        a VTN message openleadr's handlers choke on is counted, not fatal."""
         while True:
-            await self._poll()
-            if self.registration_id is None:  # the VTN cancelled or asked to re-register
-                await self.start_session(retry_max_s)
+            try:
+                await self._poll()
+                if self.registration_id is None:  # the VTN cancelled or asked to re-register
+                    await self.start_session(retry_max_s)
+            except PublishFailed:
+                raise
+            except Exception:
+                self._on_rejected("handler_error")
+                log.exception("a VTN message could not be handled; polling goes on")
             period = interval_s or self.poll_frequency.total_seconds()
             await asyncio.sleep(period)
 
@@ -168,13 +184,14 @@ class EvgridClient(OpenADRClient):
         message_type, payload = await super().poll()
         if message_type is not None:
             self.last_poll_monotonic = time.monotonic()
-        if message_type == "oadrDistributeEvent" and not payload.get("events"):
+        if message_type == "oadrDistributeEvent" and not payload.get("events") \
+                and _ok(payload):
             await self._on_event(payload)  # openleadr skips empty distributions
         return message_type, payload
 
     async def sync_events(self) -> None:
         message_type, payload = await self.request_event()
-        if message_type == "oadrDistributeEvent":
+        if message_type == "oadrDistributeEvent" and _ok(payload):
             await self._on_event(payload)
 
     async def create_party_reregistration(self, registration_id: str | None = None) -> None:
@@ -199,6 +216,8 @@ class EvgridClient(OpenADRClient):
     # -- events ----------------------------------------------------------------------------
 
     async def _on_event(self, message: dict[str, Any]) -> None:
+        if not _ok(message):
+            return  # an error answer, not a distribution: it must not cancel anything
         responses = await self._on_distribution(list(message.get("events") or []))
         await self.send_opt_responses(responses, message.get("request_id"))
 

@@ -13,10 +13,12 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from evgrid import codec, metrics
 from evgrid.models.outputs import ZoneLoadReport
+from evgrid.openadr import PublishFailed
 from evgrid.openadr.mapping import MappingError, TargetMap
 from evgrid.openadr.signals import Levels
 from evgrid.openadr.tracker import Decision, EventTracker, OptResponse
@@ -171,9 +173,13 @@ class Ven:
     async def _publish(self, decision: Decision) -> None:
         assert self.producer is not None
         for message in decision.messages:
-            await self.producer.send_and_wait(
-                self.settings.topics.demand_response, codec.dumps(message),
-                key=message["zone_id"].encode())
+            try:
+                await self.producer.send_and_wait(
+                    self.settings.topics.demand_response, codec.dumps(message),
+                    key=message["zone_id"].encode())
+            except KafkaError as exc:
+                raise PublishFailed(f"could not publish {message['signal_id']} for zone "
+                                    f"{message['zone_id']}: {exc!r}") from exc
             metrics.OPENADR_PUBLISHED.labels(message["signal_type"]).inc()
             log.info("published %s %s for zone %s", message["signal_type"],
                      message["signal_id"], message["zone_id"])

@@ -79,3 +79,33 @@ async def test_an_unreachable_vtn_is_a_state_not_an_error() -> None:
     finally:
         await client.client_session.close()
     assert states == [False]
+
+
+async def test_an_error_answer_is_not_an_empty_distribution(vtn_answering, tmp_path: Path) -> None:
+    """A VTN answers a failed request with an oadrDistributeEvent that has an error code and
+    no events; read as a distribution, it would cancel every event."""
+    url, answers = vtn_answering
+    vtn = make_cert(tmp_path, "vtn")
+    distributions: list[list] = []
+
+    async def record(events: list) -> list:
+        distributions.append(events)
+        return []
+
+    def distribution(code: int) -> str:
+        return create_message("oadrDistributeEvent", cert=vtn.cert.read_bytes(),
+                              key=vtn.key.read_bytes(), request_id="r", vtn_id="VTN",
+                              response={"response_code": code, "request_id": "r",
+                                        "response_description": "x"}, events=[])
+
+    client = EvgridClient("ven", url, vtn_fingerprint=vtn.fingerprint, show_fingerprint=False,
+                          disable_signature=True, ven_id="v1", on_distribution=record,
+                          on_rejected=lambda reason: None, on_connected=lambda up: None)
+    answers.extend([distribution(452), distribution(200)])
+    try:
+        assert (await client.poll())[0] == "oadrDistributeEvent"
+        assert distributions == []
+        assert (await client.poll())[0] == "oadrDistributeEvent"
+        assert distributions == [[]]  # a real, empty distribution: every event is gone
+    finally:
+        await client.client_session.close()
