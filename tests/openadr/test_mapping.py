@@ -50,3 +50,10 @@ def test_yaml_and_json_files_load(tmp_path: Path) -> None:
         TargetMap.load(tmp_path / "bad.yaml")
     with pytest.raises(MappingError, match="cannot read"):
         TargetMap.load(tmp_path / "missing.json")
+
+
+def test_the_shipped_example_loads() -> None:
+    example = Path(__file__).parents[2] / "config" / "openadr-targets.example.yaml"
+    tm = TargetMap.load(example)
+    assert tm.zones() == ("Z1", "Z2", "Z3", "Z4")
+    assert tm.resolve([{"group_id": "depot-west"}]).zones == ("Z3",)
