@@ -167,7 +167,9 @@ class EvgridClient(OpenADRClient):
     async def poll_forever(self, interval_s: float | None, retry_max_s: float) -> None:
         """Poll at our interval (or the VTN's); a lost VTN is retried, never given up on, and
         a VTN message openleadr's handlers choke on is counted, not fatal."""
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()  # a fixed cadence: handling a poll does not stretch the period
             try:
                 await self._poll()
                 if self.registration_id is None:  # the VTN cancelled or asked to re-register
@@ -178,7 +180,7 @@ class EvgridClient(OpenADRClient):
                 self._on_rejected("handler_error")
                 log.exception("a VTN message could not be handled; polling goes on")
             period = interval_s or self.poll_frequency.total_seconds()
-            await asyncio.sleep(period)
+            await asyncio.sleep(max(0.05, period - (loop.time() - began)))
 
     async def poll(self) -> tuple[str | None, dict]:
         message_type, payload = await super().poll()
