@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from datetime import timedelta
 from typing import Any
@@ -296,8 +297,17 @@ def _run(args: argparse.Namespace) -> int:
     except MappingError as exc:
         raise SystemExit(f"evgrid openadr: {exc}") from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(ven.run())
+        asyncio.run(_until_stopped(ven))
     return 0
+
+
+async def _until_stopped(ven: Ven) -> None:
+    """SIGTERM (a container stop) ends the VEN cleanly: producer flushed, session closed."""
+    task = asyncio.create_task(ven.run())
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    log.info("evgrid openadr stopped")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

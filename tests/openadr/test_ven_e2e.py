@@ -302,11 +302,14 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert topic.of("oadr:e3") == []
         assert topic.of("oadr:e-unknown") == [] and topic.of("oadr:e-price") == []
         lap("unsigned and malformed payloads rejected")
+        ven.terminate()
+        assert await asyncio.wait_for(ven.wait(), 10) == 0  # SIGTERM is a clean stop
     finally:
         vtn.send_signed()
-        with contextlib.suppress(ProcessLookupError):
-            ven.terminate()
-        await asyncio.wait_for(ven.wait(), 10)
+        if ven.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                ven.terminate()
+            await asyncio.wait_for(ven.wait(), 10)
         consumer.cancel()
         await producer.stop()
         with contextlib.suppress(Exception):
