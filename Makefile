@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+OPENADR_STAMP := $(VENV)/.openadr-installed
 
-.PHONY: all venv kafka-jars ocpp-clients system-deps tools image-deps test unit integration lint demo bench chaos clean
+.PHONY: all venv openadr kafka-jars ocpp-clients system-deps tools image-deps test unit integration lint demo bench chaos clean
 
 all: test
 
@@ -23,6 +24,18 @@ $(STAMP): pyproject.toml
 	@echo "==> Python environment ready"
 
 venv: $(STAMP)
+
+# The optional extra evgrid[openadr] (openleadr pins xmltodict exactly, so it is not a core
+# dependency); its tests and `evgrid openadr` need it.
+$(OPENADR_STAMP): $(STAMP) pyproject.toml
+	@echo "==> installing the OpenADR extra: evgrid[openadr] (openleadr, pyyaml)"
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev,openadr]' \
+		| grep -E '^(Collecting|Successfully)' || true
+	@$(BIN)/python -c "import openleadr, yaml" \
+		|| (echo "evgrid: installing evgrid[openadr] failed; see the pip output above" >&2; exit 1)
+	@touch $(OPENADR_STAMP)
+
+openadr: $(OPENADR_STAMP)
 
 kafka-jars: venv
 	@echo "==> Apache Kafka jars (resolved once from Maven Central into ~/.cache/evgrid)"
@@ -84,17 +97,17 @@ lint: venv
 	@echo "==> ruff"
 	@$(BIN)/ruff check evgrid tests
 
-test: venv kafka-jars ocpp-clients system-deps tools image-deps lint
+test: venv openadr kafka-jars ocpp-clients system-deps tools image-deps lint
 	@echo "==> pytest: unit tests, then integration tests against a real local Kafka broker"
 	@$(BIN)/python -m pytest -q -ra --durations=10
 
-unit: venv
+unit: venv openadr
 	@$(BIN)/python -m pytest -q -ra -m "not integration"
 
-integration: venv kafka-jars ocpp-clients system-deps tools image-deps
+integration: venv openadr kafka-jars ocpp-clients system-deps tools image-deps
 	@$(BIN)/python -m pytest -q -ra -m integration
 
-demo: venv kafka-jars
+demo: venv openadr kafka-jars
 	@$(BIN)/evgrid demo $(DEMO_ARGS)
 
 chaos: venv kafka-jars

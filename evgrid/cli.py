@@ -36,12 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from evgrid import demo, reports
     from evgrid.bench import runner as bench
+    from evgrid.openadr import ven as openadr
     from evgrid.simulator import cli as simulator
 
     demo.add_parser(sub)
     simulator.add_parser(sub)
     bench.add_parser(sub)
     reports.add_parser(sub)
+    openadr.add_parser(sub)
     return parser
 
 

@@ -97,3 +97,19 @@ GATEWAY_SAMPLES_DROPPED = Counter(
 BROKER_CONNECTED = Gauge(
     "evgrid_broker_connected", "1 while the Kafka broker is reachable, 0 during an outage"
 )
+# `evgrid openadr` (labelled by VEN name, so a worker's /metrics shows none of them).
+OPENADR_CONNECTED = Gauge(
+    "evgrid_openadr_connected", "1 while the VEN reaches its VTN, 0 while it does not", ["ven"]
+)
+OPENADR_LAST_POLL_AGE = Gauge(
+    "evgrid_openadr_last_poll_age_seconds", "Seconds since the last answered poll of the VTN",
+    ["ven"],
+)
+OPENADR_REJECTED = Counter(
+    "evgrid_openadr_rejected", "Payloads the VEN rejected (VTN XML, Kafka messages)",
+    ["source", "reason"],
+)
+OPENADR_PUBLISHED = Counter(
+    "evgrid_openadr_signals", "DR signals the VEN published", ["signal_type"]
+)
+OPENADR_OPTS = Counter("evgrid_openadr_opts", "Opt responses sent to the VTN", ["opt_type"])

@@ -46,6 +46,9 @@ class TopicNames(BaseModel):
     # The OCPP gateway's: one final outcome per command, and chargers' connections.
     outcomes: str = "ocpp.commands.outcomes"
     station_status: str = "ocpp.station_status"
+    # Live load per zone (key zone_id), published by the worker every few seconds for the
+    # OpenADR VEN's TELEMETRY_USAGE reports.
+    zone_load: str = "grid.zone_load"
 
 
 class Settings(BaseModel):
@@ -138,6 +141,30 @@ class Settings(BaseModel):
     gateway_tls_keyfile: Path | None = None
     # Connector type when neither the charger nor the zone map says.
     gateway_connector_type: ConnectorType = "Type2"
+    # `evgrid openadr`: the OpenADR 2.0b VEN (optional extra `evgrid[openadr]`).
+    openadr_vtn_url: str | None = None
+    openadr_ven_name: str = "evgrid"
+    openadr_ven_id: str | None = None
+    openadr_cert: Path | None = None
+    openadr_key: Path | None = None
+    openadr_key_passphrase: str | None = None
+    openadr_ca_file: Path | None = None
+    openadr_vtn_fingerprint: str | None = None
+    # Off only when set explicitly (EVGRID_OPENADR_SIGNATURES=false).
+    openadr_signatures: bool = True
+    # None: poll as often as the VTN asks at registration.
+    openadr_poll_interval_s: float | None = Field(None, gt=0)
+    openadr_targets_file: Path | None = None
+    # SIMPLE signal levels 1/2/3 as a reduction of the zone's baseline, in percent.
+    openadr_simple_level1_pct: float = Field(25.0, ge=0, le=100)
+    openadr_simple_level2_pct: float = Field(50.0, ge=0, le=100)
+    openadr_simple_level3_pct: float = Field(100.0, ge=0, le=100)
+    # A shortfall above this is one the engine cannot close: the VEN opts out, truthfully.
+    openadr_shortfall_optout_kw: float = Field(1.0, ge=0)
+    # Zone load older than this is not reported to the VTN as live.
+    openadr_report_stale_s: float = Field(30.0, gt=0)
+    openadr_retry_max_s: float = Field(30.0, gt=0)
+    openadr_web_port: int = Field(6067, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:

@@ -12,7 +12,9 @@ from evgrid.models.outputs import (
     OverloadAlert,
     SignalRefusedAlert,
     StationAlert,
+    ZoneLoadReport,
     dr_report_message,
+    zone_load_report,
 )
 from evgrid.models.signals import dr_signal_from_model
 
@@ -31,6 +33,8 @@ __all__ = [
     "StationAlert",
     "StationStatus",
     "StationZone",
+    "ZoneLoadReport",
     "dr_report_message",
     "dr_signal_from_model",
+    "zone_load_report",
 ]

@@ -145,9 +145,14 @@ def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
         assigned_actives=lambda: {TP(world.t.station_load, not_owned)}))
     clock = ZoneClock(app, world.settings, world.stage, world.dr)
     assert clock.run_once(now=time.time() + 700) == 0  # the event ended, but not ours
+    assert world.out.sent(world.t.zone_load) == []  # nor its load
     app.assignor.assigned_actives = lambda: {TP(world.t.station_load, zone.partition)}
+    clock._last_gauges = clock._last_sample = 0.0
     assert clock.run_once(now=time.time() + 700) == 1
     assert [v["action"] for _k, v in world.out.sent(world.t.commands)] == ["CLEAR"]
+    # The live zone load for the OpenADR VEN (its one station stale by then), no cap any more.
+    (key, load), = world.out.sent(world.t.zone_load)
+    assert (key, load["cap_kw"], load["stations_active"]) == ("Z1", None, 0)
 
 
 def test_signals_beyond_the_bound_are_dead_lettered_and_alerted_once() -> None:
