@@ -218,9 +218,11 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
                     "the VTN to receive the worker's 200 kW")
         before = len(usage())
         commanded_at = max(datetime.fromisoformat(c["command_ts"]) for c in e1_sets)
+        obeyed = time.monotonic()
         await fleet.obey(e1_sets)
         await until(lambda: any(v <= 100_000.0 for _, v in usage()[before:]), 10,
                     "the VTN to receive the curtailed zone load (<= the 100 kW cap)")
+        print(f"lowered readings -> the VTN's power_real: {time.monotonic() - obeyed:.2f}s")
         values = usage()
         high = max(i for i, (_, v) in enumerate(values) if v == 200_000.0)
         low = min(i for i, (_, v) in enumerate(values) if v <= 100_000.0)
