@@ -1,8 +1,8 @@
-"""`evgrid openadr` end to end: a real openleadr VTN (XML signatures on, certificates made
-here), the VEN as its own process, the real local Kafka broker.
-
-The worker's side of `grid.zone_load` is not in this branch: the test publishes the zone load
-itself, so it checks the VEN's reports, not the worker's figures.
+"""`evgrid openadr` end to end (issue 14's acceptance): a real openleadr VTN (XML signatures
+on, certificates made here), the VEN as its own process, the real local Kafka broker and a real
+worker (`evgrid worker`). The test plays the stations: it maps them to zones and sends their
+readings, and lowers them when the worker's commands arrive; the worker's `grid.zone_load` is
+what the VEN reports to the VTN.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from openleadr import objects
 
 from evgrid.broker.local import LocalKafka, free_port
-from evgrid.models.outputs import zone_load_report
 from evgrid.openadr.demo_vtn import make_cert
-from evgrid.settings import Settings
+from evgrid.process import WorkerProcess
 from evgrid.topics import ensure_topics
+from tests.integration.harness import isolated_settings
 from tests.openadr.dr_contract import DRContract
+from tests.openadr.fleet import Fleet, Outputs, zone_reaches
 from tests.openadr.vtn import Vtn
 
 pytestmark = pytest.mark.integration
@@ -36,6 +37,9 @@ pytestmark = pytest.mark.integration
 POLL_S = 1.0
 OUTAGE_S = 30.0  # the issue's figure: the VTN is gone this long mid-event
 VEN = "evgrid-test-ven"
+#: The stations the test plays: Z1 (e1, cancelled), Z3 (e2, implicitly cancelled); Z2 is a
+#: zone of e1 with no stations (its DR event runs; the shortfall step speaks for it).
+STATIONS = {"Z1": {f"S{i}": 50.0 for i in range(1, 5)}, "Z3": {"T1": 40.0, "T2": 40.0}}
 
 
 class Topic:
@@ -103,28 +107,49 @@ def simple(level: int, start: datetime, minutes: float = 10) -> list[objects.Int
                              signal_payload=level)]
 
 
+def of_zone(commands: list[dict[str, Any]], zone_id: str, action: str) -> list[dict[str, Any]]:
+    return [c for c in commands if c["zone_id"] == zone_id and c["action"] == action]
+
+
+def status_of(statuses: list[dict[str, Any]], signal_id: str,
+              zone_id: str) -> list[dict[str, Any]]:
+    return [s for s in statuses if s["signal_id"] == signal_id and s["zone_id"] == zone_id]
+
+
+def last_status(statuses: list[dict[str, Any]], signal_id: str, zone_id: str) -> dict[str, Any]:
+    """The newest grid.dr_status of one event in one zone ({} before the first)."""
+    return (status_of(statuses, signal_id, zone_id) or [{}])[-1]
+
+
 async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix: str,
                                          tmp_path: Path) -> None:
     vtn_cert, ven_cert = make_cert(tmp_path, "vtn"), make_cert(tmp_path, "ven")
     targets = tmp_path / "targets.json"
     targets.write_text(json.dumps({"ven_id": {"ven-1": ["Z1", "Z2"]}, "group_id": {"g3": "Z3"}}))
     web_port = free_port()
-    settings = Settings(broker=kafka_broker.bootstrap, partitions=2).with_topic_prefix(
-        unique_prefix).model_copy(update=dict(
-            openadr_vtn_url=None, openadr_ven_name=VEN, openadr_cert=ven_cert.cert,
-            openadr_key=ven_cert.key, openadr_vtn_fingerprint=vtn_cert.fingerprint,
-            openadr_targets_file=targets, openadr_poll_interval_s=POLL_S,
-            openadr_retry_max_s=2.0, openadr_web_port=web_port))
+    # The worker samples zone loads every 0.5 s (grid.zone_load); the compliance grace is
+    # longer than the test, which is about the VEN, not about non-compliance.
+    worker_settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "data",
+                                        history_step_s=0.5, compliance_grace_s=300.0)
+    settings = worker_settings.model_copy(update=dict(
+        openadr_vtn_url=None, openadr_ven_name=VEN, openadr_cert=ven_cert.cert,
+        openadr_key=ven_cert.key, openadr_vtn_fingerprint=vtn_cert.fingerprint,
+        openadr_targets_file=targets, openadr_poll_interval_s=POLL_S,
+        openadr_retry_max_s=2.0, openadr_web_port=web_port))
+    t = settings.topics
     await ensure_topics(settings)
     vtn = Vtn(port=free_port(), cert=vtn_cert, ven_name=VEN, ven_fingerprint=ven_cert.fingerprint)
     server = vtn.build()
     env = {**os.environ, **settings.model_copy(update={"openadr_vtn_url": vtn.url}).to_env()}
     log_path = tmp_path / "ven.log"
     topic = Topic()
-    consumer = asyncio.create_task(topic.run(kafka_broker.bootstrap,
-                                             settings.topics.demand_response))
+    consumer = asyncio.create_task(topic.run(kafka_broker.bootstrap, t.demand_response))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     await producer.start()
+    fleet = Fleet(settings, STATIONS)
+    seen = Outputs(kafka_broker.bootstrap, t.commands, t.dr_status)
+    await seen.__aenter__()
+    worker = WorkerProcess(worker_settings, tmp_path / "worker.log").start()
     with log_path.open("wb") as log:
         ven = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "evgrid", "openadr", env=env, stdout=log, stderr=log)
@@ -137,6 +162,16 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         last = now_s
 
     try:
+        # 0. The worker comes up (meanwhile the VEN tries a VTN that is not up yet); the
+        # stations join their zones and report their load.
+        await worker.wait_ready()
+        await fleet.map()
+        await fleet.report()
+        await zone_reaches(worker, "Z1", 200.0, 15)
+        await zone_reaches(worker, "Z3", 80.0, 15)
+
+        lap("worker ready, stations reporting")
+
         # 1. The VEN starts before the VTN, and registers once the VTN is up.
         await until(lambda: log_path.read_text().count("not available for registration") >= 1,
                     20, "the VEN to try a VTN that is not up yet")
@@ -145,51 +180,70 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
 
         lap("registered after the VTN came up")
 
-        # 2. An event becomes a DR event per zone within one poll interval + 1 s; optIn.
+        # 2. An event becomes a DR event per zone, and the worker's commands, within one poll
+        # interval + 1 s; optIn.
         now = datetime.now(UTC)
         opted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        added = time.monotonic()
+        added, added_wall = time.monotonic(), time.time()
         server.add_event(vtn.ven_id, "SIMPLE", "level", simple(2, now), event_id="e1",
                          callback=opted)
         first = await topic.wait("oadr:e1", 2, POLL_S + 1.0)
         print(f"\nVTN event -> grid.demand_response: {time.monotonic() - added:.2f}s")
+        sets = await seen.wait(t.commands, lambda c: len(of_zone(c, "Z1", "SET")) >= 4,
+                               timeout=POLL_S + 1.0)
+        e1_sets = of_zone(sets, "Z1", "SET")
+        to_commands = max(c["_seen"] for c in e1_sets) - added_wall
+        print(f"VTN event -> commands: {to_commands:.2f}s")
+        assert to_commands <= POLL_S + 1.0
         assert sorted((m["zone_id"], m["signal_type"], m["target_reduction_pct"])
                       for m in first) == [("Z1", "CURTAIL", 50.0), ("Z2", "CURTAIL", 50.0)]
         assert first[0]["priority"] == 1  # openleadr's default priority 0 -> emergency
+        assert {c["station_id"] for c in e1_sets} == fleet.in_zone("Z1")
+        assert {c["signal_id"] for c in e1_sets} == {"oadr:e1"}
+        assert sum(c["target_power_kw"] for c in e1_sets) == pytest.approx(100.0, abs=0.1)
+        active = await seen.wait(t.dr_status, lambda s: any(
+            x["state"] == "ACTIVE" for x in status_of(s, "oadr:e1", "Z1")), timeout=5)
+        z1_status = [x for x in status_of(active, "oadr:e1", "Z1") if x["state"] == "ACTIVE"]
+        assert (z1_status[-1]["baseline_kw"], z1_status[-1]["cap_kw"]) == (200.0, 100.0)
         assert await asyncio.wait_for(opted, 5) == "optIn"
 
-        lap("event published, optIn")
+        lap("event published, commands, optIn")
 
-        # 3. Reports: the zone load from grid.zone_load reaches the VTN's callback, as W.
-        async def zone_load(kw: float) -> None:
-            report = zone_load_report({"zone_id": "Z1", "zone_total_power_kw": kw,
-                                       "zone_capacity_kw": 300.0, "stations_active": 4},
-                                      time.time(), cap_kw=150.0)
-            await producer.send_and_wait(settings.topics.zone_load, report.model_dump_json()
-                                         .encode(), key=b"Z1")
+        # 3. Reports: the worker's zone load reaches the VTN's callback, as W. The VTN sees
+        # the uncurtailed 200 kW; the stations then obey their SETs, and it sees the load fall.
+        def usage() -> list[tuple[Any, float]]:
+            return list(vtn.reports.get("Z1.RealPower", []))
 
-        def usage() -> list[float]:
-            return [v for _, v in vtn.reports.get("Z1.RealPower", [])]
-
-        await zone_load(200.0)
-        await until(lambda: 200_000.0 in usage(), 10, "the VTN to receive 200 kW")
-        await zone_load(140.0)
-        await until(lambda: 140_000.0 in usage(), 10, "the VTN to receive 140 kW")
-        assert usage().index(200_000.0) < usage().index(140_000.0)
+        await until(lambda: any(v == 200_000.0 for _, v in usage()), 10,
+                    "the VTN to receive the worker's 200 kW")
+        before = len(usage())
+        commanded_at = max(datetime.fromisoformat(c["command_ts"]) for c in e1_sets)
+        obeyed = time.monotonic()
+        await fleet.obey(e1_sets)
+        await until(lambda: any(v <= 100_000.0 for _, v in usage()[before:]), 10,
+                    "the VTN to receive the curtailed zone load (<= the 100 kW cap)")
+        print(f"lowered readings -> the VTN's power_real: {time.monotonic() - obeyed:.2f}s")
+        values = usage()
+        high = max(i for i, (_, v) in enumerate(values) if v == 200_000.0)
+        low = min(i for i, (_, v) in enumerate(values) if v <= 100_000.0)
+        assert high < low
+        assert values[low][1] == 100_000.0  # the stations draw exactly their targets
+        assert values[low][0] > commanded_at  # a reading taken after the curtailment
+        assert all(v <= 100_000.0 for _, v in values[low:])  # and it stays down
         await until(lambda: 1.0 in [v for _, v in vtn.reports.get("Z1.Status", [])], 10,
                     "a TELEMETRY_STATUS report (online = 1)")
 
-        lap("reports received")
+        lap("reports received, the load falls")
 
         # A zone that cannot reach its cap (the engine reports a shortfall) -> optOut with
-        # the reason; back to optIn once it closes. Bad input on the topic is counted.
+        # the reason; back to optIn once it closes. Bad input on the topic is counted. (Z2 has
+        # no stations, so the worker never moves its status: the test speaks for the engine.)
         async def dr_status(shortfall_kw: float) -> None:
             status = {"signal_id": "oadr:e1", "zone_id": "Z2", "state": "ACTIVE",
                       "shortfall_kw": shortfall_kw}
-            await producer.send_and_wait(settings.topics.dr_status, orjson.dumps(status),
-                                         key=b"Z2")
+            await producer.send_and_wait(t.dr_status, orjson.dumps(status), key=b"Z2")
 
-        await producer.send_and_wait(settings.topics.dr_status, b"{not json", key=b"Z2")
+        await producer.send_and_wait(t.dr_status, b"{not json", key=b"Z2")
         await dr_status(12.5)
         await until(lambda: vtn.opts["e1"][-1:] == ["optOut"], 5, "optOut on a shortfall")
         assert any("zone Z2 short by 12.5 kW" in r["response_description"]
@@ -198,11 +252,13 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         await until(lambda: vtn.opts["e1"][-1:] == ["optIn"], 5, "optIn once it closes")
         text = await scrape(web_port)
         assert metric(text, f'evgrid_openadr_rejected_total{{reason="not_json",source='
-                            f'"{settings.topics.dr_status}"}}') == 1
+                            f'"{t.dr_status}"}}') == 1
 
         lap("shortfall optOut / optIn")
 
-        # 4. A modification (level 3) updates the event: same signal_id, later received_ts.
+        # 4. A modification (level 3) updates the event: same signal_id, later received_ts,
+        # and the worker's cap for it changes (50 % -> SHED 100 %: 100 kW -> 0 kW).
+        n_commands = len(seen.messages[t.commands])
         event = next(e for e in server.events[vtn.ven_id]
                      if e.event_descriptor.event_id == "e1")
         event.event_signals[0].intervals[0].signal_payload = 3
@@ -212,8 +268,21 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert {(m["signal_type"], m["target_reduction_pct"]) for m in modified} == {
             ("SHED", 100.0)}
         assert min(m["received_ts"] for m in modified) > max(m["received_ts"] for m in first)
+        await seen.wait(t.dr_status, lambda s: last_status(s, "oadr:e1", "Z1").get("cap_kw")
+                        == 0.0, timeout=5)
+        caps = [x["cap_kw"] for x in status_of(seen.messages[t.dr_status], "oadr:e1", "Z1")
+                if x["state"] == "ACTIVE"]
+        assert caps.index(100.0) < caps.index(0.0)
+        shed = await seen.wait(t.commands, lambda c: len(of_zone(c[n_commands:], "Z1", "SET"))
+                               >= 4, timeout=5)
+        shed = of_zone(shed[n_commands:], "Z1", "SET")
+        assert {(c["station_id"], c["target_power_kw"]) for c in shed} == {
+            (sid, 0.0) for sid in fleet.in_zone("Z1")}
+        await fleet.obey(shed)
+        await until(lambda: any(v == 0.0 for _, v in usage()), 10,
+                    "the VTN to receive the shed zone load (0 W)")
 
-        lap("modification")
+        lap("modification: cap 100 -> 0 kW")
 
         # 5. Bad events: unknown targets and an unknown signal -> optOut, nothing published.
         unknown: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -242,6 +311,8 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         assert health["events"] == ["e-price", "e-unknown", "e1"]  # none forgotten
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert [m["signal_type"] for m in topic.of("oadr:e1")] == ["CURTAIL"] * 2 + ["SHED"] * 2
+        assert of_zone(seen.messages[t.commands], "Z1", "CLEAR") == []  # still curtailed
+        assert last_status(seen.messages[t.dr_status], "oadr:e1", "Z1")["state"] == "ACTIVE"
         age = metric(await scrape(web_port), f'evgrid_openadr_last_poll_age_seconds{{ven="{VEN}"}}')
         assert age >= OUTAGE_S - 1
         polls = vtn.polls
@@ -255,7 +326,7 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
 
         lap("outage and resumed polling")
 
-        # 7. cancel_event -> RESTORE for both zones.
+        # 7. cancel_event -> RESTORE for both zones, and a CLEAR for every station of Z1.
         # e2 has two intervals: level 1 for 3 s, then level 2; the second updates the event.
         now2 = datetime.now(UTC)
         server.add_event(vtn.ven_id, "SIMPLE", "level",
@@ -268,13 +339,24 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         restored = (await topic.wait("oadr:e1", 6, POLL_S + 3.0))[4:]
         assert sorted((m["zone_id"], m["signal_type"]) for m in restored) == [
             ("Z1", "RESTORE"), ("Z2", "RESTORE")]
+        cleared = await seen.wait(t.commands, lambda c: len(of_zone(c, "Z1", "CLEAR")) >= 4,
+                                  timeout=5)
+        assert sorted(c["station_id"] for c in of_zone(cleared, "Z1", "CLEAR")) == sorted(
+            fleet.in_zone("Z1"))
+        assert {c["signal_id"] for c in of_zone(cleared, "Z1", "CLEAR")} == {"oadr:e1"}
+        await seen.wait(t.dr_status, lambda s: last_status(s, "oadr:e1", "Z1").get("state")
+                        == "ENDED", timeout=5)
 
-        lap("cancel -> RESTORE")
+        lap("cancel -> RESTORE, CLEARs")
 
-        # 8. Implied cancellation: e2 vanishes from the VTN's distribution -> RESTORE.
+        # 8. Implied cancellation: e2 vanishes from the VTN's distribution -> RESTORE, and
+        # the worker clears Z3's stations.
         stepped = await topic.wait("oadr:e2", 2, 5)
         assert [m["target_reduction_pct"] for m in stepped] == [25.0, 50.0]
         assert stepped[0]["end_ts"] == stepped[1]["end_ts"]  # the last interval's end
+        e2_sets = await seen.wait(t.commands, lambda c: {x["station_id"] for x in of_zone(
+            c, "Z3", "SET")} == fleet.in_zone("Z3"), timeout=5)
+        assert of_zone(e2_sets, "Z3", "CLEAR") == []
         await until(lambda: len(vtn.opts["e1"]) > answers, 5, "the VEN's answer to the cancel")
         server.events[vtn.ven_id] = [e for e in server.events[vtn.ven_id]
                                      if e.event_descriptor.event_id != "e2"]
@@ -282,8 +364,14 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         implied = await topic.wait("oadr:e2", 3, POLL_S + 3.0)
         assert [(m["zone_id"], m["signal_type"]) for m in implied] == [
             ("Z3", "CURTAIL"), ("Z3", "CURTAIL"), ("Z3", "RESTORE")]
+        cleared = await seen.wait(t.commands, lambda c: len(of_zone(c, "Z3", "CLEAR")) >= 2,
+                                  timeout=5)
+        assert sorted(c["station_id"] for c in of_zone(cleared, "Z3", "CLEAR")) == ["T1", "T2"]
+        assert {c["signal_id"] for c in of_zone(cleared, "Z3", "CLEAR")} == {"oadr:e2"}
+        await seen.wait(t.dr_status, lambda s: last_status(s, "oadr:e2", "Z3").get("state")
+                        == "ENDED", timeout=5)
 
-        lap("implied cancellation")
+        lap("implied cancellation -> RESTORE, CLEARs")
 
         # 9. Unsigned, then malformed payloads: rejected, counted, never acted on.
         vtn.send_unsigned()
@@ -301,18 +389,25 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         await asyncio.sleep(POLL_S + 0.5)
         assert topic.of("oadr:e3") == []
         assert topic.of("oadr:e-unknown") == [] and topic.of("oadr:e-price") == []
+        commands = seen.messages[t.commands]
+        assert {c["signal_id"] for c in commands} == {"oadr:e1", "oadr:e2"}
+        assert len({c["command_id"] for c in commands}) == len(commands)  # no duplicates
         lap("unsigned and malformed payloads rejected")
         ven.terminate()
         assert await asyncio.wait_for(ven.wait(), 10) == 0  # SIGTERM is a clean stop
+        assert worker.alive(), worker.log_tail()
     finally:
         vtn.send_signed()
         if ven.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 ven.terminate()
             await asyncio.wait_for(ven.wait(), 10)
+        worker.terminate()
         consumer.cancel()
+        await seen.__aexit__(None, None, None)
         await producer.stop()
         with contextlib.suppress(Exception):
             await vtn.stop()
         vtn.close()
+        worker.stop()
         print(log_path.read_text()[-4000:])
