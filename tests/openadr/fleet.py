@@ -8,12 +8,10 @@ import asyncio
 import time
 from typing import Any
 
-import orjson
-
 from evgrid.process import WorkerProcess
 from evgrid.settings import Settings
 from evgrid.timeutil import iso
-from tests.integration.harness import Collector, jdump, produce
+from tests.integration.harness import jdump, produce
 
 
 def mapping(station_id: str, zone_id: str) -> dict[str, Any]:
@@ -59,23 +57,6 @@ class Fleet:
             if command["action"] == "SET":
                 self.loads[command["station_id"]] = command["target_power_kw"]
         await self.report()
-
-
-class Outputs(Collector):
-    """The worker's outputs, read from the beginning. Unlike the integration harness's
-    collector, it skips values that are not JSON: the test itself puts bad input on
-    `grid.dr_status` for the VEN to reject."""
-
-    async def _run(self) -> None:
-        assert self._consumer is not None
-        async for m in self._consumer:
-            try:
-                value = orjson.loads(m.value) if m.value else {}
-            except orjson.JSONDecodeError:
-                continue
-            value["_key"] = m.key.decode() if m.key else None
-            value["_seen"] = time.time()
-            self.messages[m.topic].append(value)
 
 
 async def zone_reaches(worker: WorkerProcess, zone_id: str, kw: float, timeout: float) -> None:

@@ -27,9 +27,9 @@ from evgrid.broker.local import LocalKafka, free_port
 from evgrid.openadr.demo_vtn import make_cert
 from evgrid.process import WorkerProcess
 from evgrid.topics import ensure_topics
-from tests.integration.harness import isolated_settings
+from tests.integration.harness import Collector, isolated_settings
 from tests.openadr.dr_contract import DRContract
-from tests.openadr.fleet import Fleet, Outputs, zone_reaches
+from tests.openadr.fleet import Fleet, zone_reaches
 from tests.openadr.vtn import Vtn
 
 pytestmark = pytest.mark.integration
@@ -147,7 +147,7 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
     producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     await producer.start()
     fleet = Fleet(settings, STATIONS)
-    seen = Outputs(kafka_broker.bootstrap, t.commands, t.dr_status)
+    seen = Collector(kafka_broker.bootstrap, t.commands, t.dr_status)
     await seen.__aenter__()
     worker = WorkerProcess(worker_settings, tmp_path / "worker.log").start()
     with log_path.open("wb") as log:
