@@ -31,8 +31,7 @@ class DRSignals:
         self.stage = stage
         self.out = publisher
         self.clock = clock
-        self.router = Router(settings.partitions)
-        self.repartition_topic = settings.topics.dr_repartition
+        self.router = Router(settings.partitions, settings.topics.dr_repartition, publisher)
 
     def on_message(self, record: Record) -> None:
         received = time.perf_counter()
@@ -42,10 +41,7 @@ class DRSignals:
         except DecodeError as err:
             self.out.deadletter(record, err)
             return
-        if record.topic != self.repartition_topic and self.router.misrouted(
-            record.topic, record.key, record.partition, sig.zone_id
-        ):
-            self.out.send(self.repartition_topic, sig.zone_id, record.value or b"")
+        if self.router.rerouted(record, sig.zone_id):
             return
         now = self.clock()
         zone = self.stage.zones.zone(sig.zone_id, now)

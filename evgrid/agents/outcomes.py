@@ -23,8 +23,8 @@ class CommandOutcomes:
         self.settings = settings
         self.stations = stations
         self.out = publisher
-        self.router = Router(settings.partitions)
-        self.repartition_topic = settings.topics.outcomes_repartition
+        self.router = Router(settings.partitions, settings.topics.outcomes_repartition,
+                             publisher)
 
     def on_message(self, record: Record) -> None:
         try:
@@ -33,10 +33,7 @@ class CommandOutcomes:
             self.out.deadletter(record, err)
             return
         station_id = outcome.station_id
-        if record.topic != self.repartition_topic and self.router.misrouted(
-            record.topic, record.key, record.partition, station_id
-        ):
-            self.out.send(self.repartition_topic, station_id, record.value or b"")
+        if self.router.rerouted(record, station_id):
             return
         entry = self.stations.get(station_id)
         if entry is None or entry.config is None:

@@ -62,8 +62,7 @@ class StationIngest:
         self.tunables = settings.tunables()
         self.store = store
         self.out = publisher
-        self.router = Router(settings.partitions)
-        self.repartition_topic = settings.topics.meter_repartition
+        self.router = Router(settings.partitions, settings.topics.meter_repartition, publisher)
         self.heartbeat_s = self.tunables.stale_after_s / 4
         self.unmapped: set[str] = set()
         #: Stations whose loads the zone owner must hear after this batch, by zone.
@@ -78,10 +77,7 @@ class StationIngest:
             self.out.deadletter(record, err)
             return
         station_id = mv.station_id
-        if record.topic != self.repartition_topic and self.router.misrouted(
-            record.topic, record.key, record.partition, station_id
-        ):
-            self.out.send(self.repartition_topic, station_id, record.value)  # type: ignore[arg-type]
+        if self.router.rerouted(record, station_id):
             return
         event_ts = mv.event_ts.timestamp()
         arrival_ts = arrival_of(record)
