@@ -9,6 +9,7 @@ Service, which follows Faust's assignment (README "Performance" says why).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -32,9 +33,11 @@ log = logging.getLogger(__name__)
 #: logs a warning and stalls the stream every few milliseconds under load.
 ProducerBuffer.max_messages = 10_000
 
-#: Events per batch handed to the mapping and zone agents.
+#: Events per batch handed to the mapping and zone agents, and how many they handle before
+#: yielding to the event loop (a batch of zone loads must not hold a DR signal back).
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
+YIELD_EVERY = 32
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -82,10 +85,12 @@ def create_app(settings: Settings) -> faust.App:
 
         async def agent(stream: faust.StreamT) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                for event in events:
+                for i, event in enumerate(events, 1):
                     # Table writes take their partition from the current event (Faust #497).
                     stream._set_current_event(event)
                     guarded(on_message, event.message)
+                    if i % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # a DR signal waiting on the loop goes first
                 await publisher.drain()
 
         return agent
