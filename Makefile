@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Most of the suite's time is waiting (rebalances, outages, timers), not CPU: two processes
+# halve it on this 2-core machine. TEST_PROCESSES=0 runs it in one process.
+TEST_PROCESSES ?= 2
 OPENADR_STAMP := $(VENV)/.openadr-installed
 
 .PHONY: all venv openadr kafka-jars ocpp-clients system-deps tools image-deps test unit integration lint demo bench chaos clean
@@ -98,8 +101,8 @@ lint: venv
 	@$(BIN)/ruff check evgrid tests
 
 test: venv openadr kafka-jars ocpp-clients system-deps tools image-deps lint
-	@echo "==> pytest: unit tests, then integration tests against a real local Kafka broker"
-	@$(BIN)/python -m pytest -q -ra --durations=10
+	@echo "==> pytest in $(TEST_PROCESSES) processes (each with its own local Kafka broker): unit, integration, chaos"
+	@$(BIN)/python -m pytest -q -ra --durations=10 -n $(TEST_PROCESSES) --dist loadfile
 
 unit: venv openadr
 	@$(BIN)/python -m pytest -q -ra -m "not integration"
