@@ -9,6 +9,7 @@ Service, which follows Faust's assignment (README "Performance" says why).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,10 +20,10 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import Message
 
 from evgrid.agents.clock import RESOLUTION_S, ZoneClock
-from evgrid.agents.publish import raw_topic
 from evgrid.agents.runtime import Runtime
 from evgrid.codec import DecodeError
 from evgrid.ingest.service import MeterIngest
+from evgrid.publisher import raw_topic
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
 
@@ -32,9 +33,11 @@ log = logging.getLogger(__name__)
 #: logs a warning and stalls the stream every few milliseconds under load.
 ProducerBuffer.max_messages = 10_000
 
-#: Events per batch handed to the mapping and zone agents.
+#: Events per batch handed to the mapping and zone agents, and how many they handle before
+#: yielding to the event loop (a batch of zone loads must not hold a DR signal back).
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.005
+YIELD_EVERY = 32
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -82,10 +85,12 @@ def create_app(settings: Settings) -> faust.App:
 
         async def agent(stream: faust.StreamT) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                for event in events:
+                for i, event in enumerate(events, 1):
                     # Table writes take their partition from the current event (Faust #497).
                     stream._set_current_event(event)
                     guarded(on_message, event.message)
+                    if i % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # a DR signal waiting on the loop goes first
                 await publisher.drain()
 
         return agent
@@ -102,6 +107,8 @@ def create_app(settings: Settings) -> faust.App:
               name="evgrid.zone", concurrency=1)(batched(rt.stage.on_message))
     app.agent(raw_topic(app, t.demand_response, t.dr_repartition, partitions=n),
               name="evgrid.dr", concurrency=1)(dr_agent)
+    app.agent(raw_topic(app, t.outcomes, t.outcomes_repartition, partitions=n),
+              name="evgrid.outcomes", concurrency=1)(batched(rt.outcomes.on_message))
 
     # An instance, not a class: rebalance signals may arrive before Faust would build it.
     service = MeterIngest(rt)

@@ -29,17 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=_worker)
 
     from evgrid.broker import cli as kafka
+    from evgrid.gateway import cli as gateway
 
     kafka.add_parser(sub)
+    gateway.add_parser(sub)
 
     from evgrid import demo, reports
     from evgrid.bench import runner as bench
+    from evgrid.openadr import ven as openadr
     from evgrid.simulator import cli as simulator
 
     demo.add_parser(sub)
     simulator.add_parser(sub)
     bench.add_parser(sub)
     reports.add_parser(sub)
+    openadr.add_parser(sub)
     return parser
 
 

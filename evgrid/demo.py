@@ -36,14 +36,13 @@ console = Console(width=max(110, shutil.get_terminal_size((110, 40)).columns))
 
 @dataclass
 class EventTrack:
-    """What the demo saw of one DR event, from `grid.dr_status`."""
+    """What the demo saw of one DR event: its status live, its report when it ended."""
 
     spec: DRSpec
     status: dict = field(default_factory=dict)
     state: str = "pending"
-    activated_at: float | None = None
-    reached_at: float | None = None
     noncompliant: set[str] = field(default_factory=set)
+    report: dict | None = None  # the event's settlement report (grid.dr_reports)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +57,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lag", type=float, default=4.0, help="seconds a charger takes to obey")
     p.add_argument("--dr", action="append", default=None,
                    help="DR event(s), e.g. zone=Z1,at=+20s,reduce=25%%,for=5m")
+    p.add_argument("--ocpp", action="store_true",
+                   help="run `evgrid gateway` too and play the fleet as OCPP chargers")
+    p.add_argument("--openadr", action="store_true",
+                   help="Z1's event comes from an in-process OpenADR VTN through `evgrid "
+                   "openadr` (SIMPLE level 2); the utility's reports are printed")
     p.set_defaults(func=run)
 
 
@@ -68,9 +72,13 @@ def run(args: argparse.Namespace) -> int:
         f"zone=Z1,at=+20s,reduce=25%,for={span}s",
         f"zone=Z3,at=+30s,reduce=15%,for={span}s",
     ])]
+    if args.openadr:  # Z1's event is the utility's: tracked here, sent by the VTN
+        specs = [s for s in specs if s.zone_id != "Z1"] + [DRSpec(
+            zone_id="Z1", at_s=20, for_s=span, reduce_pct=50, sent=True, signal_id="oadr:demo-1")]
     workdir = Path(tempfile.mkdtemp(prefix="evgrid-demo-"))
     broker: LocalKafka | None = None
     worker: WorkerProcess | None = None
+    gateway = None
     try:
         bootstrap = os.environ.get("EVGRID_BROKER")
         if not bootstrap:
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(
             broker=bootstrap, app_id=f"evgrid-demo-{run_id}", data_dir=workdir / "worker",
             web_port=free_port(), partitions=4, compliance_grace_s=15.0, log_level="warning",
+            gateway_port=free_port(),
         ).with_topic_prefix(f"demo-{run_id}")
         console.print("[bold]2/3[/] starting an evgrid worker ...")
         worker = WorkerProcess(settings, workdir / "worker.log").start()
@@ -92,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"evgrid: the worker did not come up: {exc}") from None
         url = worker.url
         console.print(f"     worker up: {url}/health  {url}/metrics  {url}/zones")
+        if args.ocpp:
+            from evgrid.gateway.process import GatewayProcess
+
+            gateway = GatewayProcess(settings, workdir / "gateway.log")
+            asyncio.run(gateway.start())
+            console.print(f"     gateway up: ws://127.0.0.1:{settings.gateway_port}/{{id}}")
         console.print(
             f"[bold]3/3[/] simulating {args.stations} stations in {args.zones} zones for "
             f"{args.duration:.0f}s; DR: " + "; ".join(
@@ -100,27 +115,32 @@ def run(args: argparse.Namespace) -> int:
         )
         fleet = Fleet(args.stations, args.zones, seed=args.seed,
                       ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
-        tracks, stats = asyncio.run(
+        tracks, stats, outcomes = asyncio.run(
             simulate(settings, fleet, specs, args, url)
         )
-        summary(tracks, stats, settings)
+        summary(tracks, stats, settings, outcomes)
         return 0
     finally:
+        if gateway is not None:
+            gateway.stop()
         if worker is not None:
             worker.stop()
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-        console.print("stopped the worker and the broker; nothing left running")
+        console.print(f"stopped the {'gateway, the ' if gateway else ''}worker and the broker; "
+                      "nothing left running")
 
 
 async def simulate(
     settings: Settings, fleet: Fleet, specs: list[DRSpec], args: argparse.Namespace, url: str
-) -> tuple[list[EventTrack], SimStats]:
+) -> tuple[list[EventTrack], SimStats, dict[str, int]]:
     tracks = {s.zone_id: EventTrack(s) for s in specs}
     zones: dict[str, dict] = {}
+    outcomes: dict[str, int] = {}
     consumer = AIOKafkaConsumer(
-        settings.topics.dr_status, settings.topics.compliance_alerts,
+        settings.topics.dr_status, settings.topics.compliance_alerts, settings.topics.outcomes,
+        settings.topics.dr_reports,
         bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
         **settings.kafka_client_kwargs(),
     )
@@ -131,22 +151,21 @@ async def simulate(
     async def follow() -> None:
         async for m in consumer:
             msg = codec.loads(m.value)
+            if m.topic == settings.topics.outcomes:
+                outcomes[msg["status"]] = outcomes.get(msg["status"], 0) + 1
+                continue
             track = tracks.get(msg.get("zone_id", ""))
             if track is None:
+                continue
+            if m.topic == settings.topics.dr_reports:
+                track.report = msg
                 continue
             if m.topic == settings.topics.compliance_alerts:
                 (track.noncompliant.add if msg["state"] == "NONCOMPLIANT"
                  else track.noncompliant.discard)(msg["station_id"])
                 continue
-            if msg["state"] != "ENDED" or not track.status:
-                track.status = msg  # the summary reports the event as it stood while active
+            track.status = msg
             track.state = msg["state"]
-            now = time.monotonic() - started
-            if msg["state"] == "ACTIVE":
-                track.activated_at = track.activated_at or now
-                cap = msg["cap_kw"] or 0.0
-                if track.reached_at is None and msg["current_kw"] <= cap * 1.05:
-                    track.reached_at = now
 
     async def poll() -> None:
         async with aiohttp.ClientSession() as http:
@@ -195,50 +214,78 @@ async def simulate(
                     await asyncio.sleep(0.5)
 
             tasks.append(asyncio.create_task(refresh()))
-            stats = await run_simulation(
-                settings, fleet, duration_s=args.duration, interval_s=args.interval,
-                dr=specs, on_tick=on_tick,
-            )
+            async with utility(settings, args, span=max(20, int(args.duration) - 45)):
+                if args.ocpp:
+                    from evgrid.simulator.ocpp_runner import run_ocpp_simulation
+
+                    stats = await run_ocpp_simulation(
+                        settings, fleet, f"ws://127.0.0.1:{settings.gateway_port}",
+                        duration_s=args.duration, interval_s=args.interval, dr=specs,
+                        on_tick=on_tick, away_s=15.0, seed=args.seed)
+                else:
+                    stats = await run_simulation(
+                        settings, fleet, duration_s=args.duration, interval_s=args.interval,
+                        dr=specs, on_tick=on_tick,
+                    )
             live.update(render())
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await consumer.stop()
-    return list(tracks.values()), stats
+    return list(tracks.values()), stats, outcomes
 
 
-def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings) -> None:
-    t = Table(title="DR events")
-    for col in ("zone", "signal", "baseline kW", "target kW", "achieved kW", "achieved %",
-                "s to reach", "non-compliant", "verdict"):
+def utility(settings: Settings, args: argparse.Namespace,
+            span: float) -> contextlib.AbstractAsyncContextManager[None]:
+    """With --openadr, an OpenADR VTN and `evgrid openadr` beside the fleet."""
+    if not args.openadr:
+        return contextlib.nullcontext()
+    from evgrid.openadr.demo_vtn import utility_and_ven
+
+    return utility_and_ven(settings, "Z1", at_s=18.0, for_s=span, say=console.print)
+
+
+def _kw(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings,
+            outcomes: dict[str, int] | None = None) -> None:
+    t = Table(title="DR events — from their settlement reports (grid.dr_reports)")
+    for col in ("zone", "signal", "baseline kW", "cap kW", "energy at baseline kWh",
+                "drawn kWh", "delivered kWh", "% of target", "s to cap", "non-compliant",
+                "verdict"):
         t.add_column(col, justify="right")
     for tr in tracks:
-        st = tr.status
-        target = st.get("baseline_kw", 0) - (st.get("cap_kw") or 0) if st else 0.0
-        achieved = st.get("achieved_reduction_kw", 0.0) if st else 0.0
-        pct = 100.0 * achieved / target if target else 0.0
-        reach = (
-            f"{tr.reached_at - tr.activated_at:.1f}"
-            if tr.reached_at is not None and tr.activated_at is not None else "—"
-        )
-        if not st:
-            verdict = "no status seen"
-        elif abs(pct - 100.0) <= 5.0:
-            verdict = "met (±5 %)"
-        elif tr.noncompliant:
-            verdict = f"short: {len(tr.noncompliant)} station(s) ignore commands"
-        elif pct > 105.0:
-            verdict = "over-achieved: sessions ended or tapered"
+        r = tr.report
+        if r is None:
+            t.add_row(tr.spec.zone_id, tr.status.get("signal_id", "—"), *["—"] * 8,
+                      "no report: the event had not ended")
+            continue
+        pct = r["delivered_pct_of_target"]
+        noncompliant = sorted(s["station_id"] for s in r["stations"]
+                              if s["seconds_noncompliant"] > 0)
+        if pct is None:
+            verdict = "nothing to deliver"
+        elif pct >= 95.0:
+            verdict = "met (≥ 95 % of target)"
+        elif noncompliant:
+            verdict = f"short: {len(noncompliant)} station(s) ignored commands"
         else:
             verdict = "not met"
         t.add_row(
-            tr.spec.zone_id, st.get("signal_id", "—"), f"{st.get('baseline_kw', 0):.1f}",
-            f"{target:.1f}", f"{achieved:.1f}", f"{pct:.0f}", reach,
-            ", ".join(sorted(tr.noncompliant)) or "0", verdict,
+            r["zone_id"], r["signal_id"], _kw(r["baseline_kw"]), _kw(r["cap_kw"]),
+            _kw(r["baseline_energy_kwh"], 2), _kw(r["drawn_energy_kwh"], 2),
+            _kw(r["delivered_kwh"], 2), "—" if pct is None else f"{pct:.0f}",
+            "—" if r["time_to_cap_s"] is None else f"{r['time_to_cap_s']:.1f}",
+            ", ".join(noncompliant) or "0", verdict,
         )
     console.print(t)
     console.print(
         f"readings published: {stats.readings}; commands obeyed/seen by the fleet: "
         f"{stats.commands} {stats.commands_by_action}"
     )
+    if outcomes:
+        console.print("command outcomes from the gateway: " + ", ".join(
+            f"{status} {n}" for status, n in sorted(outcomes.items())))

@@ -68,6 +68,48 @@ STATION_CLOCK_OFFSET = Gauge(
     "Measured clock offset (arrival - event time) of stations in a CLOCK_SKEW episode",
     ["station"],
 )
+OUTCOMES_UNMAPPED = Counter(
+    "evgrid_outcomes_unmapped", "Command outcomes for a station with no zone mapping here"
+)
+OUTCOMES = Counter("evgrid_outcomes", "Command outcomes applied to a zone's control", ["status"])
 CLOCK_RESETS = Counter(
     "evgrid_clock_resets", "Readings accepted as a charger clock that jumped back (reboot)"
 )
+
+# `evgrid gateway`
+GATEWAY_COMMANDS = Counter(
+    "evgrid_gateway_commands", "Command outcomes published by this gateway", ["status"]
+)
+GATEWAY_FRAMES_REJECTED = Counter(
+    "evgrid_gateway_frames_rejected", "OCPP frames answered with a CallError or a close",
+    ["version", "reason"],
+)
+GATEWAY_CONNECTIONS_REFUSED = Counter(
+    "evgrid_gateway_connections_refused", "WebSocket handshakes refused", ["reason"]
+)
+GATEWAY_CONNECTIONS = Gauge("evgrid_gateway_connections", "Chargers connected", ["version"])
+GATEWAY_READINGS = Counter(
+    "evgrid_gateway_readings", "Meter values forwarded to ocpp.meter_values", ["version"]
+)
+GATEWAY_SAMPLES_DROPPED = Counter(
+    "evgrid_gateway_samples_dropped", "OCPP meter values not forwarded", ["reason"]
+)
+BROKER_CONNECTED = Gauge(
+    "evgrid_broker_connected", "1 while the Kafka broker is reachable, 0 during an outage"
+)
+# `evgrid openadr` (labelled by VEN name, so a worker's /metrics shows none of them).
+OPENADR_CONNECTED = Gauge(
+    "evgrid_openadr_connected", "1 while the VEN reaches its VTN, 0 while it does not", ["ven"]
+)
+OPENADR_LAST_POLL_AGE = Gauge(
+    "evgrid_openadr_last_poll_age_seconds", "Seconds since the last answered poll of the VTN",
+    ["ven"],
+)
+OPENADR_REJECTED = Counter(
+    "evgrid_openadr_rejected", "Payloads the VEN rejected (VTN XML, Kafka messages)",
+    ["source", "reason"],
+)
+OPENADR_PUBLISHED = Counter(
+    "evgrid_openadr_signals", "DR signals the VEN published", ["signal_type"]
+)
+OPENADR_OPTS = Counter("evgrid_openadr_opts", "Opt responses sent to the VTN", ["opt_type"])

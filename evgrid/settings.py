@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evgrid.core.types import Tunables
+from evgrid.models.fields import ConnectorType
 
 ENV_PREFIX = "EVGRID_"
 
@@ -39,8 +40,15 @@ class TopicNames(BaseModel):
     # Internal: zone mappings and DR signals whose key or partition was wrong, re-routed.
     station_zones_repartition: str = "evgrid-station-zones-repartition"
     dr_repartition: str = "evgrid-dr-repartition"
+    outcomes_repartition: str = "evgrid-outcomes-repartition"
     # Internal: what the station side tells each zone's owner, keyed by zone_id.
     station_load: str = "evgrid-station-load"
+    # The OCPP gateway's: one final outcome per command, and chargers' connections.
+    outcomes: str = "ocpp.commands.outcomes"
+    station_status: str = "ocpp.station_status"
+    # Live load per zone (key zone_id), published by the worker every few seconds for the
+    # OpenADR VEN's TELEMETRY_USAGE reports.
+    zone_load: str = "grid.zone_load"
 
 
 class Settings(BaseModel):
@@ -113,6 +121,51 @@ class Settings(BaseModel):
     broker_rebalance_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "info"
 
+    # `evgrid gateway`: the OCPP 1.6J / 2.0.1 central-system endpoint.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(9000, ge=0, le=65535)
+    gateway_instance_id: str = Field("gw1", min_length=1, max_length=64)
+    # Every instance of a multi-gateway deployment, comma-separated (empty: this one alone).
+    gateway_instances: str = ""
+    gateway_response_timeout_s: float = Field(30.0, gt=0)
+    gateway_ping_interval_s: float = Field(60.0, ge=0)
+    gateway_heartbeat_interval_s: int = Field(300, ge=1)
+    gateway_max_frame_bytes: int = Field(65_536, ge=1024)
+    # Charge point ids allowed to connect, comma-separated; empty allows any.
+    gateway_allowed_ids: str = ""
+    # OCPP security profile: 0 none, 1 HTTP Basic, 2 TLS + HTTP Basic.
+    gateway_security_profile: int = Field(0, ge=0, le=2)
+    # `charge_point_id:hash` lines (`evgrid gateway hash-password`); needed for profiles 1, 2.
+    gateway_passwords_file: Path | None = None
+    gateway_tls_certfile: Path | None = None
+    gateway_tls_keyfile: Path | None = None
+    # Connector type when neither the charger nor the zone map says.
+    gateway_connector_type: ConnectorType = "Type2"
+    # `evgrid openadr`: the OpenADR 2.0b VEN (optional extra `evgrid[openadr]`).
+    openadr_vtn_url: str | None = None
+    openadr_ven_name: str = "evgrid"
+    openadr_ven_id: str | None = None
+    openadr_cert: Path | None = None
+    openadr_key: Path | None = None
+    openadr_key_passphrase: str | None = None
+    openadr_ca_file: Path | None = None
+    openadr_vtn_fingerprint: str | None = None
+    # Off only when set explicitly (EVGRID_OPENADR_SIGNATURES=false).
+    openadr_signatures: bool = True
+    # None: poll as often as the VTN asks at registration.
+    openadr_poll_interval_s: float | None = Field(None, gt=0)
+    openadr_targets_file: Path | None = None
+    # SIMPLE signal levels 1/2/3 as a reduction of the zone's baseline, in percent.
+    openadr_simple_level1_pct: float = Field(25.0, ge=0, le=100)
+    openadr_simple_level2_pct: float = Field(50.0, ge=0, le=100)
+    openadr_simple_level3_pct: float = Field(100.0, ge=0, le=100)
+    # A shortfall above this is one the engine cannot close: the VEN opts out, truthfully.
+    openadr_shortfall_optout_kw: float = Field(1.0, ge=0)
+    # Zone load older than this is not reported to the VTN as live.
+    openadr_report_stale_s: float = Field(30.0, gt=0)
+    openadr_retry_max_s: float = Field(30.0, gt=0)
+    openadr_web_port: int = Field(6067, ge=0, le=65535)
+
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:
         proto = self.broker_security_protocol
@@ -130,7 +183,37 @@ class Settings(BaseModel):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{name}: no such file {path}")
+        return self._gateway_security_is_complete()
+
+    def _gateway_security_is_complete(self) -> Settings:
+        if self.gateway_security_profile >= 1 and self.gateway_passwords_file is None:
+            raise ValueError("gateway_security_profile >= 1 needs EVGRID_GATEWAY_PASSWORDS_FILE "
+                             "(lines of charge_point_id:hash from `evgrid gateway hash-password`)")
+        if self.gateway_security_profile == 2 and not (self.gateway_tls_certfile
+                                                       and self.gateway_tls_keyfile):
+            raise ValueError("gateway_security_profile=2 (TLS) needs EVGRID_GATEWAY_TLS_CERTFILE "
+                             "and EVGRID_GATEWAY_TLS_KEYFILE")
         return self
+
+    @property
+    def gateway_allowed(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.gateway_allowed_ids.split(",") if p.strip())
+
+    @property
+    def gateway_all_instances(self) -> tuple[str, ...]:
+        """The deployment's gateway ids, sorted, always including this one."""
+        ids = {p.strip() for p in self.gateway_instances.split(",") if p.strip()}
+        return tuple(sorted(ids | {self.gateway_instance_id}))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Settings:
+        """A copy that is validated like a new object: pydantic's own `model_copy` skips
+        validation, so `model_copy(update={"broker_sasl_password": None})` would build a
+        SASL configuration without a password that only fails at connect time."""
+        values = self.model_dump(exclude={"topics"})
+        values["topics"] = self.topics
+        values.update(update or {})
+        return type(self).model_validate(values)
 
     def _ssl_context(self) -> Any:
         if not self.broker_security_protocol.endswith("SSL"):
@@ -179,6 +262,11 @@ class Settings(BaseModel):
     def bootstrap_servers(self) -> str:
         """The same address for plain aiokafka clients (no scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @property
+    def ingest_group(self) -> str:
+        """The consumer group the meter-value ingest commits under (and lag is measured on)."""
+        return f"{self.app_id}-meter-ingest"
 
     def replay_bound_s(self) -> float:
         """How far back a recovering worker replays meter values at most: older readings

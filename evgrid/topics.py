@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from evgrid.settings import Settings
+from evgrid.tables import TABLES, changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,13 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic evgrid needs. Co-partitioned ones must share `settings.partitions`."""
+    """Every topic evgrid needs, tables' changelogs included. Co-partitioned ones must share
+    `settings.partitions`."""
     t = settings.topics
+    changelogs = [TopicSpec(changelog_topic(settings.app_id, name), copartitioned=True,
+                            compacted=True) for name, _help in TABLES.values()]
     return [
+        *changelogs,
         TopicSpec(t.meter_values, copartitioned=True),
         TopicSpec(t.station_zones, copartitioned=True, compacted=True),
         TopicSpec(t.meter_repartition, copartitioned=True),
@@ -46,7 +51,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.dr_reports, copartitioned=False),
         TopicSpec(t.signal_alerts, copartitioned=False),
         TopicSpec(t.station_alerts, copartitioned=False),
+        TopicSpec(t.zone_load, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
+        # Joined with the station partitions by the worker (the station's zone).
+        TopicSpec(t.outcomes, copartitioned=True),
+        TopicSpec(t.outcomes_repartition, copartitioned=True),
+        TopicSpec(t.station_status, copartitioned=False, compacted=True),
     ]
 
 

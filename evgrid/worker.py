@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from evgrid.logs import install_broker_log
 from evgrid.settings import Settings
 from evgrid.topics import ensure_topics
 
@@ -37,6 +38,7 @@ def run_worker(settings: Settings) -> int:
             for name in ("aiokafka", "faust", "mode", "kafka"):
                 logging.getLogger(name).setLevel(max(level, logging.INFO))
             super().on_setup_root_logger(logger, _level)
+            install_broker_log(settings.bootstrap_servers)
 
     logging.basicConfig(level=level)
     prepare(settings)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from evgrid.agents.publish import Publisher
+from evgrid.publisher import Publisher
 from evgrid.settings import Settings
 from evgrid.state.tables_io import partition_of
 from evgrid.tables import Tables

@@ -82,3 +82,19 @@ def test_kafka_security_misconfiguration_says_what_to_set(
     ca.write_text("x")
     with pytest.raises(SystemExit, match=says):
         Settings.from_env({k: v.format(ca=ca) for k, v in env.items()})
+
+
+def test_model_copy_validates_security() -> None:
+    """A copy may not build what the constructor would refuse."""
+    sasl = Settings(broker_security_protocol="SASL_PLAINTEXT", broker_sasl_username="u",
+                    broker_sasl_password="p")
+    with pytest.raises(ValueError, match="EVGRID_BROKER_SASL_PASSWORD"):
+        sasl.model_copy(update={"broker_sasl_password": None})
+    with pytest.raises(ValueError, match="no such file"):
+        Settings(broker_security_protocol="SSL").model_copy(
+            update={"broker_ssl_cafile": Path("/nonexistent/ca.pem")})
+    with pytest.raises(ValueError):
+        Settings().model_copy(update={"partitions": 0})
+    moved = sasl.model_copy(update={"broker_sasl_password": "q"}).with_topic_prefix("x")
+    assert moved.broker_sasl_password == "q" and moved.topics.meter_values == "x.ocpp.meter_values"
+    assert Settings().model_copy() == Settings()

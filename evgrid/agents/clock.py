@@ -15,9 +15,10 @@ from collections import deque
 
 import faust
 
-from evgrid import metrics
+from evgrid import codec, metrics
 from evgrid.agents.dr import DRSignals
 from evgrid.agents.zone import ZoneStage
+from evgrid.models import zone_load_report
 from evgrid.settings import Settings
 
 #: How often the clock looks for due zones: transitions are at most this much late.
@@ -63,9 +64,12 @@ class ZoneClock:
         return stepped
 
     def update_gauges(self, owned: set[int], now: float) -> None:
+        """Gauges every second; the dashboard's history and `grid.zone_load` (the live load
+        an OpenADR VEN reports to the utility) every `history_step_s`."""
         sample = now - self._last_sample >= self.settings.history_step_s
         if sample:
             self._last_sample = now
+        out = self.stage.out
         active = noncompliant = 0
         stale = self.settings.stale_after_s
         for zone in self.stage.zones.in_partitions(owned):
@@ -86,6 +90,9 @@ class ZoneClock:
                     (now, summary["zone_total_power_kw"], view["cap_kw"],
                      summary["zone_capacity_kw"])
                 )
+                report = zone_load_report(summary, now, view["cap_kw"], view["shortfall_kw"],
+                                          view["stations_uncontrollable"])
+                out.send(out.zone_load, zone_id, codec.dumps(report))
             active += view["active_events"]
             noncompliant += view["stations_noncompliant"]
         metrics.DR_ACTIVE.set(active)

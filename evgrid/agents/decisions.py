@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 from evgrid import codec, metrics
-from evgrid.agents.publish import Publisher
 from evgrid.commands import command_message
 from evgrid.core.control import Decisions
 from evgrid.models import ChargingCommand, ComplianceAlert, DRStatus, dr_report_message
+from evgrid.publisher import Publisher
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch
 
@@ -52,5 +52,7 @@ def publish_decisions(
         )
         metrics.ALERTS.labels(alert_type=f"DR_{alert['state']}").inc()
     for report in decisions.reports:
-        out.send(out.dr_reports, zone.zone_id, codec.dumps(dr_report_message(report)))
+        message = dr_report_message(report)
+        zone.recent_reports.append(message.model_dump(mode="json"))
+        out.send(out.dr_reports, zone.zone_id, codec.dumps(message))
         metrics.DR_REPORTS.inc()

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from evgrid import codec, metrics
 from evgrid.agents.decisions import publish_decisions
-from evgrid.agents.publish import Publisher, Record
 from evgrid.agents.zone import ZoneStage
 from evgrid.codec import DecodeError
 from evgrid.core.control import Decisions
 from evgrid.ingest.routing import Router
 from evgrid.models import DemandResponseSignal, SignalRefusedAlert
 from evgrid.models.signals import dr_signal_from_model
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch
@@ -31,8 +31,7 @@ class DRSignals:
         self.stage = stage
         self.out = publisher
         self.clock = clock
-        self.router = Router(settings.partitions)
-        self.repartition_topic = settings.topics.dr_repartition
+        self.router = Router(settings.partitions, settings.topics.dr_repartition, publisher)
 
     def on_message(self, record: Record) -> None:
         received = time.perf_counter()
@@ -42,10 +41,7 @@ class DRSignals:
         except DecodeError as err:
             self.out.deadletter(record, err)
             return
-        if record.topic != self.repartition_topic and self.router.misrouted(
-            record.topic, record.key, record.partition, sig.zone_id
-        ):
-            self.out.send(self.repartition_topic, sig.zone_id, record.value or b"")
+        if self.router.rerouted(record, sig.zone_id):
             return
         now = self.clock()
         zone = self.stage.zones.zone(sig.zone_id, now)

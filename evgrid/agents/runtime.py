@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import faust
 
 from evgrid.agents.dr import DRSignals
-from evgrid.agents.publish import Publisher
+from evgrid.agents.outcomes import CommandOutcomes
 from evgrid.agents.station_config import StationConfigs
 from evgrid.agents.zone import ZoneStage
 from evgrid.ingest.stations import StationIngest
+from evgrid.publisher import Publisher
 from evgrid.settings import Settings
 from evgrid.state.stations import StationStore
 from evgrid.state.zones import ZoneStore
@@ -33,6 +34,7 @@ class Runtime:
     zones: ZoneStore
     stage: ZoneStage
     dr: DRSignals
+    outcomes: CommandOutcomes
     clock: ZoneClock = field(init=False)
 
     @classmethod
@@ -50,4 +52,5 @@ class Runtime:
             stations=stations, ingest=ingest,
             configs=StationConfigs(settings, ingest, publisher),
             zones=zones, stage=stage, dr=DRSignals(settings, stage, publisher),
+            outcomes=CommandOutcomes(settings, stations, publisher),
         )

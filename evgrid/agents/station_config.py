@@ -5,12 +5,12 @@ mapping with the station's state and tells the zones it leaves and joins."""
 from __future__ import annotations
 
 from evgrid import codec
-from evgrid.agents.publish import Publisher, Record
 from evgrid.codec import DecodeError
 from evgrid.core.types import StationConfig
 from evgrid.ingest.routing import Router
 from evgrid.ingest.stations import StationIngest
 from evgrid.models import StationZone
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 
 
@@ -19,8 +19,8 @@ class StationConfigs:
         self.settings = settings
         self.ingest = ingest
         self.out = publisher
-        self.router = Router(settings.partitions)
-        self.repartition_topic = settings.topics.station_zones_repartition
+        self.router = Router(settings.partitions, settings.topics.station_zones_repartition,
+                             publisher)
 
     def on_message(self, record: Record) -> None:
         if not record.value:  # tombstone: the station leaves evgrid
@@ -31,7 +31,7 @@ class StationConfigs:
         except DecodeError as err:
             self.out.deadletter(record, err)
             return
-        if self._rerouted(record, sz.station_id):
+        if self.router.rerouted(record, sz.station_id):
             return
         config = StationConfig(
             station_id=sz.station_id,
@@ -50,13 +50,5 @@ class StationConfigs:
                 "tombstone_without_key", "a tombstone must carry the station_id as key"))
             return
         station_id = record.key.decode("utf-8", "replace")
-        if not self._rerouted(record, station_id):
+        if not self.router.rerouted(record, station_id):
             self.ingest.on_mapping(station_id, record.partition, None)
-
-    def _rerouted(self, record: Record, station_id: str) -> bool:
-        if record.topic == self.repartition_topic or not self.router.misrouted(
-            record.topic, record.key, record.partition, station_id
-        ):
-            return False
-        self.out.send(self.repartition_topic, station_id, record.value or b"")
-        return True

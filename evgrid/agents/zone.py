@@ -13,11 +13,17 @@ from typing import Any
 
 from evgrid import codec, metrics
 from evgrid.agents.decisions import publish_decisions
-from evgrid.agents.publish import Publisher, Record
 from evgrid.codec import DecodeError
 from evgrid.core.types import ConnectorReading, StationConfig
 from evgrid.ingest.stations import overload_message
-from evgrid.models.internal import ZONE_MESSAGE, StationJoined, StationLeft, ZoneLoads
+from evgrid.models.internal import (
+    ZONE_MESSAGE,
+    StationJoined,
+    StationLeft,
+    StationOutcome,
+    ZoneLoads,
+)
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.zones import ZoneEntry, ZoneStore
 
@@ -34,6 +40,7 @@ class ZoneStage:
             StationJoined: self.on_joined,
             StationLeft: self.on_left,
             ZoneLoads: self.on_loads,
+            StationOutcome: self.on_outcome,
         }
 
     def on_message(self, record: Record) -> None:
@@ -71,6 +78,21 @@ class ZoneStage:
             if not self.zones.update_loads(zone, station.station_id, connectors, now):
                 metrics.LOADS_UNKNOWN_MEMBER.inc()
         self.check_overload(zone, now, exact=False)
+
+    def on_outcome(self, message: StationOutcome, now: float) -> None:
+        """Not Accepted: the station is uncontrollable and the others take up its share;
+        a cold zone records it and re-allocates once warm (the controller asks for a step)."""
+        zone = self.zones.zone(message.zone_id, now)
+        zone.last_outcomes[message.station_id] = {
+            "command_id": message.command_id, "status": message.status,
+            "reason": message.reason, "ts": message.ts,
+        }
+        metrics.OUTCOMES.labels(status=message.status).inc()
+        stations = zone.load.stations if zone.warm(now) else None
+        decisions = zone.controller.on_outcome(message.station_id, message.command_id,
+                                               message.status, now, stations)
+        publish_decisions(self.out, zone, decisions, now)
+        self.zones.persist(zone)
 
     # -- decisions shared with the DR agent and the clock -----------------------------------
 

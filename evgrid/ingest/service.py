@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from mode import Service
 
 from evgrid import metrics
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from evgrid.agents.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+#: Stations written per step of a checkpoint before yielding to the event loop.
+CHECKPOINT_CHUNK = 500
 
 
 class MeterIngest(Service):
@@ -56,7 +60,10 @@ class MeterIngest(Service):
         self._ready.clear()
         async with self._lock:
             if self.owned:
-                await self.checkpoint_and_commit()
+                try:
+                    await self.checkpoint_and_commit()
+                except KafkaError as exc:  # the next owner replays from the last commit
+                    log.warning("evgrid ingest: checkpoint on revocation failed: %r", exc)
             if self.consumer is not None:
                 self.consumer.pause(*self.consumer.assignment())
 
@@ -73,7 +80,7 @@ class MeterIngest(Service):
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
-            group_id=f"{s.app_id}-meter-ingest",
+            group_id=s.ingest_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.ingest_max_records,
@@ -98,26 +105,33 @@ class MeterIngest(Service):
     @Service.task
     async def _run(self) -> None:
         while not self.should_stop:
-            if self._assigned is not None:
-                await self._ready.wait()
-                async with self._lock:
-                    await self._apply_assignment()
-            if not self.owned or self.consumer is None:
-                await self.sleep(0.05)
-                continue
-            batches = await self.consumer.getmany(timeout_ms=100)
-            if batches:
-                async with self._lock:
-                    if self._assigned is None:  # not revoked while fetching
-                        await self._apply(batches)
-            now = time.monotonic()
-            if now - self._last_checkpoint >= self.settings.checkpoint_interval_s:
-                async with self._lock:
-                    if self._assigned is None:
-                        await self.checkpoint_and_commit()
-            if now - self._last_forget >= 60.0:
-                self._last_forget = now
-                self.rt.stations.forget_idle(time.time())
+            try:
+                await self._step()
+            except KafkaError as exc:  # the broker is away: state stays, retry shortly
+                log.warning("evgrid ingest: %r; retrying", exc)
+                await self.sleep(1.0)
+
+    async def _step(self) -> None:
+        if self._assigned is not None:
+            await self._ready.wait()
+            async with self._lock:
+                await self._apply_assignment()
+        if not self.owned or self.consumer is None:
+            await self.sleep(0.05)
+            return
+        batches = await self.consumer.getmany(timeout_ms=100)
+        if batches:
+            async with self._lock:
+                if self._assigned is None:  # not revoked while fetching
+                    await self._apply(batches)
+        now = time.monotonic()
+        if now - self._last_checkpoint >= self.settings.checkpoint_interval_s:
+            async with self._lock:
+                if self._assigned is None:
+                    await self.checkpoint_and_commit()
+        if now - self._last_forget >= 60.0:
+            self._last_forget = now
+            self.rt.stations.forget_idle(time.time())
 
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
         ingest = self.rt.ingest
@@ -153,7 +167,10 @@ class MeterIngest(Service):
         """Station state to its table, every output flushed, then the offsets committed."""
         assert self.consumer is not None
         self._last_checkpoint = time.monotonic()
-        written = self.rt.stations.checkpoint()
+        written = 0
+        while chunk := self.rt.stations.checkpoint(limit=CHECKPOINT_CHUNK):
+            written += chunk
+            await asyncio.sleep(0)  # DR work goes first; our own batches wait (the lock)
         metrics.CHECKPOINTS.inc()
         metrics.CHECKPOINT_STATIONS.inc(written)
         await self.rt.publisher.drain()
@@ -167,7 +184,7 @@ class MeterIngest(Service):
         start each new one at its committed offset (never further back than the replay
         bound), then tell every zone owner about our stations again."""
         assert self.consumer is not None
-        owned, self._assigned = self._assigned or set(), None
+        owned = self._assigned or set()
         store = self.rt.stations
         for partition in self.owned - owned:
             store.drop_partition(partition)
@@ -180,7 +197,9 @@ class MeterIngest(Service):
         self.owned = owned
         tps = [TopicPartition(topic, p) for p in sorted(owned) for topic in self.topics]
         self.consumer.assign(tps)
+        metrics.CONSUMER_LAG.clear()
         start = await self._start_offsets([tp for tp in tps if tp not in self.positions])
+        self._assigned = None  # applied (a broker error above leaves it to be retried)
         for tp in tps:
             self.consumer.seek(tp, self.positions.get(tp, start.get(tp, 0)))
         for tp, pos in start.items():

@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
-from typing import Protocol
 
 from evgrid import codec, metrics
-from evgrid.agents.publish import Publisher
 from evgrid.codec import DecodeError
 from evgrid.core.clock import CLOCK_SKEW, FUTURE_REASON, in_future
 from evgrid.core.overload import contract_alert
@@ -27,20 +25,10 @@ from evgrid.models.internal import (
     StationLoad,
     ZoneLoads,
 )
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.stations import StationEntry, StationStore
 from evgrid.timeutil import from_epoch, iso
-
-
-class Record(Protocol):
-    """What the ingest needs of a Kafka record (aiokafka's ConsumerRecord, Faust's Message)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int | None  # ms (CreateTime): when the reading was heard
 
 
 def arrival_of(record: Record) -> float:
@@ -74,8 +62,7 @@ class StationIngest:
         self.tunables = settings.tunables()
         self.store = store
         self.out = publisher
-        self.router = Router(settings.partitions)
-        self.repartition_topic = settings.topics.meter_repartition
+        self.router = Router(settings.partitions, settings.topics.meter_repartition, publisher)
         self.heartbeat_s = self.tunables.stale_after_s / 4
         self.unmapped: set[str] = set()
         #: Stations whose loads the zone owner must hear after this batch, by zone.
@@ -90,10 +77,7 @@ class StationIngest:
             self.out.deadletter(record, err)
             return
         station_id = mv.station_id
-        if record.topic != self.repartition_topic and self.router.misrouted(
-            record.topic, record.key, record.partition, station_id
-        ):
-            self.out.send(self.repartition_topic, station_id, record.value)  # type: ignore[arg-type]
+        if self.router.rerouted(record, station_id):
             return
         event_ts = mv.event_ts.timestamp()
         arrival_ts = arrival_of(record)

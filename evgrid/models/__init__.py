@@ -1,5 +1,6 @@
 """Message models: the wire contract of DESIGN.md, separate from any I/O."""
 
+from evgrid.models.gateway import CommandOutcome, StationStatus
 from evgrid.models.inputs import DemandResponseSignal, MeterValue, StationZone
 from evgrid.models.outputs import (
     ChargingCommand,
@@ -11,12 +12,15 @@ from evgrid.models.outputs import (
     OverloadAlert,
     SignalRefusedAlert,
     StationAlert,
+    ZoneLoadReport,
     dr_report_message,
+    zone_load_report,
 )
 from evgrid.models.signals import dr_signal_from_model
 
 __all__ = [
     "ChargingCommand",
+    "CommandOutcome",
     "ComplianceAlert",
     "ConnectorLimitOut",
     "DRReport",
@@ -27,7 +31,10 @@ __all__ = [
     "OverloadAlert",
     "SignalRefusedAlert",
     "StationAlert",
+    "StationStatus",
     "StationZone",
+    "ZoneLoadReport",
     "dr_report_message",
     "dr_signal_from_model",
+    "zone_load_report",
 ]

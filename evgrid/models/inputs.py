@@ -6,6 +6,8 @@ a gateway that sends `"power_kw": "7.4"` is misconfigured and the operator shoul
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -102,3 +104,19 @@ class StationZone(BaseModel):
     # TxDefaultProfile, and for a low stack level, per station.
     profile_mode: str = Field(default="station", pattern="^(station|connector)$")
     stack_level: int = Field(default=1, ge=0, le=99)
+
+
+class GatewayOutcome(BaseModel):
+    """A command's outcome as the worker reads it (`ocpp.commands.outcomes`, key
+    `station_id`): the fields DESIGN.md names; anything a gateway adds is ignored."""
+
+    model_config = _INPUT
+
+    command_id: Identifier
+    station_id: Identifier
+    action: Literal["SET", "CLEAR"]
+    status: Literal["Accepted", "Rejected", "NotSupported", "CallError", "Timeout", "Offline",
+                    "Expired", "Superseded"]
+    reason: str | None = None
+    attempt: int = Field(default=1, ge=0)
+    ts: Timestamp

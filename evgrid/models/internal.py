@@ -65,5 +65,20 @@ class ZoneLoads(BaseModel):
     stations: list[StationLoad]
 
 
-ZoneMessage = Annotated[StationJoined | StationLeft | ZoneLoads, Field(discriminator="kind")]
-ZONE_MESSAGE: TypeAdapter[StationJoined | StationLeft | ZoneLoads] = TypeAdapter(ZoneMessage)
+class StationOutcome(BaseModel):
+    """The gateway's outcome of a command to one of the zone's stations."""
+
+    model_config = _INTERNAL
+
+    kind: Literal["outcome"] = "outcome"
+    zone_id: Identifier
+    station_id: Identifier
+    command_id: Identifier
+    status: str
+    reason: str | None = None
+    ts: float
+
+
+ZoneMessageT = StationJoined | StationLeft | ZoneLoads | StationOutcome
+ZoneMessage = Annotated[ZoneMessageT, Field(discriminator="kind")]
+ZONE_MESSAGE: TypeAdapter[ZoneMessageT] = TypeAdapter(ZoneMessage)

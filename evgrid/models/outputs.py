@@ -3,7 +3,8 @@ put a malformed command on the wire fails loudly here instead of at a charger.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -229,3 +230,39 @@ def dr_report_message(report: dict[str, Any]) -> DRReport:
             for s in report["stations"]
         ],
     })
+class ZoneLoadReport(BaseModel):
+    """`grid.zone_load` (key `zone_id`): a zone's live load every few seconds, for the OpenADR
+    VEN's TELEMETRY_USAGE / TELEMETRY_STATUS reports (the utility sees the reduction live)."""
+
+    model_config = _OUTPUT
+
+    zone_id: Identifier
+    zone_total_power_kw: float = Field(ge=0)
+    zone_capacity_kw: float = Field(ge=0)
+    stations_active: int = Field(ge=0)
+    cap_kw: float | None = Field(default=None, ge=0)
+    shortfall_kw: float = Field(default=0.0, ge=0)
+    stations_uncontrollable: int = Field(default=0, ge=0)
+    ts: Timestamp
+
+
+def zone_load_report(
+    summary: Mapping[str, Any],
+    now: float,
+    cap_kw: float | None = None,
+    shortfall_kw: float = 0.0,
+    stations_uncontrollable: int = 0,
+) -> ZoneLoadReport:
+    """Build a zone's `grid.zone_load` message from its zone summary (`zone_id`,
+    `zone_total_power_kw`, `zone_capacity_kw`, `stations_active`) and the governing DR event's
+    cap and shortfall (None / 0 without one). Pure: `now` is epoch seconds, passed in."""
+    return ZoneLoadReport(
+        zone_id=summary["zone_id"],
+        zone_total_power_kw=round(max(0.0, float(summary["zone_total_power_kw"])), 3),
+        zone_capacity_kw=round(float(summary["zone_capacity_kw"]), 3),
+        stations_active=int(summary["stations_active"]),
+        cap_kw=None if cap_kw is None else round(max(0.0, cap_kw), 3),
+        shortfall_kw=round(max(0.0, shortfall_kw), 3),
+        stations_uncontrollable=stations_uncontrollable,
+        ts=datetime.fromtimestamp(now, tz=UTC),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from evgrid.logs import install_broker_log
 from evgrid.settings import Settings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
@@ -24,6 +25,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arrivals", type=float, default=1.5, help="sessions per connector-hour")
     p.add_argument("--dr", action="append", default=[],
                    help="inject a DR event: zone=Z1,at=+30s,reduce=25%%,for=5m")
+    p.add_argument("--ocpp", metavar="URL", default=None,
+                   help="play the stations as OCPP chargers against `evgrid gateway` at URL "
+                   "(ws://127.0.0.1:9000): meter values and commands over OCPP")
+    p.add_argument("--reject-fraction", type=float, default=0.05,
+                   help="with --ocpp: share of chargers that reject every profile")
+    p.add_argument("--drop-fraction", type=float, default=0.05,
+                   help="with --ocpp: share of chargers that drop their connection once")
     p.set_defaults(func=run)
 
 
@@ -33,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"evgrid: {exc}") from None
     settings = Settings.from_env()
+    install_broker_log(settings.bootstrap_servers)
     fleet = Fleet(args.stations, args.zones, seed=args.seed, arrivals_per_hour=args.arrivals,
                   ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
 
@@ -44,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> SimStats:
         await ensure_topics(settings)
+        if args.ocpp:
+            from evgrid.simulator.ocpp_runner import run_ocpp_simulation
+
+            return await run_ocpp_simulation(
+                settings, fleet, args.ocpp.rstrip("/"), duration_s=args.duration,
+                interval_s=args.interval, accel=args.accel, dr=specs,
+                reject_fraction=args.reject_fraction, drop_fraction=args.drop_fraction,
+                seed=args.seed, on_tick=progress)
         return await run_simulation(settings, fleet, duration_s=args.duration,
                                     interval_s=args.interval, accel=args.accel, dr=specs,
                                     on_tick=progress)

@@ -155,19 +155,19 @@ class StationStore:
         self._write(entry)
         self.dirty.get(entry.partition, set()).discard(entry.station_id)
 
-    def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
-        """Write every dirty station of `partitions` (default: all owned) once."""
+    def checkpoint(self, partitions: Iterable[int] | None = None,
+                   limit: int | None = None) -> int:
+        """Write dirty stations of `partitions` (default: all owned) once each, at most
+        `limit` of them (the caller yields to the event loop between calls); 0 when none
+        is left."""
         written = 0
         for partition in list(self.owned if partitions is None else partitions):
             dirty = self.dirty.get(partition)
-            if not dirty:
-                continue
-            for station_id in dirty:
-                entry = self.entries.get(station_id)
+            while dirty and (limit is None or written < limit):
+                entry = self.entries.get(dirty.pop())
                 if entry is not None:
                     self._write(entry)
                     written += 1
-            dirty.clear()
         return written
 
     def _write(self, entry: StationEntry) -> None:

@@ -8,6 +8,7 @@ picture. Members' limits and the controller are written when they change.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -33,6 +34,10 @@ class ZoneEntry:
     cold_until: float = 0.0  # wall time; 0 = warm
     waiting_for: set[str] = field(default_factory=set)  # members not heard since loaded
     loads_at: float | None = None  # when the last station loads arrived
+    # Each station's last command outcome from the gateway (views, dashboard).
+    last_outcomes: dict[str, dict] = field(default_factory=dict)
+    # The last reports published for this zone's events, as sent (views, dashboard).
+    recent_reports: deque[dict] = field(default_factory=lambda: deque(maxlen=20))
     # DR signals that arrived while cold: (signal, its record, received at perf_counter).
     pending_signals: list[tuple[object, object, float]] = field(default_factory=list)
 

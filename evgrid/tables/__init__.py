@@ -27,6 +27,26 @@ class Tables:
     zone_control: faust.Table  # zone_id -> members, DR controller, zone overload alarm
 
 
+#: Table name -> what it holds. Their changelog topics are created with the others by
+#: `evgrid.topics.ensure_topics`: a changelog that one worker creates while another is already
+#: running is missing from the other's metadata for a moment, and Faust refuses every table
+#: write there (PartitionsMismatch, "0 partitions") — losing zone memberships at start-up.
+TABLES = {
+    "station_state": ("station-state", "checkpoint: readings, open windows, alarm"),
+    "station_config": ("station-config", "station -> zone and limits"),
+    "station_windows": ("station-windows", "closed 1-minute windows"),
+    "zone_stations": ("zone-stations", "members of each zone with their limits"),
+    "zone_control": ("zone-control", "DR controller and overload state per zone"),
+}
+#: Changed on every checkpoint; the others change rarely and get the smallest RocksDB budget.
+BUSY_TABLES = {"station_state"}
+
+
+def changelog_topic(app_id: str, table_name: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{app_id}-{table_name}-changelog"
+
+
 def define_tables(app: faust.App, settings: Settings) -> Tables:
     mb = 1024 * 1024
     # Every table partition is its own RocksDB: its memory budget multiplies by
@@ -40,7 +60,7 @@ def define_tables(app: faust.App, settings: Settings) -> Tables:
     # Configs, members and closed windows change rarely: the smallest budget RocksDB takes.
     small = {**rocksdb, "write_buffer_size": mb, "block_cache_size": mb}
 
-    def table(name: str, help: str, rarely_written: bool = False) -> faust.Table:
+    def table(name: str, help: str, rarely_written: bool) -> faust.Table:
         return app.Table(
             name,
             default=None,
@@ -51,10 +71,7 @@ def define_tables(app: faust.App, settings: Settings) -> Tables:
             options=small if rarely_written else rocksdb,
         )
 
-    return Tables(
-        station_state=table("station-state", "checkpoint: readings, open windows, alarm"),
-        station_config=table("station-config", "station -> zone and limits", True),
-        station_windows=table("station-windows", "closed 1-minute windows", True),
-        zone_stations=table("zone-stations", "members of each zone with their limits", True),
-        zone_control=table("zone-control", "DR controller and overload state per zone", True),
-    )
+    return Tables(**{
+        field: table(name, help, field not in BUSY_TABLES)
+        for field, (name, help) in TABLES.items()
+    })

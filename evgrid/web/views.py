@@ -16,6 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from evgrid.agents.runtime import Runtime
 from evgrid.timeutil import iso
+from evgrid.web.events import ask_peers, local_event
+from evgrid.web.fleet import fleet_view, peer_fetcher, peer_urls
+from evgrid.web.health import health_status
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -32,6 +35,7 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
             "load_kw": round(row.load_kw(now, stale), 3),
             "max_station_kw": row.config.max_station_kw,
             "contract_max_kw": row.config.contract_max_kw,
+            "last_outcome": zone.last_outcomes.get(station_id),
         }
         for station_id, row in sorted(zone.load.stations.items())
     ]
@@ -101,8 +105,27 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
         "worker": worker,
         "zones": zones,
         "events": events,
+        "reports": recent_reports(rt, owned),
         "alerts": list(rt.publisher.recent_alerts),
     }
+
+
+def recent_reports(rt: Runtime, owned: set[int], limit: int = 10) -> list[dict[str, Any]]:
+    """The newest settlement reports of this worker's zones, as the dashboard's table."""
+    reports = [r for zone in rt.zones.in_partitions(owned) for r in zone.recent_reports]
+    reports.sort(key=lambda r: r["report_ts"], reverse=True)
+    return [
+        {
+            "zone_id": r["zone_id"],
+            "signal_id": r["signal_id"],
+            "ended": r["actual_end_ts"] or r["report_ts"],
+            "delivered_pct": r["delivered_pct_of_target"],
+            "time_to_cap_s": r["time_to_cap_s"],
+            "stations_noncompliant": sum(1 for st in r["stations"]
+                                         if st["seconds_noncompliant"] > 0),
+        }
+        for r in reports[:limit]
+    ]
 
 
 def register_views(app: faust.App, rt: Runtime) -> None:
@@ -129,18 +152,16 @@ def register_views(app: faust.App, rt: Runtime) -> None:
     @app.page("/dashboard.json")
     @guarded
     async def dashboard_json(web: Web, request: Request) -> Response:
-        return web.json(dashboard_data(rt, time.time(), str(app.conf.canonical_url)))
+        local = dashboard_data(rt, time.time(), str(app.conf.canonical_url))
+        if request.query.get("scope") == "local":  # a peer asking for this worker's part
+            return web.json(local)
+        fetch = peer_fetcher(app, request.headers.get("Authorization"))
+        return web.json(await fleet_view(local, peer_urls(app), fetch))
 
     @app.page("/health")
     async def health(web: Web, request: Request) -> Response:
-        return web.json(
-            {
-                "status": "ok",
-                "app_id": rt.settings.app_id,
-                "rebalancing": bool(app.rebalancing),
-                "active_partitions": len(app.assignor.assigned_actives()),
-            }
-        )
+        status, body = health_status(app, rt.settings.app_id)
+        return web.json(body, status=status)
 
     @app.page("/metrics")
     async def prometheus(web: Web, request: Request) -> Response:
@@ -165,6 +186,16 @@ def register_views(app: faust.App, rt: Runtime) -> None:
         found = zone_view(rt, zone_id, time.time())
         if found is None:
             return web.json({"error": f"unknown zone {zone_id!r}"}, status=404)
+        return web.json(found)
+
+    @app.page("/events/{signal_id}")
+    @guarded
+    async def event(web: Web, request: Request, signal_id: str) -> Response:
+        found = local_event(rt, signal_id, time.time())
+        if found is None and request.query.get("local") != "1":
+            found = await ask_peers(app, signal_id, request.headers.get("Authorization"))
+        if found is None:
+            return web.json({"error": f"unknown DR event {signal_id!r}"}, status=404)
         return web.json(found)
 
     @app.page("/stations/{station_id}")

@@ -11,6 +11,7 @@ from faust.types import TP
 
 from evgrid.agents.clock import ZoneClock
 from evgrid.agents.dr import DRSignals
+from evgrid.agents.outcomes import CommandOutcomes
 from evgrid.agents.station_config import StationConfigs
 from evgrid.agents.zone import ZoneStage
 from evgrid.core.types import Tunables
@@ -19,6 +20,7 @@ from evgrid.state.stations import StationStore
 from evgrid.state.tables_io import partition_of
 from evgrid.state.zones import ZoneStore
 from evgrid.timeutil import iso
+from evgrid.web.views import recent_reports
 from tests.fakes import PARTITIONS, RecordingPublisher, memory_tables, record, settings
 
 
@@ -36,6 +38,7 @@ class World:
         store = StationStore(self.tables, Tunables(), PARTITIONS, self.t.station_zones)
         self.ingest = StationIngest(self.settings, store, self.out)
         self.configs = StationConfigs(self.settings, self.ingest, self.out)
+        self.outcomes = CommandOutcomes(self.settings, store, self.out)
 
     def deliver_zone_messages(self) -> None:
         """What the station side queued for the zone side, through the zone stage."""
@@ -142,9 +145,14 @@ def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
         assigned_actives=lambda: {TP(world.t.station_load, not_owned)}))
     clock = ZoneClock(app, world.settings, world.stage, world.dr)
     assert clock.run_once(now=time.time() + 700) == 0  # the event ended, but not ours
+    assert world.out.sent(world.t.zone_load) == []  # nor its load
     app.assignor.assigned_actives = lambda: {TP(world.t.station_load, zone.partition)}
+    clock._last_gauges = clock._last_sample = 0.0
     assert clock.run_once(now=time.time() + 700) == 1
     assert [v["action"] for _k, v in world.out.sent(world.t.commands)] == ["CLEAR"]
+    # The live zone load for the OpenADR VEN (its one station stale by then), no cap any more.
+    (key, load), = world.out.sent(world.t.zone_load)
+    assert (key, load["cap_kw"], load["stations_active"]) == ("Z1", None, 0)
 
 
 def test_signals_beyond_the_bound_are_dead_lettered_and_alerted_once() -> None:
@@ -188,3 +196,44 @@ def test_an_event_restored_publishes_exactly_one_report() -> None:
     reports = world.out.sent(world.t.dr_reports)
     assert [(k, v["signal_id"]) for k, v in reports] == [("Z1", "DR1")]
     assert reports[0][1]["baseline_kw"] == 40.0
+    # ... and the dashboard's table shows it, for the worker owning the zone.
+    rt = SimpleNamespace(zones=world.zones)
+    (row,) = recent_reports(rt, {partition_of("Z1", PARTITIONS)})
+    assert (row["zone_id"], row["signal_id"], row["stations_noncompliant"]) == ("Z1", "DR1", 0)
+    assert recent_reports(rt, set()) == []
+
+
+def test_a_rejected_set_makes_the_station_uncontrollable_and_an_accept_restores_it() -> None:
+    world = World()
+    for i in range(3):
+        world.map(f"S{i}", "Z1", 40.0)
+    world.signal("Z1", 30.0)  # cap 90: 30 kW each
+    commanded = {k: v for k, v in world.out.sent(world.t.commands)}
+    world.out.pending.clear()
+
+    def outcome(station_id: str, status: str) -> None:
+        world.outcomes.on_message(record(world.t.outcomes, station_id, {
+            "command_id": commanded[station_id]["command_id"], "station_id": station_id,
+            "action": "SET", "status": status, "reason": "profile rejected", "attempt": 1,
+            "ts": iso(time.time()), "gateway_id": "gw-1"}))  # extra fields are ignored
+        world.deliver_zone_messages()
+
+    outcome("S0", "Rejected")
+    # S0 keeps drawing 40 kW: the cap's other 50 kW go to S1 and S2.
+    assert world.commands() == {"S1": 25.0, "S2": 25.0}
+    (_zone, view), = [(z, world.zones.zones[z]) for z in ("Z1",)]
+    assert view.last_outcomes["S0"]["status"] == "Rejected"
+    world.out.pending.clear()
+    outcome("S0", "Accepted")  # a late accept of the same command: controllable again
+    assert sum(world.commands().values()) == pytest.approx(60.0)
+
+
+def test_an_outcome_for_an_unmapped_station_or_malformed_is_not_state() -> None:
+    world = World()
+    world.outcomes.on_message(record(world.t.outcomes, "nobody", {
+        "command_id": "c1", "station_id": "nobody", "action": "SET", "status": "Accepted",
+        "ts": iso(time.time())}))
+    world.outcomes.on_message(record(world.t.outcomes, "S1", {"station_id": "S1"}))
+    assert [v["reason"] for _k, v in world.out.sent(world.t.deadletter)] == [
+        "command_id:missing"]
+    assert world.out.sent(world.t.station_load) == []

@@ -7,7 +7,9 @@ state supersedes), counted as applied by the worker, or found in the dead-letter
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import asdict, dataclass
 
 
 @dataclass
@@ -24,12 +26,23 @@ class ChaosRow:
         return self.messages_in - self.accounted
 
 
-ROWS: list[ChaosRow] = []
+#: Where rows go: a file the session's main process reads back, so the table also appears
+#: when the tests run in several processes (pytest-xdist). Set by tests/conftest.py.
+ROWS_FILE_ENV = "EVGRID_CHAOS_ROWS"
 
 
 def record(row: ChaosRow) -> ChaosRow:
-    ROWS.append(row)
+    with open(os.environ[ROWS_FILE_ENV], "a") as out:
+        out.write(json.dumps(asdict(row)) + "\n")
     return row
+
+
+def recorded(path: str) -> list[ChaosRow]:
+    try:
+        with open(path) as rows:
+            return [ChaosRow(**json.loads(line)) for line in rows if line.strip()]
+    except FileNotFoundError:
+        return []
 
 
 def table(rows: list[ChaosRow]) -> str:

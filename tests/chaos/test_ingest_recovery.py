@@ -45,9 +45,10 @@ async def feed(bootstrap: str, topic: str, seconds: float, start_seq: int) -> in
         while time.monotonic() - t0 < seconds:
             for _ in range(RATE // 20):
                 station_id = STATIONS[seq % len(STATIONS)]
+                # Stamped now (a station's readings are 0.2 s apart: strictly increasing).
                 body = {"station_id": station_id, "connector_id": 1, "session_id": "s",
                         "connector_type": "CCS", "power_kw": round(1.0 + seq / 1e5, 5),
-                        "event_ts": 1_795_000_000_000 + seq}  # epoch ms, unique per reading
+                        "event_ts": int(time.time() * 1000)}
                 await producer.send(topic, jdump(body), key=station_id.encode())
                 seq += 1
             await asyncio.sleep(max(0.0, t0 + (seq - start_seq) / RATE - time.monotonic()))
@@ -111,7 +112,7 @@ async def test_kill_9_mid_batch_and_mid_checkpoint_resumes_from_committed_offset
                                  partitions=4, checkpoint_interval_s=0.5, window_s=10.0,
                                  allowed_lateness_s=2.0, stale_after_s=3600.0)
     t, b = settings.topics, kafka_broker.bootstrap
-    group = f"{settings.app_id}-meter-ingest"
+    group = settings.ingest_group
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     rng = random.Random(11)
     recoveries: list[float] = []

@@ -1,4 +1,5 @@
-"""Reliability: two workers split the partitions; one dies, the other takes over its zones
+"""Reliability: two workers split the partitions; one dies (kill -9) or is stopped (SIGTERM:
+it checkpoints, commits and leaves the group at once), the other takes over its zones
 mid-event; it comes back and the zones move back — with no wrong command either way."""
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ async def wait_for(predicate, timeout: float, what: str) -> float:
     raise AssertionError(f"timed out after {timeout}s: {what}")
 
 
-async def test_failover_and_failback_mid_event(kafka_broker, unique_prefix, tmp_path) -> None:
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+async def test_failover_and_failback_mid_event(
+    how: str, kafka_broker, unique_prefix, tmp_path
+) -> None:
     base = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "d1",
                              partitions=4)
     other = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "d2",
@@ -91,7 +95,10 @@ async def test_failover_and_failback_mid_event(kafka_broker, unique_prefix, tmp_
             moved = await owned_zones(w1)
             baselines = {z: (await w2.get(f"/zones/{z}"))[1]["dr"] for z in ZONES}
 
-            w1.kill()
+            if how == "SIGTERM":
+                w1.terminate()  # graceful: leaves the group, no session timeout to wait out
+            else:
+                w1.kill()
             limit = base.broker_session_timeout_s + base.broker_rebalance_timeout_s
             took = await wait_for(lambda: _owns_all(w2), limit + 5, "w2 taking over every zone")
             assert took <= limit, f"takeover took {took:.1f}s, more than {limit}s"
@@ -105,6 +112,7 @@ async def test_failover_and_failback_mid_event(kafka_broker, unique_prefix, tmp_
                 expected = sum(stations.loads[s] for s in loads if zone_of[s] == z)
                 assert view["zone_total_power_kw"] == pytest.approx(expected, abs=0.01), view
 
+            w1.stop()  # reaped (SIGTERM: its graceful shutdown has finished by now)
             w1_again.start()
             await w1_again.wait_ready()
             await wait_for(lambda: _has_zones(w1_again), 30, "zones moving back to w1")
@@ -123,8 +131,8 @@ async def test_failover_and_failback_mid_event(kafka_broker, unique_prefix, tmp_
             assert moved, "w1 owned no zone before it was killed: nothing failed over"
             accounted = await readings_accounted(w2, stations)
             row = record(ChaosRow(
-                "rebalance: fail over and back", f"kill -9 one of 2 workers ({took:.1f}s "
-                f"takeover), restart it", stations.sent, accounted, same, new))
+                f"rebalance: fail over and back ({how})", f"{how} one of 2 workers "
+                f"({took:.1f}s takeover), restart it", stations.sent, accounted, same, new))
             assert row.lost == 0
     finally:
         if reporter is not None:

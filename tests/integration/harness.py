@@ -108,6 +108,7 @@ class Collector:
         self.bootstrap = bootstrap
         self.topics = topics
         self.messages: dict[str, list[dict]] = {t: [] for t in topics}
+        self.unparsed: dict[str, list[bytes | None]] = {t: [] for t in topics}
         self._task: asyncio.Task | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -124,9 +125,17 @@ class Collector:
         return self
 
     async def _run(self) -> None:
+        """Keeps reading whatever comes: a value that is not a JSON object (a test may put
+        bad input on a topic on purpose) goes to `unparsed` instead of ending the reader."""
         assert self._consumer is not None
         async for m in self._consumer:
-            value = orjson.loads(m.value) if m.value else {}
+            try:
+                value = orjson.loads(m.value) if m.value else {}
+            except orjson.JSONDecodeError:
+                value = None
+            if not isinstance(value, dict):
+                self.unparsed[m.topic].append(m.value)
+                continue
             value["_key"] = m.key.decode() if m.key else None
             value["_seen"] = time.time()
             self.messages[m.topic].append(value)

@@ -82,7 +82,7 @@ async def test_curtail_no_ratchet_noncompliance_new_session_restore(worker, kafk
     await zone_load(worker, "Z1", baseline)
     cap = 0.7 * baseline
     now = time.time()
-    async with Collector(b, t.commands, t.compliance_alerts, t.dr_status) as seen:
+    async with Collector(b, t.commands, t.compliance_alerts, t.dr_status, t.dr_reports) as seen:
         await produce(b, t.demand_response,
                       [(b"Z1", jdump(dr("DR-1", "Z1", "CURTAIL", 0.3 * baseline, now,
                                         now + 600)))])
@@ -143,6 +143,15 @@ async def test_curtail_no_ratchet_noncompliance_new_session_restore(worker, kafk
         assert ended[-1]["signal_id"] == "DR-1"
         ids = [c["command_id"] for c in seen.messages[t.commands]]
         assert len(ids) == len(set(ids))
+        # Its settlement report: the stations that obeyed delivered, S09 did not.
+        (report,) = await seen.wait(t.dr_reports, lambda r: len(r) >= 1)
+        assert report["signal_id"] == "DR-1" and report["ended_by"] == "RESTORE"
+        assert report["baseline_kw"] == pytest.approx(baseline)
+        assert 0 < report["drawn_energy_kwh"] < report["baseline_energy_kwh"]
+        assert report["delivered_kwh"] == pytest.approx(
+            report["baseline_energy_kwh"] - report["drawn_energy_kwh"], abs=1e-6)
+        s09 = next(x for x in report["stations"] if x["station_id"] == "S09")
+        assert s09["seconds_noncompliant"] > 0
 
 
 async def test_scheduled_activation_and_end_without_messages(worker, kafka_broker):
@@ -152,7 +161,7 @@ async def test_scheduled_activation_and_end_without_messages(worker, kafka_broke
     await zone_load(worker, "Z2", 200.0)
     start = time.time() + 5.0
     end = start + 4.0
-    async with Collector(b, t.commands, t.dr_status) as seen:
+    async with Collector(b, t.commands, t.dr_status, t.dr_reports) as seen:
         await produce(b, t.demand_response,
                       [(b"Z2", jdump(dr("DR-2", "Z2", "CURTAIL", 50.0, start, end)))])
         await seen.wait(t.dr_status, lambda s: any(x["state"] == "SCHEDULED" for x in s))
@@ -166,6 +175,19 @@ async def test_scheduled_activation_and_end_without_messages(worker, kafka_broke
         for c in clears[5:]:
             assert c["action"] == "CLEAR"
             assert c["_seen"] - end <= 1.0, f"CLEAR {c['_seen'] - end:.2f}s after end_ts"
+        # The report, against a hand computation: these stations never lower their 200 kW,
+        # so over the event's duration d the zone drew exactly what the baseline says.
+        (report,) = await seen.wait(t.dr_reports, lambda r: len(r) >= 1)
+        d = report["duration_s"]
+        assert d == pytest.approx(end - start, abs=1.0)
+        kwh = 200.0 * d / 3600
+        assert report["baseline_energy_kwh"] == pytest.approx(kwh, rel=0.005)
+        assert report["drawn_energy_kwh"] == pytest.approx(kwh, rel=0.005)
+        assert abs(report["delivered_kwh"]) <= 0.005 * kwh
+        assert report["target_kwh"] == pytest.approx(50.0 * d / 3600, rel=0.005)
+        assert report["time_to_cap_s"] is None  # the zone never got under its 150 kW cap
+        for station in report["stations"]:
+            assert station["measured_avg_kw"] == pytest.approx(40.0, rel=0.005)
 
 
 async def test_shed_suspends_curtail_reports_shortfall(worker, kafka_broker):

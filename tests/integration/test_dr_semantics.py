@@ -60,6 +60,8 @@ async def test_overlapping_events_cap_from_the_uncurtailed_baseline(worker, kafk
         report = next(x for x in reports if x["signal_id"] == "E2")
         assert report["baseline_kw"] == pytest.approx(200.0)
         assert report["zone_id"] == "ZO" and report["_key"] == "ZO"
+        status, body = await worker.get("/events/E2")
+        assert status == 200 and body["report"]["report_id"] == report["report_id"]
 
     # The CSV export reads the same topic: E2's row, once, with its figures.
     exported = await read_reports(worker.settings, parse_since("1h"), "ZO")

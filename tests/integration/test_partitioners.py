@@ -94,6 +94,14 @@ async def test_crc32_partitioned_inputs_reach_their_zones_with_two_workers(
         for z in ZONES:
             targets = [m["target_power_kw"] for m in msgs if m["zone_id"] == z]
             assert sum(targets) == pytest.approx(expected[z] - 40.0)
+        # Any worker answers for any event: it asks its peer when the zone is not its own.
+        for worker in (w1, w2):
+            for z in ZONES:
+                status, body = await worker.get(f"/events/sig-{z}")
+                assert status == 200 and body["zone_id"] == z, body
+                assert body["event"]["state"] == "ACTIVE" and body["governing"]
+            status, _ = await worker.get("/events/no-such-signal")
+            assert status == 404
         for worker in (w1, w2):
             assert worker.alive(), worker.log_tail()
         rerouted = sum([await w.metric("evgrid_repartitioned_total") for w in (w1, w2)])

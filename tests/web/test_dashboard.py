@@ -51,6 +51,15 @@ async def test_dashboard_draws_a_zone_chart(kafka_broker, unique_prefix, tmp_pat
                                           "event_ts": iso(time.time())}))
                 for i in range(5)])
             await asyncio.sleep(0.5)
+        # A short DR event, restored: its settlement report shows in the reports table.
+        now = time.time()
+        event = {"signal_id": "DR-dash", "zone_id": "Z-dash", "signal_type": "CURTAIL",
+                 "target_reduction_kw": 50.0, "start_ts": iso(now - 1),
+                 "end_ts": iso(now + 600), "priority": 2, "received_ts": iso(now)}
+        await produce(kafka_broker.bootstrap, t.demand_response, [(b"Z-dash", jdump(event))])
+        await asyncio.sleep(1.0)
+        await produce(kafka_broker.bootstrap, t.demand_response, [(b"Z-dash", jdump(
+            {**event, "signal_type": "RESTORE", "received_ts": iso(time.time())}))])
         await asyncio.sleep(1.0)
         url = f"{worker.url}/"
         profile = tmp_path / "chromium-profile"
@@ -60,6 +69,8 @@ async def test_dashboard_draws_a_zone_chart(kafka_broker, unique_prefix, tmp_pat
         ).stdout
         assert 'data-ready="1"' in dom, dom[-2000:]
         assert 'id="zone-Z-dash"' in dom
+        reports = dom[dom.index('id="reports"'):dom.index('id="alerts"')]
+        assert "<td>DR-dash</td>" in reports, reports
         points = [int(n) for n in re.findall(r'data-points="(\d+)"', dom)]
         assert points and max(points) >= 3, points
         ARTIFACTS.mkdir(exist_ok=True)

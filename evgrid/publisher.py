@@ -68,6 +68,7 @@ class Publisher:
         self.dr_reports = t.dr_reports
         self.signal_alerts = t.signal_alerts
         self.station_alerts = t.station_alerts
+        self.zone_load = t.zone_load
         self.deadletters = t.deadletter
         self.station_load = t.station_load
         self.pending: list[tuple[str, bytes | None, bytes, list | None, Callback | None]] = []
