@@ -38,6 +38,7 @@ class Sizes:
     # DR latency: 100-station zones; 10,000 readings/s offered, then 2x what the worker applies
     latency_stations: int = 10_000
     latency_events: int = 50
+    event_timeout_s: float = 10.0
     background_rate: float = 10_000.0
     load_settle_s: float = 5.0
     drain_cap_s: float = 60.0
@@ -61,7 +62,7 @@ class Sizes:
 SMOKE = Sizes(
     messages=4_000, noop_messages=2_000, stations=400, zones=8, throughput_window_s=10.0,
     latency_stations=200, latency_events=2, background_rate=300.0, load_settle_s=0.5,
-    drain_cap_s=1.0, rate_probe_readings=2_000,
+    drain_cap_s=1.0, rate_probe_readings=2_000, event_timeout_s=5.0,
     memory_connectors=(400, 2_000), memory_deadline_s=60.0,
     recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
     scaling_messages=2_000, scaling_window_s=10.0, partitions=2, poll_s=0.5,
