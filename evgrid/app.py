@@ -2,9 +2,9 @@
 clock and views. A factory rather than a module-level app, so tests and benchmarks can run
 isolated apps with their own topic names and ids.
 
-Faust carries the low-volume inputs (zone mappings, DR signals, the zone stage's station
-loads), its tables, rebalancing, timers and web; meter values go through the batch ingest
-Service, which follows Faust's assignment (README "Performance" says why).
+Faust carries the zone mappings, the zone stage's station loads and the outcomes, its tables,
+rebalancing, timers and web; meter values and DR signals each go through a consumer Service
+of their own that follows Faust's assignment (README "Performance" says why).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from faust.types import Message
 from evgrid.agents.clock import RESOLUTION_S, ZoneClock
 from evgrid.agents.runtime import Runtime
 from evgrid.codec import DecodeError
-from evgrid.ingest.service import MeterIngest
+from evgrid.ingest.service import MeterIngest, SignalIngest
 from evgrid.publisher import raw_topic
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
@@ -95,24 +95,17 @@ def create_app(settings: Settings) -> faust.App:
 
         return agent
 
-    async def dr_agent(stream: faust.StreamT) -> None:
-        """One signal at a time, drained at once: nothing batches in front of a DR signal."""
-        async for event in stream.events():
-            guarded(rt.dr.on_message, event.message)
-            await publisher.drain()
-
     app.agent(raw_topic(app, t.station_zones, t.station_zones_repartition, partitions=n),
               name="evgrid.station-config", concurrency=1)(batched(rt.configs.on_message))
     app.agent(raw_topic(app, t.station_load, partitions=n),
               name="evgrid.zone", concurrency=1)(batched(rt.stage.on_message))
-    app.agent(raw_topic(app, t.demand_response, t.dr_repartition, partitions=n),
-              name="evgrid.dr", concurrency=1)(dr_agent)
     app.agent(raw_topic(app, t.outcomes, t.outcomes_repartition, partitions=n),
               name="evgrid.outcomes", concurrency=1)(batched(rt.outcomes.on_message))
 
-    # An instance, not a class: rebalance signals may arrive before Faust would build it.
-    service = MeterIngest(rt)
-    app._extra_services.append(service)  # type: ignore[arg-type]  (started with the app)
+    # Instances, not classes: rebalance signals may arrive before Faust would build them.
+    # Meter values and DR signals each have a consumer of their own beside Faust's.
+    services: list[MeterIngest] = [MeterIngest(rt), SignalIngest(rt)]
+    app._extra_services.extend(services)  # type: ignore[arg-type]  (started with the app)
 
     @app.timer(RESOLUTION_S)
     async def zone_clock() -> None:
@@ -121,17 +114,21 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: object) -> None:
-        await service.on_revoked()
+        for service in services:
+            await service.on_revoked()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **kwargs: object) -> None:
-        service.on_assigned({tp.partition for tp in app.assignor.assigned_actives()
-                             if tp.topic == t.station_zones})
+        owned = {tp.partition for tp in app.assignor.assigned_actives()
+                 if tp.topic == t.station_zones}
+        for service in services:
+            service.on_assigned(owned)
 
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: object) -> None:
         rt.zones.keep_only(rt.clock.owned_partitions(), time.time())
-        service.on_recovered()
+        for service in services:
+            service.on_recovered()
 
     from evgrid.web.views import register_views
 

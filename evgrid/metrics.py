@@ -32,6 +32,11 @@ COMMANDS = Counter("evgrid_commands", "Charging commands published", ["action"])
 DR_ACTIVE = Gauge("evgrid_dr_active_events", "Active DR events (this worker)")
 DR_NONCOMPLIANT = Gauge("evgrid_dr_noncompliant_stations", "Non-compliant stations (this worker)")
 DR_SHORTFALL = Gauge("evgrid_dr_shortfall_kw", "Shortfall of the governing DR event", ["zone"])
+DR_SIGNAL_WAIT = Histogram(
+    "evgrid_dr_signal_wait_seconds",
+    "DR signal produced (its Kafka timestamp) -> received by the worker's DR agent",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 DR_REACTION = Histogram(
     "evgrid_dr_reaction_seconds",
     "DR signal received by the worker -> last command of that decision published",

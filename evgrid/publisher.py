@@ -35,7 +35,7 @@ class Record(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
-    timestamp: int | None  # ms (CreateTime): when the reading was heard
+    timestamp: int | None  # CreateTime in ms (aiokafka's records: the ingest Services)
 
 
 def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:

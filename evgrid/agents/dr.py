@@ -1,4 +1,5 @@
-"""DR signals: their own agent, so nothing queues in front of them.
+"""DR signals: their own consumer (`evgrid.ingest.service.SignalIngest`), so nothing queues
+in front of them.
 
 A signal is decoded, re-routed when its key or partition is not its zone's, and handed to the
 zone's controller at once; a zone loaded after a rebalance that is still cold (waiting for its
@@ -35,6 +36,9 @@ class DRSignals:
 
     def on_message(self, record: Record) -> None:
         received = time.perf_counter()
+        if record.timestamp and record.topic != self.router.repartition_topic:
+            # Kafka's timestamp, in ms (the producer's clock): how long it waited for us.
+            metrics.DR_SIGNAL_WAIT.observe(max(0.0, time.time() - record.timestamp / 1000))
         try:
             sig = codec.decode(DemandResponseSignal, record.value,
                                self.settings.max_message_bytes)

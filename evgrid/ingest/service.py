@@ -43,6 +43,10 @@ class MeterIngest(Service):
         s = rt.settings
         self.settings = s
         self.topics = (s.topics.meter_values, s.topics.meter_repartition)
+        self.group_id = s.ingest_group
+        #: How far back a partition new to this worker is replayed at most (None: from the
+        #: committed offset, however old).
+        self.replay_bound_s: float | None = s.replay_bound_s()
         self.consumer: AIOKafkaConsumer | None = None
         self.positions: dict[TopicPartition, int] = {}  # next offset to apply
         self.owned: set[int] = set()
@@ -80,7 +84,7 @@ class MeterIngest(Service):
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
-            group_id=s.ingest_group,
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.ingest_max_records,
@@ -131,7 +135,10 @@ class MeterIngest(Service):
                     await self.checkpoint_and_commit()
         if now - self._last_forget >= 60.0:
             self._last_forget = now
-            self.rt.stations.forget_idle(time.time())
+            self.housekeeping()
+
+    def housekeeping(self) -> None:
+        self.rt.stations.forget_idle(time.time())
 
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
         ingest = self.rt.ingest
@@ -185,13 +192,8 @@ class MeterIngest(Service):
         bound), then tell every zone owner about our stations again."""
         assert self.consumer is not None
         owned = self._assigned or set()
-        store = self.rt.stations
-        for partition in self.owned - owned:
-            store.drop_partition(partition)
         new = owned - self.owned
-        for partition in new:
-            store.load_partition(partition)
-            metrics.INGEST_PARTITIONS_LOADED.inc()
+        self.partitions_changed(self.owned - owned, new)
         self.positions = {tp: pos for tp, pos in self.positions.items()
                           if tp.partition in owned}
         self.owned = owned
@@ -204,23 +206,86 @@ class MeterIngest(Service):
             self.consumer.seek(tp, self.positions.get(tp, start.get(tp, 0)))
         for tp, pos in start.items():
             self.positions.setdefault(tp, pos)
+        self.assigned(owned)
+        await self.rt.publisher.drain()
+        log.info("evgrid %s: owns partitions %s (%d new)", self.group_id, sorted(owned),
+                 len(new))
+
+    def partitions_changed(self, gone: set[int], new: set[int]) -> None:
+        """Station state follows the partitions: dropped for those gone, rebuilt from their
+        checkpoints for the new ones (those that stay keep theirs in memory)."""
+        for partition in gone:
+            self.rt.stations.drop_partition(partition)
+        for partition in new:
+            self.rt.stations.load_partition(partition)
+            metrics.INGEST_PARTITIONS_LOADED.inc()
+
+    def assigned(self, owned: set[int]) -> None:
+        """Every zone owner hears about our stations again (a new owner is cold till then)."""
         self.rt.ingest.forget_partitions()
         self.rt.ingest.reforward(owned)
-        await self.rt.publisher.drain()
-        log.info("evgrid ingest: owns station partitions %s (%d new)", sorted(owned), len(new))
 
     async def _start_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         if not tps:
             return {}
         assert self.consumer is not None
-        bound_s = self.rt.settings.replay_bound_s()
-        floor = await self.consumer.offsets_for_times(
+        bound_s = self.replay_bound_s
+        floor = {} if bound_s is None else await self.consumer.offsets_for_times(
             {tp: int((time.time() - bound_s) * 1000) for tp in tps})
         beginning = await self.consumer.beginning_offsets(tps)
         end = await self.consumer.end_offsets(tps)
         out = {}
         for tp in tps:
             committed = await self.consumer.committed(tp)
-            lowest = floor[tp].offset if floor.get(tp) is not None else end[tp]
+            found = floor.get(tp)
+            lowest = (beginning[tp] if bound_s is None
+                      else found.offset if found is not None else end[tp])
             out[tp] = max(committed if committed is not None else beginning[tp], lowest)
         return out
+
+
+class SignalIngest(MeterIngest):
+    """DR signals on a consumer of their own, following the same assignment: Faust's one
+    consumer carries the zone stage's station loads too, and a busy loop starves its
+    per-message pipeline, so a signal queued there could wait seconds (measured). Here a
+    signal is fetched as soon as it lands and handled at once; its offset is committed once
+    its decisions are flushed (a redelivered signal is recognised and changes nothing)."""
+
+    def __init__(self, rt: Runtime, **kwargs: Any) -> None:
+        super().__init__(rt, **kwargs)
+        s = self.settings
+        self.topics = (s.topics.demand_response, s.topics.dr_repartition)
+        self.group_id = f"{s.app_id}-dr-signals"
+        self.replay_bound_s = None  # a signal is state: never skipped, however old
+
+    async def _apply(self, batches: dict[TopicPartition, list]) -> None:
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    self.rt.dr.on_message(record)
+                except Exception as exc:  # a bug must not make one signal a crash loop
+                    log.exception("evgrid: failed on %s[%s]@%s", record.topic,
+                                  record.partition, record.offset)
+                    self.rt.publisher.deadletter(record, DecodeError("internal_error",
+                                                                     repr(exc)))
+            self.positions[tp] = records[-1].offset + 1
+        await self.checkpoint_and_commit()
+
+    async def checkpoint_and_commit(self) -> None:
+        """No state of its own (zones persist theirs): outputs flushed, offsets committed."""
+        assert self.consumer is not None
+        self._last_checkpoint = time.monotonic()
+        await self.rt.publisher.drain()
+        await self.rt.app.producer.flush()
+        offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
+        if offsets:
+            await self.consumer.commit(offsets)
+
+    def partitions_changed(self, gone: set[int], new: set[int]) -> None:
+        pass  # zones follow Faust's assignment themselves (ZoneStore.keep_only)
+
+    def assigned(self, owned: set[int]) -> None:
+        pass
+
+    def housekeeping(self) -> None:
+        pass
