@@ -84,7 +84,7 @@ async def drained(bench: Bench, worker: WorkerProcess, cap_s: float) -> float:
 async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: LagProbe,
                     name: str, rate: float, first_event: int) -> dict[str, Any]:
     s = bench.sizes
-    say(f"  {name}: {rate:,.0f} readings/s offered" if rate else f"  {name}: no load")
+    say(f"  {name}: {rate:,.0f} readings/s offered")
     lag_start = await drained(bench, worker, s.drain_cap_s)
     committed_start = await lag.lag()
     before = await reaction_histogram(worker)
@@ -173,7 +173,11 @@ async def run(bench: Bench) -> dict[str, Any]:
         firing = Firing(settings, zones, s.latency_stations // zones, signals, commands,
                         s.event_timeout_s)
         async with LagProbe(settings) as lag:
-            plan = (("quiet", 0.0), ("loaded", s.background_rate),
+            # "Quiet" still keeps the fleet alive — every connector heard once a minute — or
+            # its stations would go stale (120 s) and drop out of the zones' load, and an
+            # event would wait for SETs that idle stations never get.
+            keep_alive = s.latency_stations * 2 / 60.0
+            plan = (("quiet", keep_alive), ("loaded", s.background_rate),
                     ("saturated", 2 * applies))
             out: dict[str, Any] = {}
             for i, (name, rate) in enumerate(plan):
