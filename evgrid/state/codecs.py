@@ -57,9 +57,10 @@ class StationCheckpoint:
 
 @dataclass(slots=True)
 class ZoneControlRecord:
-    """A zone's durable control state: members, DR controller, zone overload alarm."""
+    """A zone's durable control state: DR controller and zone overload alarm. (Its members
+    are rows of their own in `zone-stations`: a join or leave writes one small row, not a
+    record that grows with the zone.)"""
 
-    members: list[str]
     controller: dict[str, Any]  # ZoneController.to_dict(): the core's own named layout
     alarm: HysteresisAlarm
 
@@ -81,10 +82,8 @@ STATION_CONFIG: VersionedCodec[StationConfig] = VersionedCodec(
 ZONE_CONTROL: VersionedCodec[ZoneControlRecord] = VersionedCodec(
     "zone-control",
     1,
-    lambda z: {"members": z.members, "controller": z.controller, "alarm": z.alarm.to_dict()},
-    lambda d: ZoneControlRecord(
-        list(d["members"]), d["controller"], HysteresisAlarm.from_dict(d["alarm"])
-    ),
+    lambda z: {"controller": z.controller, "alarm": z.alarm.to_dict()},
+    lambda d: ZoneControlRecord(d["controller"], HysteresisAlarm.from_dict(d["alarm"])),
 )
 
 WINDOW_STATS: VersionedCodec[list[WindowStat]] = VersionedCodec(

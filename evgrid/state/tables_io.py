@@ -7,7 +7,7 @@ loads its stations by iterating the partitions it now owns. The in-memory store 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -22,8 +22,11 @@ def partition_of(key: str | bytes, partitions: int) -> int:
 
 
 def items_in_partition(
-    table: faust.Table, partition: int, partitions: int
+    table: faust.Table, partition: int, partitions: int,
+    partition_key: Callable[[bytes], bytes] = lambda key: key,
 ) -> Iterator[tuple[bytes, bytes]]:
+    """`partition_key` gives the part of a key its partition was chosen by (a zone member
+    `zone_id|station_id` lives in its zone's partition)."""
     store = table.data
     if hasattr(store, "_db_for_partition"):  # RocksDB: one database per partition
         db = store._dbs.get(partition)
@@ -34,7 +37,7 @@ def items_in_partition(
                 yield key, value
         return
     for key, value in list(store.items()):
-        if value is not None and partition_of(key, partitions) == partition:
+        if value is not None and partition_of(partition_key(key), partitions) == partition:
             yield key, value
 
 

@@ -16,12 +16,16 @@ from evgrid.core.control import ZoneController
 from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
 from evgrid.core.zone import ZoneLoad
 from evgrid.state.codecs import STATION_CONFIG, ZONE_CONTROL, ZoneControlRecord
-from evgrid.state.tables_io import PartitionWriter, partition_of
+from evgrid.state.tables_io import PartitionWriter, items_in_partition, partition_of
 from evgrid.tables import Tables
 
 
 def member_key(zone_id: str, station_id: str) -> bytes:
     return f"{zone_id}|{station_id}".encode()
+
+
+def zone_of_member(key: bytes) -> bytes:
+    return key.split(b"|", 1)[0]
 
 
 @dataclass(slots=True)
@@ -98,9 +102,10 @@ class ZoneStore:
         if raw is None:
             return ZoneEntry(zone_id, partition, load, ZoneController(zone_id, t))
         record = ZONE_CONTROL.loads(raw)
-        for station_id in record.members:
-            cfg = self.tables.zone_stations.get(member_key(zone_id, station_id))
-            if cfg is not None:
+        prefix = member_key(zone_id, "")
+        for key, cfg in items_in_partition(self.tables.zone_stations, partition,
+                                           self.partitions, zone_of_member):
+            if key.startswith(prefix):
                 load.upsert(StationRow(STATION_CONFIG.loads(cfg)))
         load.alarm = record.alarm
         zone = ZoneEntry(zone_id, partition, load,
@@ -121,7 +126,8 @@ class ZoneStore:
         zone.load.upsert(StationRow(config, connectors), now, self.tunables.stale_after_s)
         self.writer.put(self.tables.zone_stations, zone.partition,
                         member_key(zone.zone_id, config.station_id), STATION_CONFIG.dumps(config))
-        self.persist(zone)
+        if not zone.persisted:
+            self.persist(zone)  # the zone exists from now on (views, keep_only)
         return old is None
 
     def leave(self, zone: ZoneEntry, station_id: str) -> bool:
@@ -130,7 +136,6 @@ class ZoneStore:
         zone.waiting_for.discard(station_id)
         self.writer.delete(self.tables.zone_stations, zone.partition,
                            member_key(zone.zone_id, station_id))
-        self.persist(zone)
         return True
 
     def update_loads(self, zone: ZoneEntry, station_id: str,
@@ -146,8 +151,7 @@ class ZoneStore:
 
     def persist(self, zone: ZoneEntry) -> None:
         """Write the zone's control record only when it changed."""
-        data = ZONE_CONTROL.dumps(ZoneControlRecord(
-            sorted(zone.load.stations), zone.controller.to_dict(), zone.load.alarm))
+        data = ZONE_CONTROL.dumps(ZoneControlRecord(zone.controller.to_dict(), zone.load.alarm))
         if data != zone.persisted:
             self.writer.put(self.tables.zone_control, zone.partition, zone.zone_id.encode(), data)
             zone.persisted = data

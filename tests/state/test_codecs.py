@@ -35,7 +35,7 @@ def test_station_checkpoint_round_trips_readings_windows_and_alarm() -> None:
 def test_config_and_zone_control_round_trip() -> None:
     config = StationConfig("S1", "Z1", 150.0, 120.0, {"CCS": 150.0}, "connector", 2)
     assert STATION_CONFIG.loads(STATION_CONFIG.dumps(config)) == config
-    record = ZoneControlRecord(["S1", "S2"], {"zone_id": "Z1"}, HysteresisAlarm())
+    record = ZoneControlRecord({"zone_id": "Z1"}, HysteresisAlarm())
     assert ZONE_CONTROL.loads(ZONE_CONTROL.dumps(record)) == record
 
 

@@ -28,8 +28,11 @@ def test_a_new_zone_is_warm_and_persists_membership_only_on_change() -> None:
     assert zone.warm(T0)
     assert store.join(zone, member("S1"), T0) is True
     written = store.tables.zone_control[b"Z1"]
+    member_row = store.tables.zone_stations[b"Z1|S1"]
     assert store.join(zone, member("S1"), T0) is False  # same limits: nothing rewritten
-    assert store.tables.zone_control[b"Z1"] is written
+    assert store.join(zone, member("S2"), T0) is True  # a member is a row of its own...
+    assert store.tables.zone_stations[b"Z1|S1"] is member_row
+    assert store.tables.zone_control[b"Z1"] is written  # ...the control record is untouched
     assert store.update_loads(zone, "S1", loads(30.0), T0)
     assert not store.update_loads(zone, "unknown", loads(30.0), T0)
     assert zone.load.total_kw(T0, 120.0) == 30.0
