@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable, Iterator
+from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -44,6 +46,7 @@ class MeterIngest(Service):
         self.settings = s
         self.topics = (s.topics.meter_values, s.topics.meter_repartition)
         self.group_id = s.ingest_group
+        self.max_records = s.ingest_max_records
         #: How far back a partition new to this worker is replayed at most (None: from the
         #: committed offset, however old).
         self.replay_bound_s: float | None = s.replay_bound_s()
@@ -87,7 +90,7 @@ class MeterIngest(Service):
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=s.ingest_max_records,
+            max_poll_records=self.max_records,
             max_partition_fetch_bytes=1024 * 1024,
             fetch_max_wait_ms=50,
             **s.kafka_client_kwargs(),
@@ -123,7 +126,7 @@ class MeterIngest(Service):
         if not self.owned or self.consumer is None:
             await self.sleep(0.05)
             return
-        batches = await self.consumer.getmany(timeout_ms=100)
+        batches = await self.fetch()
         if batches:
             async with self._lock:
                 if self._assigned is None:  # not revoked while fetching
@@ -139,6 +142,10 @@ class MeterIngest(Service):
 
     def housekeeping(self) -> None:
         self.rt.stations.forget_idle(time.time())
+
+    async def fetch(self) -> dict[TopicPartition, list]:
+        assert self.consumer is not None
+        return await self.consumer.getmany(timeout_ms=100)
 
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
         ingest = self.rt.ingest
@@ -244,6 +251,12 @@ class MeterIngest(Service):
         return out
 
 
+def interleaved(partitions: Iterable[list]) -> Iterator[Any]:
+    """Records of several partitions in turn (each partition's own order kept)."""
+    for round_ in zip_longest(*partitions):
+        yield from (record for record in round_ if record is not None)
+
+
 class SignalIngest(MeterIngest):
     """DR signals on a consumer of their own, following the same assignment: Faust's one
     consumer carries the zone stage's station loads too, and a busy loop starves its
@@ -257,17 +270,32 @@ class SignalIngest(MeterIngest):
         self.topics = (s.topics.demand_response, s.topics.dr_repartition)
         self.group_id = f"{s.app_id}-dr-signals"
         self.replay_bound_s = None  # a signal is state: never skipped, however old
+        # Small fetches, taken partition by partition in turn: a storm of signals on one
+        # zone's partition never holds back a signal on another's.
+        self.max_records = 100
+
+    async def fetch(self) -> dict[TopicPartition, list]:
+        """What each partition has buffered, up to `max_records` each (aiokafka's own
+        `getmany` drains the first partition's buffer before it looks at the next)."""
+        assert self.consumer is not None
+        out: dict[TopicPartition, list] = {}
+        for tp in sorted(self.consumer.assignment()):
+            out.update(await self.consumer.getmany(tp, timeout_ms=0,
+                                                   max_records=self.max_records))
+        if not out:
+            out = await self.consumer.getmany(timeout_ms=100, max_records=self.max_records)
+        return out
 
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
+        for record in interleaved(batches.values()):
+            try:
+                self.rt.dr.on_message(record)
+            except Exception as exc:  # a bug must not make one signal a crash loop
+                log.exception("evgrid: failed on %s[%s]@%s", record.topic,
+                              record.partition, record.offset)
+                self.rt.publisher.deadletter(record, DecodeError("internal_error",
+                                                                 repr(exc)))
         for tp, records in batches.items():
-            for record in records:
-                try:
-                    self.rt.dr.on_message(record)
-                except Exception as exc:  # a bug must not make one signal a crash loop
-                    log.exception("evgrid: failed on %s[%s]@%s", record.topic,
-                                  record.partition, record.offset)
-                    self.rt.publisher.deadletter(record, DecodeError("internal_error",
-                                                                     repr(exc)))
             self.positions[tp] = records[-1].offset + 1
         await self.checkpoint_and_commit()
 

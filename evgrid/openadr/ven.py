@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from evgrid import codec, metrics
+from evgrid.logs import broker_connected, install_broker_log
 from evgrid.models.outputs import ZoneLoadReport
 from evgrid.openadr import PublishFailed
 from evgrid.openadr.mapping import MappingError, TargetMap
@@ -230,6 +231,7 @@ class Ven:
                     self.client.registration_id is not None, "ven_id": self.client.ven_id,
                     "vtn_url": self.settings.openadr_vtn_url,
                     "last_poll_age_s": None if age != age else round(age, 1),
+                    "broker_connected": broker_connected(),
                     "events": sorted(self.tracker.events)}
             return web.json_response(body, status=200 if self.connected else 503)
 
@@ -292,6 +294,7 @@ def _run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("openleadr", "apscheduler", "aiohttp.access"):  # per-poll chatter
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_broker_log(settings.bootstrap_servers)  # quiet, useful logs while Kafka is away
     try:
         ven = Ven(settings)
     except MappingError as exc:

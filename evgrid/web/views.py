@@ -97,6 +97,9 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
                 "capacity_kw": summary["zone_capacity_kw"],
                 "cap_kw": view["cap_kw"],
                 "history": [list(p) for p in rt.clock.history.get(zone_id, ())],
+                # Each station's last command outcome from the gateway (station -> status).
+                "outcomes": {station_id: o["status"]
+                             for station_id, o in sorted(zone.last_outcomes.items())},
             }
         )
         events += [{**e, "zone_id": zone_id} for e in view["events"] if e["state"] != "ENDED"]

@@ -62,7 +62,8 @@ def test_bench_smoke(kafka_broker, tmp_path) -> None:
             finite = [v for v in tops if v is not None]  # None: beyond the last bucket
             assert finite == sorted(finite) and tops[: len(finite)] == finite, (name, side)
         assert c["lag_start"] >= 0 and c["lag_end"] >= 0
-    assert lat["quiet"]["offered_rate"] == 0
+    # "Quiet" only keeps the fleet alive (each connector once a minute).
+    assert 0 < lat["quiet"]["offered_rate"] < lat["loaded"]["offered_rate"]
     assert lat["loaded"]["offered_rate"] > 0 and lat["saturated"]["offered_rate"] > 0
 
     mem = r["memory"]

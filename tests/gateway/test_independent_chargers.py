@@ -109,6 +109,10 @@ async def test_java_and_node_chargers_through_a_dr_event(kafka_broker, unique_pr
                 s["last_outcome"] and s["last_outcome"]["status"] == "Rejected"
                 for s in z["station_list"]))
             assert view["dr"]["stations_uncontrollable"] == 1
+            # The dashboard shows each station's last outcome too.
+            await poll(worker, "/dashboard.json", lambda d: any(
+                z["zone_id"] == "ZE" and z["outcomes"].get("J-REJ") == "Rejected"
+                and z["outcomes"].get("J-ACC") == "Accepted" for z in d["zones"]))
             # Their lowered meter values bring the zone under its cap.
             zone = await poll(worker, "/zones/ZE",
                               lambda z: z["zone_total_power_kw"] <= cap + 0.5, timeout=40)
