@@ -272,6 +272,8 @@ def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings,
             verdict = "met (≥ 95 % of target)"
         elif noncompliant:
             verdict = f"short: {len(noncompliant)} station(s) ignored commands"
+        elif r["time_to_cap_s"] is not None:
+            verdict = "cap reached; the chargers' ramp to it cost the rest"
         else:
             verdict = "not met"
         t.add_row(
