@@ -15,7 +15,7 @@ from datetime import datetime
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from evgrid.broker.local import LocalKafka
@@ -24,10 +24,10 @@ from tests.chaos.report import ChaosRow, record
 from tests.integration.harness import (
     WorkerProcess,
     drain,
-    fetch_partitions,
     isolated_settings,
     jdump,
     produce,
+    read_topic,
 )
 from tests.integration.test_dr_loop import mapping, meter
 
@@ -123,21 +123,7 @@ def replay(records: list[tuple[bytes, bytes]]) -> Expected:
 
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
     """Every record of a topic, raw, partition by partition in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(await fetch_partitions(consumer, topic))]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        out: list[tuple[bytes, bytes]] = []
-        for tp in parts:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                out.extend((m.key, m.value) for m in batch.get(tp, []))
-        return out
-    finally:
-        await consumer.stop()
+    return [(m.key, m.value) for m in await read_topic(bootstrap, topic)]
 
 
 def marker_of(letter: dict) -> str:

@@ -25,6 +25,7 @@ from tests.integration.harness import (
     isolated_settings,
     jdump,
     produce,
+    read_topic,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -70,21 +71,10 @@ async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int,
 
 
 async def read_records(bootstrap: str, topic: str) -> dict[int, list[tuple[int, dict]]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(await fetch_partitions(consumer, topic))]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        out: dict[int, list[tuple[int, dict]]] = defaultdict(list)
-        for tp in parts:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                out[tp.partition] += [(m.offset, orjson.loads(m.value)) for m in batch.get(tp, [])]
-        return out
-    finally:
-        await consumer.stop()
+    out: dict[int, list[tuple[int, dict]]] = defaultdict(list)
+    for m in await read_topic(bootstrap, topic):
+        out[m.partition].append((m.offset, orjson.loads(m.value)))
+    return out
 
 
 async def caught_up(worker: WorkerProcess, expected: int, timeout: float = 90) -> float:
