@@ -314,9 +314,10 @@ def allocate(
     return Allocation(
         cap_kw=cap_kw,
         targets={s.station_id: t for s, t in zip(ordered, targets, strict=True)},
-        connectors={sid: lim for sid, (_, lim) in limits.items()},
+        connectors={station_id: lim for station_id, (_, lim) in limits.items()},
         shortfall_kw=max(0.0, low_total - cap_kw),
         suspended=frozenset(
-            (sid, cid) for sid, (p, _) in limits.items() for cid in p.suspended_ids()
+            (station_id, connector_id) for station_id, (p, _) in limits.items()
+            for connector_id in p.suspended_ids()
         ),
     )

@@ -178,7 +178,8 @@ class EventReport:
             "peak_overshoot_kw": self.peak_overshoot_kw,
             "max_shortfall_kw": self.max_shortfall_kw,
             "caps": self.caps,
-            "stations": [[sid, t.to_dict()] for sid, t in sorted(self.stations.items())],
+            "stations": [[station_id, t.to_dict()]
+                         for station_id, t in sorted(self.stations.items())],
         }
 
     @classmethod
@@ -195,7 +196,7 @@ class EventReport:
             peak_overshoot_kw=d["peak_overshoot_kw"],
             max_shortfall_kw=d["max_shortfall_kw"],
             caps=[list(c) for c in d["caps"]],
-            stations={sid: StationTally.from_dict(t) for sid, t in d["stations"]},
+            stations={station_id: StationTally.from_dict(t) for station_id, t in d["stations"]},
         )
 
 

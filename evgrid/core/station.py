@@ -96,9 +96,10 @@ class StationState:
     def forget_idle(self, now: float, forget_after_s: float) -> int:
         """Drop connectors not heard from for longer than `forget_after_s`, so state stays
         bounded. (Their window carry has long expired: forget_after_s >> stale limit.)"""
-        gone = [cid for cid, c in self.connectors.items() if now - c.arrival_ts > forget_after_s]
-        for cid in gone:
-            del self.connectors[cid]
+        gone = [connector_id for connector_id, c in self.connectors.items()
+                if now - c.arrival_ts > forget_after_s]
+        for connector_id in gone:
+            del self.connectors[connector_id]
         return len(gone)
 
     def to_dict(self) -> dict:

@@ -44,19 +44,21 @@ from evgrid.core.types import ConnectorReading
 Held = tuple[float, float, "str | None"]
 
 
-def _sessions(sids: str | tuple[str, ...] | None) -> tuple[str, ...]:
+def _sessions(session_ids: str | tuple[str, ...] | None) -> tuple[str, ...]:
     """The session ids an accumulator saw (stored as one string while there is just one)."""
-    if sids is None:
+    if session_ids is None:
         return ()
-    return (sids,) if isinstance(sids, str) else sids
+    return (session_ids,) if isinstance(session_ids, str) else session_ids
 
 
-def _with_session(sids: str | tuple[str, ...] | None, sid: str) -> str | tuple[str, ...]:
-    if sids is None or sids == sid:
-        return sid
-    if isinstance(sids, str):
-        return (sids, sid)
-    return sids if sid in sids else (*sids, sid)
+def _with_session(
+    session_ids: str | tuple[str, ...] | None, session_id: str
+) -> str | tuple[str, ...]:
+    if session_ids is None or session_ids == session_id:
+        return session_id
+    if isinstance(session_ids, str):
+        return (session_ids, session_id)
+    return session_ids if session_id in session_ids else (*session_ids, session_id)
 
 
 class _Acc:
@@ -64,14 +66,14 @@ class _Acc:
     reading (held until the next), the peak and the session ids seen (None, one id, or a
     tuple of them: most windows see one session, and a tuple costs 48 bytes)."""
 
-    __slots__ = ("covered", "energy", "first", "kw", "last", "peak", "sid", "sids")
+    __slots__ = ("covered", "energy", "first", "kw", "last", "peak", "session_id", "session_ids")
 
-    def __init__(self, ts: float, kw: float, sid: str | None) -> None:
+    def __init__(self, ts: float, kw: float, session_id: str | None) -> None:
         self.first = self.last = ts
         self.kw = self.peak = kw
-        self.sid = sid
+        self.session_id = session_id
         self.energy = self.covered = 0.0
-        self.sids: str | tuple[str, ...] | None = sid
+        self.session_ids: str | tuple[str, ...] | None = session_id
 
     def to_dict(self, connector_id: int) -> dict:
         return {
@@ -79,11 +81,11 @@ class _Acc:
             "first_ts": self.first,
             "last_ts": self.last,
             "power_kw": self.kw,
-            "session_id": self.sid,
+            "session_id": self.session_id,
             "energy_kws": self.energy,
             "covered_s": self.covered,
             "max_power_kw": self.peak,
-            "session_ids": list(_sessions(self.sids)),
+            "session_ids": list(_sessions(self.session_ids)),
         }
 
     @classmethod
@@ -94,7 +96,7 @@ class _Acc:
         acc.covered = d["covered_s"]
         acc.peak = d["max_power_kw"]
         ids = d["session_ids"]
-        acc.sids = None if not ids else ids[0] if len(ids) == 1 else tuple(ids)
+        acc.session_ids = None if not ids else ids[0] if len(ids) == 1 else tuple(ids)
         return acc
 
 
@@ -196,17 +198,17 @@ class StationWindows:
         start = ts - ts % self.window_s
         if start + self.window_s + self.allowed_lateness_s <= self.watermark:
             return False
-        cid = reading.connector_id
-        if ts <= self.watermark and not self._in_order(cid, start, ts):
+        connector_id = reading.connector_id
+        if ts <= self.watermark and not self._in_order(connector_id, start, ts):
             return False
         kw = reading.power_kw
-        sid = reading.session_id
+        session_id = reading.session_id
         conns = self._open.get(start)
         if conns is None:
             conns = self._open[start] = {}
-        acc = conns.get(cid)
+        acc = conns.get(connector_id)
         if acc is None:
-            conns[cid] = _Acc(ts, kw, sid)
+            conns[connector_id] = _Acc(ts, kw, session_id)
         else:
             held = min(ts, acc.last + self.stale_after_s) - acc.last
             if held > 0.0:
@@ -214,21 +216,21 @@ class StationWindows:
                 acc.covered += held
             acc.last = ts
             acc.kw = kw
-            acc.sid = sid
+            acc.session_id = session_id
             if kw > acc.peak:
                 acc.peak = kw
-            if sid is not None and sid is not acc.sids:
-                acc.sids = _with_session(acc.sids, sid)
+            if session_id is not None and session_id is not acc.session_ids:
+                acc.session_ids = _with_session(acc.session_ids, session_id)
         if ts > self.watermark:
             self.watermark = ts
             self.advance()
         return True
 
-    def _in_order(self, cid: int, start: float, ts: float) -> bool:
+    def _in_order(self, connector_id: int, start: float, ts: float) -> bool:
         """Slow path for readings at or behind the watermark: is `ts` newer than everything
         this connector has in the open windows?"""
         for wstart, conns in self._open.items():
-            acc = conns.get(cid)
+            acc = conns.get(connector_id)
             if acc is not None and (wstart > start or acc.last >= ts):
                 return False
         return True
@@ -309,25 +311,25 @@ class StationWindows:
         active = anonymous = 0
         sessions: set[str] = set()
         out: dict[int, Held] = {}
-        for cid, acc in accs.items():
+        for connector_id, acc in accs.items():
             energy, covered, mx = acc.energy, acc.covered, acc.peak
-            sids = _sessions(acc.sids)
-            held_in = carry.get(cid)
+            session_ids = _sessions(acc.session_ids)
+            held_in = carry.get(connector_id)
             if held_in is not None:
                 hold = min(acc.first, held_in[0] + stale) - start
                 if hold > 0.0:
                     energy += held_in[1] * hold
                     covered += hold
                     mx = max(mx, held_in[1])
-                    if held_in[2] is not None and held_in[2] not in sids:
-                        sids = (*sids, held_in[2])
+                    if held_in[2] is not None and held_in[2] not in session_ids:
+                        session_ids = (*session_ids, held_in[2])
             last = acc.last
             tail = min(cap, last + stale) - last
             if tail > 0.0:
                 energy += acc.kw * tail
                 covered += tail
             if last + stale > end:
-                out[cid] = (last, acc.kw, acc.sid)
+                out[connector_id] = (last, acc.kw, acc.session_id)
             if covered <= 0.0:
                 continue
             avg = energy / covered
@@ -335,25 +337,25 @@ class StationWindows:
             peak = max(peak, mx)
             if avg > 0.0:
                 active += 1
-                if not sids:
+                if not session_ids:
                     anonymous += 1
-            sessions.update(sids)
-        for cid, held_in in carry.items():
-            if cid in accs:
+            sessions.update(session_ids)
+        for connector_id, held_in in carry.items():
+            if connector_id in accs:
                 continue
-            ts, kw, sid = held_in
+            ts, kw, session_id = held_in
             if ts + stale > end:
-                out[cid] = held_in
+                out[connector_id] = held_in
             if min(cap, ts + stale) - start <= 0.0:
                 continue
             total += kw
             peak = max(peak, kw)
             if kw > 0.0:
                 active += 1
-                if sid is None:
+                if session_id is None:
                     anonymous += 1
-            if sid is not None:
-                sessions.add(sid)
+            if session_id is not None:
+                sessions.add(session_id)
         stat = WindowStat(
             window_start=start,
             window_end=end,
@@ -391,12 +393,13 @@ class StationWindows:
             "closed_end": self._closed_end,
             "open": [
                 {"window_start": start,
-                 "connectors": [acc.to_dict(cid) for cid, acc in conns.items()]}
+                 "connectors": [acc.to_dict(connector_id) for connector_id, acc in conns.items()]}
                 for start, conns in self._open.items()
             ],
             "carry": [
-                {"connector_id": cid, "held_since": ts, "power_kw": kw, "session_id": sid}
-                for cid, (ts, kw, sid) in self._carry.items()
+                {"connector_id": connector_id, "held_since": ts, "power_kw": kw,
+                 "session_id": session_id}
+                for connector_id, (ts, kw, session_id) in self._carry.items()
             ],
             "closed": [w.to_dict() for w in self.closed],
         }

@@ -80,9 +80,9 @@ async def run_ocpp_simulation(
             stats.commands_by_action["SET"] = stats.commands_by_action.get("SET", 0) + 1
 
     chargers = {
-        sid: SimCharger(url, sid, "1.6" if n % 2 == 0 else "2.0.1",
-                        accept=sid not in layout.rejecting, on_profile=on_profile)
-        for n, sid in enumerate(sorted(fleet.stations))
+        station_id: SimCharger(url, station_id, "1.6" if n % 2 == 0 else "2.0.1",
+                        accept=station_id not in layout.rejecting, on_profile=on_profile)
+        for n, station_id in enumerate(sorted(fleet.stations))
     }
     t = settings.topics
     tasks: list[asyncio.Task] = []

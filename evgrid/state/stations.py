@@ -53,7 +53,8 @@ class StationEntry:
 
     def mark_forwarded(self) -> None:
         connectors = self.state.connectors
-        self.forwarded = {cid: (c.power_kw, c.session_id) for cid, c in connectors.items()}
+        self.forwarded = {connector_id: (c.power_kw, c.session_id)
+                          for connector_id, c in connectors.items()}
         self.forwarded_at = max((c.arrival_ts for c in connectors.values()), default=0.0)
 
 
