@@ -24,20 +24,25 @@ def _with_times(d: dict, fields: tuple[str, ...]) -> dict:
     return {**d, **{f: from_epoch(d[f]) for f in fields if d.get(f) is not None}}
 
 
-def publish_decisions(
-    out: Publisher, zone: ZoneEntry, decisions: Decisions, now: float,
-    received: float | None = None,
-) -> None:
-    """`received` (perf_counter) times the DR reaction up to the last command's ack."""
-    last = len(decisions.commands) - 1
+def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now: float) -> None:
+    """Commands, statuses, alerts and reports. A signal's reaction (`DR_REACTION`) is timed
+    from its arrival to the ack of its first decision's last command, whichever step makes
+    that decision: at the signal, or a later one when the zone had nothing to command yet."""
+    last_of: dict[str, int] = {}
+    for i, cmd in enumerate(decisions.commands):
+        if cmd.signal_id in zone.reacting:
+            last_of[cmd.signal_id] = i
+    timed = {i: zone.reacting.pop(signal_id) for signal_id, i in last_of.items()}
     for i, cmd in enumerate(decisions.commands):
         message = ChargingCommand.model_validate(command_message(cmd))
         callback = None
-        if i == last and received is not None:
-            def callback(_fut: object, t0: float = received) -> None:
+        if i in timed:
+            def callback(_fut: object, t0: float = timed[i]) -> None:
                 metrics.DR_REACTION.observe(time.perf_counter() - t0)
         out.send(out.commands, cmd.station_id, codec.dumps(message), callback=callback)
         metrics.COMMANDS.labels(action=cmd.action).inc()
+    for signal_id in [s for s in zone.reacting if not zone.controller.is_live(s)]:
+        del zone.reacting[signal_id]  # ended without a command to time: nothing to react to
     load_age_s = zone.load_age_s(now)
     for status in decisions.statuses:
         message = DRStatus.model_validate(

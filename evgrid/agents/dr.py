@@ -57,10 +57,12 @@ class DRSignals:
 
     def apply(self, zone: ZoneEntry, sig: DemandResponseSignal, record: Record, now: float,
               received: float | None) -> None:
+        if received is not None:
+            zone.reacting[sig.signal_id] = received
         decisions = zone.controller.on_signal(dr_signal_from_model(sig), zone.load.stations,
                                               now)
         self._refuse(record, decisions, now)
-        publish_decisions(self.out, zone, decisions, now, received)
+        publish_decisions(self.out, zone, decisions, now)
         self.stage.zones.persist(zone)
 
     def _refuse(self, record: Record, decisions: Decisions, now: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,20 +50,32 @@ class Firing:
         sent = time.monotonic()
         await self.signals.send_and_wait(topic, orjson.dumps(event), key=zone_id.encode())
         seen: set[str] = set()
-        last = sent
+        first = last = sent
+        decisions: Counter[str] = Counter()  # SETs per decision (their command_ts)
         while len(seen) < self.per_zone and time.monotonic() < sent + self.timeout_s:
             batch = await self.commands.getmany(timeout_ms=20)
             for messages in batch.values():
                 for message in messages:
                     command = orjson.loads(message.value)
                     if command["signal_id"] == signal_id and command["action"] == "SET":
+                        if not seen:
+                            first = time.monotonic()
                         seen.add(command["station_id"])
+                        decisions[command["command_ts"]] += 1
                         last = time.monotonic()
+        if last - sent > 1.0:  # say where the time went: before the first SET, or after
+            say(f"    {signal_id} in {zone_id}: first SET after {(first - sent) * 1000:,.0f} "
+                f"ms, last after {(last - sent) * 1000:,.0f} ms; SETs per decision "
+                f"{[n for _, n in sorted(decisions.items())]}")
         # End it, so the zone is free for the next event: with two events in one zone the
         # lower cap governs, and an equal one would never be commanded.
         restore = {**event, "signal_type": "RESTORE", "received_ts": iso(time.time())}
         await self.signals.send_and_wait(topic, orjson.dumps(restore), key=zone_id.encode())
-        return (last - sent) * 1000 if len(seen) >= self.per_zone else None
+        if len(seen) < self.per_zone:
+            say(f"    {signal_id} in {zone_id}: {len(seen)} of {self.per_zone} stations "
+                f"commanded within {self.timeout_s:.0f} s")
+            return None
+        return (last - sent) * 1000
 
 
 async def reaction_histogram(worker: WorkerProcess) -> list[tuple[float, float]]:
@@ -70,22 +83,25 @@ async def reaction_histogram(worker: WorkerProcess) -> list[tuple[float, float]]
     return parse_histogram(text, HISTOGRAM)
 
 
-async def drained(bench: Bench, worker: WorkerProcess, cap_s: float) -> float:
-    """Let the backlog a previous condition left drain (at most `cap_s`), so each condition
-    starts from a worker that keeps up when it can; returns the lag it starts with."""
+async def drained(bench: Bench, worker: WorkerProcess, lag: LagProbe, cap_s: float) -> float:
+    """Let the backlog a previous condition left drain (at most `cap_s`) — the meter values
+    and the zone side's station loads behind them — so each condition starts from a worker
+    that keeps up when it can; returns the meter lag it starts with."""
     deadline = time.monotonic() + cap_s
-    backlog = (await bench.observe([worker]))[1]
-    while backlog > 0 and time.monotonic() < deadline:
-        await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    zone_side = worker.settings.topics.station_load
+    while True:
         backlog = (await bench.observe([worker]))[1]
-    return backlog
+        behind = await lag.lag(zone_side)  # committed by Faust every few seconds
+        if (backlog == 0 and behind == 0) or time.monotonic() >= deadline:
+            return backlog
+        await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: LagProbe,
                     name: str, rate: float, first_event: int) -> dict[str, Any]:
     s = bench.sizes
     say(f"  {name}: {rate:,.0f} readings/s offered")
-    lag_start = await drained(bench, worker, s.drain_cap_s)
+    lag_start = await drained(bench, worker, lag, s.drain_cap_s)
     committed_start = await lag.lag()
     before = await reaction_histogram(worker)
     applied_start, t_start = await bench.applied([worker]), time.monotonic()

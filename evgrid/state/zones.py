@@ -37,11 +37,13 @@ class ZoneEntry:
     persisted: bytes = b""
     cold_until: float = 0.0  # wall time; 0 = warm
     waiting_for: set[str] = field(default_factory=set)  # members not heard since loaded
-    loads_at: float | None = None  # when the last station loads arrived
+    loads_at: float | None = None  # Kafka time of the newest reading in the picture
     # Each station's last command outcome from the gateway (views, dashboard).
     last_outcomes: dict[str, dict] = field(default_factory=dict)
     # The last reports published for this zone's events, as sent (views, dashboard).
     recent_reports: deque[dict] = field(default_factory=lambda: deque(maxlen=20))
+    # signal_id -> when it arrived (perf_counter), until its first commands are published.
+    reacting: dict[str, float] = field(default_factory=dict)
     # DR signals that arrived while cold: (signal, its record, received at perf_counter).
     pending_signals: list[tuple[object, object, float]] = field(default_factory=list)
 
@@ -146,7 +148,11 @@ class ZoneStore:
             return False
         zone.load.upsert(StationRow(row.config, connectors), now, self.tunables.stale_after_s)
         zone.waiting_for.discard(station_id)
-        zone.loads_at = now
+        # When the newest reading behind the picture reached Kafka, not when it reached us:
+        # a zone side behind its input shows that lag in `load_age_s`.
+        newest = max((c.arrival_ts for c in connectors.values()), default=None)
+        if newest is not None and (zone.loads_at is None or newest > zone.loads_at):
+            zone.loads_at = newest
         return True
 
     def persist(self, zone: ZoneEntry) -> None:

@@ -237,3 +237,37 @@ def test_an_outcome_for_an_unmapped_station_or_malformed_is_not_state() -> None:
     assert [v["reason"] for _k, v in world.out.sent(world.t.deadletter)] == [
         "command_id:missing"]
     assert world.out.sent(world.t.station_load) == []
+
+
+def reactions() -> float:
+    from evgrid.metrics import DR_REACTION
+
+    return next(s.value for m in DR_REACTION.collect() for s in m.samples
+                if s.name.endswith("_count"))
+
+
+def test_a_signal_decided_at_a_later_step_is_timed_to_its_first_commands() -> None:
+    world = World()
+    world.configs.on_message(record(world.t.station_zones, "S0", {
+        "station_id": "S0", "zone_id": "Z1", "max_station_kw": 150.0,
+        "contract_max_kw": 150.0}))
+    world.deliver_zone_messages()
+    world.signal("Z1", 10.0)  # the zone knows S0 but has heard no load from it yet
+    zone = world.zones.zones["Z1"]
+    assert world.commands() == {} and set(zone.reacting) == {"DR1"}
+    world.map("S0", "Z1", 40.0)  # its first reading reaches the zone side
+    world.stage.step(zone, time.time())
+    (callback,) = [cb for t, _k, _v, _h, cb in world.out.pending
+                   if t == world.t.commands]
+    assert callback is not None and zone.reacting == {}
+    before = reactions()
+    callback(None)  # the broker acked the command
+    assert reactions() == before + 1
+    # An event that ends before anything was commanded leaves nothing waiting.
+    world.signal("Z2", 10.0, signal_id="DR2")
+    assert set(world.zones.zones["Z2"].reacting) == {"DR2"}
+    world.dr.on_message(record(world.t.demand_response, "Z2", {
+        "signal_id": "DR2", "zone_id": "Z2", "signal_type": "RESTORE",
+        "start_ts": iso(time.time() - 1), "end_ts": iso(time.time() + 600), "priority": 2,
+        "received_ts": iso(time.time())}))
+    assert world.zones.zones["Z2"].reacting == {}

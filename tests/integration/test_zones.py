@@ -45,6 +45,20 @@ def station_kw(station: int) -> float:
     return 20.0 + station  # connector 1; connector 2 draws 10 kW
 
 
+def answer_differences(a: dict, b: dict, expected: dict) -> dict:
+    """Only what differs between the workers' answers, and each total against expected."""
+    out = {}
+    for zone_id in ZONES:
+        keys = set(a[zone_id]) | set(b[zone_id])
+        out[zone_id] = {
+            "expected_kw": expected[zone_id],
+            "w1_total_kw": a[zone_id].get("zone_total_power_kw"),
+            "differs": {k: (a[zone_id].get(k), b[zone_id].get(k)) for k in sorted(keys)
+                        if k != "as_of" and a[zone_id].get(k) != b[zone_id].get(k)},
+        }
+    return out
+
+
 async def wait_for(predicate, timeout: float, interval: float = 0.1):
     """Poll an async predicate; return the elapsed seconds when it first holds."""
     start = time.monotonic()
@@ -127,9 +141,13 @@ async def test_zone_totals_moves_tombstones_and_two_workers(
             ok = ok and all(
                 abs(a[z]["zone_total_power_kw"] - expected[z]) < 1e-6 for z in ZONES
             )
-            return ok, (a, b)
+            return ok, answer_differences(a, b, expected)
 
-        await wait_for(same_answers, 30, interval=0.5)
+        try:
+            await wait_for(same_answers, 30, interval=0.5)
+        except AssertionError as exc:  # what each worker saw, for the post-mortem
+            raise AssertionError(f"{exc}\nw1 log:\n{w1.log_tail(30)}\n"
+                                 f"w2 log:\n{w2.log_tail(30)}") from None
     finally:
         w2.stop()
         w1.stop()

@@ -148,6 +148,10 @@ class ZoneController:
             due = self.wake_at if due is None else min(due, self.wake_at)
         return due
 
+    def is_live(self, signal_id: str) -> bool:
+        """Scheduled or active (not ended, not refused)."""
+        return signal_id in self.book.live
+
     def active_events(self) -> list[DREvent]:
         return self.book.active()
 

@@ -1,0 +1,94 @@
+"""The meter-value Service's batch loop without a broker: zone loads coalesced over batches
+until the interval passes, and never committed before they are handed to the producer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+from aiokafka import TopicPartition
+
+from evgrid.ingest.service import MeterIngest
+from evgrid.publisher import Publisher
+from tests.fakes import settings
+from tests.ingest.test_station_ingest import METER, Side, reading, record
+
+
+class Producer:
+    """What reached the producer, in order, with the commits interleaved."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        self.log.append(("sent", topic))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def flush(self) -> None:
+        self.log.append(("flushed", None))
+
+
+class Consumer:
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    async def commit(self, offsets) -> None:
+        self.log.append(("committed", dict(offsets)))
+
+    def highwater(self, tp):
+        return None
+
+
+def service(interval_s: float) -> tuple[MeterIngest, Side, list]:
+    side = Side()
+    log: list = []
+    app = SimpleNamespace(producer=Producer(log))
+    side.out = Publisher(app, settings())  # type: ignore[arg-type]
+    side.ingest.out = side.out
+    rt = SimpleNamespace(settings=settings(zone_loads_interval_s=interval_s), ingest=side.ingest,
+                         publisher=side.out, stations=side.store, app=app)
+    ingest = MeterIngest(rt)  # type: ignore[arg-type]
+    ingest.consumer = Consumer(log)  # type: ignore[assignment]
+    return ingest, side, log
+
+
+def loads_sent(log: list, topic: str) -> int:
+    return sum(1 for what, t in log if what == "sent" and t == topic)
+
+
+async def test_zone_loads_wait_for_the_interval_and_precede_every_commit() -> None:
+    ingest, side, log = service(interval_s=60.0)
+    station_load = side.settings.topics.station_load
+    for i in range(4):
+        side.map(f"S{i}", "ZA")
+    side.out.pending.clear()
+    now = time.time()
+    tp = TopicPartition(METER, 0)
+    ingest.owned = {0}
+    for batch in range(3):  # three batches, every station in each
+        records = [record(METER, f"S{i}", reading(f"S{i}", 10.0 + batch, now + batch),
+                          offset=batch * 4 + i, partition=0) for i in range(4)]
+        await ingest._apply({tp: records})
+    assert loads_sent(log, station_load) == 0  # coalesced, not yet due
+    await ingest.checkpoint_and_commit()
+    # One message for the zone, with each station's newest reading, before the commit.
+    assert loads_sent(log, station_load) == 1
+    first_commit = next(i for i, (what, _) in enumerate(log) if what == "committed")
+    last_load = max(i for i, (what, t) in enumerate(log) if what == "sent" and t == station_load)
+    assert last_load < first_commit
+    assert log[first_commit][1] == {tp: 12}
+    assert ("flushed", None) in log[last_load:first_commit]
+
+
+async def test_zone_loads_leave_once_the_interval_passed() -> None:
+    ingest, side, log = service(interval_s=0.0)
+    side.map("S0", "ZA")
+    side.out.pending.clear()
+    tp = TopicPartition(METER, 0)
+    await ingest._apply({tp: [record(METER, "S0", reading("S0", 10.0, time.time()),
+                                     partition=0)]})
+    await ingest.send_zone_loads()
+    assert loads_sent(log, side.settings.topics.station_load) == 1
