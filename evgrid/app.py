@@ -22,7 +22,7 @@ from evgrid.agents.clock import RESOLUTION_S, ZoneClock
 from evgrid.agents.runtime import Runtime
 from evgrid.codec import DecodeError
 from evgrid.ingest.service import MeterIngest, SignalIngest
-from evgrid.publisher import raw_topic
+from evgrid.publisher import ControlLink, raw_topic
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
 
@@ -32,11 +32,15 @@ log = logging.getLogger(__name__)
 #: logs a warning and stalls the stream every few milliseconds under load.
 ProducerBuffer.max_messages = 10_000
 
-#: Events per batch handed to the mapping, zone and outcome agents. A batch is handled
-#: without awaiting (with an await inside, the fuzz chaos test saw dead letters go missing:
-#: Faust's take_events is not made for it), so it is small: a batch of zone loads holds the loop
-#: (and a DR signal on the signal ingest) for a few milliseconds at most.
+#: Events per batch handed to the mapping and outcome agents. A batch is handled without
+#: awaiting (with an await inside, the fuzz chaos test saw dead letters go missing: Faust's
+#: take_events is not made for it), so it holds the loop — and a DR signal on the signal
+#: ingest — for as long as it takes.
 BATCH_MAX = 100
+#: A zone's `loads` message carries every station of the zone that changed in the last
+#: interval (100 in the bench): ten of them are ~1,000 station updates, ~10 ms of loop; a
+#: hundred held it ~100 ms (measured as event-loop lag while the worker was saturated).
+ZONE_BATCH_MAX = 10
 BATCH_WITHIN_S = 0.005
 
 
@@ -81,31 +85,37 @@ def create_app(settings: Settings) -> faust.App:
                           message.offset)
             publisher.deadletter(message, DecodeError("internal_error", repr(exc)))
 
-    def batched(on_message: Callable[[Message], None]) -> Callable[[faust.StreamT], Any]:
+    def batched(on_message: Callable[[Message], None],
+                batch_max: int = BATCH_MAX) -> Callable[[faust.StreamT], Any]:
         """An agent body: batches of events, each handled synchronously, outputs drained
         once per batch."""
 
         async def agent(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            async for events in stream.take_events(batch_max, within=BATCH_WITHIN_S):
                 for event in events:
                     # Table writes take their partition from the current event (Faust #497).
                     stream._set_current_event(event)
                     guarded(on_message, event.message)
                 await publisher.drain()
+                # Faust flushes its own producer before it commits; the control link's
+                # messages (commands on an outcome or a station leaving) are acked here.
+                await publisher.control_acked()
 
         return agent
 
     app.agent(raw_topic(app, t.station_zones, t.station_zones_repartition, partitions=n),
               name="evgrid.station-config", concurrency=1)(batched(rt.configs.on_message))
     app.agent(raw_topic(app, t.station_load, partitions=n),
-              name="evgrid.zone", concurrency=1)(batched(rt.stage.on_message))
+              name="evgrid.zone", concurrency=1)(batched(rt.stage.on_message, ZONE_BATCH_MAX))
     app.agent(raw_topic(app, t.outcomes, t.outcomes_repartition, partitions=n),
               name="evgrid.outcomes", concurrency=1)(batched(rt.outcomes.on_message))
 
     # Instances, not classes: rebalance signals may arrive before Faust would build them.
     # Meter values and DR signals each have a consumer of their own beside Faust's.
     services: list[MeterIngest] = [MeterIngest(rt), SignalIngest(rt)]
-    app._extra_services.extend(services)  # type: ignore[arg-type]  (started with the app)
+    # The control loop's producer first: started before the Services, stopped after them.
+    publisher.control = ControlLink(settings)
+    app._extra_services.extend([publisher.control, *services])  # type: ignore[list-item]
 
     @app.timer(RESOLUTION_S)
     async def zone_clock() -> None:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Stations written per step of a checkpoint before yielding to the event loop.
 CHECKPOINT_CHUNK = 500
+#: Zones whose `loads` are built per step before yielding to the event loop.
+ZONE_LOADS_CHUNK = 5
 #: How often the DR-signal consumer commits what it has handled (once its outputs are acked).
 COMMIT_EVERY_S = 0.5
 
@@ -179,9 +181,11 @@ class MeterIngest(Service):
         self._update_lag(batches)
 
     async def send_zone_loads(self) -> None:
-        """Each zone's changed stations, one `loads` message per zone since the last time."""
-        if self.rt.ingest.flush_zone_loads():
+        """Each zone's changed stations, one `loads` message per zone since the last time,
+        a few zones at a time: a whole fleet's loads in one go held the loop ~100 ms."""
+        while self.rt.ingest.flush_zone_loads(max_zones=ZONE_LOADS_CHUNK):
             await self.rt.publisher.drain()
+            await asyncio.sleep(0)  # DR work waiting on the loop goes first
 
     def _update_lag(self, batches: dict[TopicPartition, list]) -> None:
         assert self.consumer is not None
@@ -202,8 +206,7 @@ class MeterIngest(Service):
         metrics.CHECKPOINTS.inc()
         metrics.CHECKPOINT_STATIONS.inc(written)
         self.rt.ingest.flush_zone_loads()  # committed readings have reached their zones
-        await self.rt.publisher.drain()
-        await self.rt.app.producer.flush()
+        await self.rt.publisher.flush()
         offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
         if offsets:
             await self.consumer.commit(offsets)
@@ -339,8 +342,7 @@ class SignalIngest(MeterIngest):
         the producer holds, committed once it has flushed them."""
         assert self.consumer is not None
         offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
-        await self.rt.publisher.drain()
-        await self.rt.app.producer.flush()
+        await self.rt.publisher.flush()
         if offsets:
             await self.consumer.commit(offsets)
 

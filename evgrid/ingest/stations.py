@@ -161,10 +161,12 @@ class StationIngest:
             f"{alert['total_power_kw']:.1f} kW vs contract {config.contract_max_kw:.1f}",
         )
 
-    def flush_zone_loads(self) -> int:
-        """One `loads` message per zone for what changed since the last flush."""
+    def flush_zone_loads(self, max_zones: int | None = None) -> int:
+        """One `loads` message per zone for what changed since the last flush (for at most
+        `max_zones` zones: the caller yields to the loop between chunks); returns how many."""
         sent = 0
-        for zone_id, entries in self._changed.items():
+        for zone_id in list(self._changed)[:max_zones]:
+            entries = self._changed.pop(zone_id)
             stations = []
             for entry in entries.values():
                 entry.mark_forwarded()
@@ -179,7 +181,6 @@ class StationIngest:
             message = ZoneLoads(zone_id=zone_id, stations=stations)
             self.out.send(self.out.station_load, zone_id, codec.dumps(message))
             sent += 1
-        self._changed.clear()
         return sent
 
     def reforward(self, partitions: set[int]) -> None:
