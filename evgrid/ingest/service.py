@@ -342,6 +342,12 @@ class SignalIngest(MeterIngest):
         the producer holds, committed once it has flushed them."""
         assert self.consumer is not None
         offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
+        # A signal a cold zone still holds is not done: never commit past it (a crash before
+        # the zone warms up must redeliver it).
+        for record in self.rt.zones.held_signals():
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in offsets:
+                offsets[tp] = min(offsets[tp], record.offset)
         await self.rt.publisher.flush()
         if offsets:
             await self.consumer.commit(offsets)

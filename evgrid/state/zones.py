@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from evgrid.core.control import ZoneController
 from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
@@ -79,6 +80,12 @@ class ZoneStore:
         if zone is None and self.tables.zone_control.get(zone_id.encode()) is not None:
             zone = self.zone(zone_id, now)
         return zone
+
+    def held_signals(self) -> Iterator[Any]:
+        """The records of DR signals that cold zones hold, not yet applied."""
+        for zone in self.zones.values():
+            for _signal, record, _received in zone.pending_signals:
+                yield record
 
     def in_partitions(self, partitions: set[int]) -> Iterator[ZoneEntry]:
         for zone in list(self.zones.values()):

@@ -92,3 +92,23 @@ async def test_zone_loads_leave_once_the_interval_passed() -> None:
                                      partition=0)]})
     await ingest.send_zone_loads()
     assert loads_sent(log, side.settings.topics.station_load) == 1
+
+
+async def test_signals_a_cold_zone_holds_are_never_committed_past() -> None:
+    from evgrid.ingest.service import SignalIngest
+
+    s = settings()
+    log: list = []
+    app = SimpleNamespace(producer=Producer(log))
+    held = record(s.topics.demand_response, "Z1", b"{}", offset=5, partition=1)
+    zones = SimpleNamespace(held_signals=lambda: iter([held]))
+    rt = SimpleNamespace(settings=s, publisher=Publisher(app, s), app=app,  # type: ignore[arg-type]
+                         zones=zones)
+    signals = SignalIngest(rt)  # type: ignore[arg-type]
+    signals.consumer = Consumer(log)  # type: ignore[assignment]
+    signals.owned = {0, 1}
+    held_tp = TopicPartition(s.topics.demand_response, 1)
+    other_tp = TopicPartition(s.topics.demand_response, 0)
+    signals.positions = {held_tp: 9, other_tp: 4}
+    await signals.checkpoint_and_commit()
+    assert log[-1] == ("committed", {held_tp: 5, other_tp: 4})
