@@ -15,8 +15,10 @@ from evgrid.settings import Settings
 from evgrid.topics import ensure_topics
 
 CONNECTORS_PER_STATION = 2
-#: After the readings are taken, how long to wait for the zone side to catch up (lag 0).
-SETTLE_S = 30.0
+#: After the readings are taken, how long to wait for the zone side to catch up (lag 0): at
+#: 100,000 connectors it needs more than 30 s (50,000 joins through Faust's per-event path),
+#: and an RSS read before then leaves part of the zone side out.
+SETTLE_S = 150.0
 
 
 async def settle(bench: Bench, worker: WorkerProcess, settings: Settings) -> dict[str, Any]:

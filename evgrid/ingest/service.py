@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: Stations written per step of a checkpoint before yielding to the event loop.
 CHECKPOINT_CHUNK = 500
+#: Checkpoint writes queued in Faust's producer buffer before the next chunk waits: unbounded,
+#: a 50,000-station checkpoint queued 22,000 of them (~90 MB).
+CHECKPOINT_QUEUED_MAX = 2_000
 #: Zones whose `loads` are built per step before yielding to the event loop.
 ZONE_LOADS_CHUNK = 5
 #: How often the DR-signal consumer commits what it has handled (once its outputs are acked).
@@ -203,6 +206,7 @@ class MeterIngest(Service):
         while chunk := self.rt.stations.checkpoint(limit=CHECKPOINT_CHUNK):
             written += chunk
             await asyncio.sleep(0)  # DR work goes first; our own batches wait (the lock)
+            await self.rt.publisher.changelog_ebb(CHECKPOINT_QUEUED_MAX)
         metrics.CHECKPOINTS.inc()
         metrics.CHECKPOINT_STATIONS.inc(written)
         self.rt.ingest.flush_zone_loads()  # committed readings have reached their zones

@@ -20,6 +20,7 @@ class Producer:
 
     def __init__(self, log: list) -> None:
         self.log = log
+        self.buffer = SimpleNamespace(size=0, should_stop=False)  # Faust's, for table writes
 
     async def send(self, topic, key, value, partition, timestamp, headers):
         self.log.append(("sent", topic))
