@@ -64,6 +64,7 @@ class MeterIngest(Service):
         self._ready = asyncio.Event()  # Faust finished recovering tables for it
         self._lock = asyncio.Lock()
         self._last_zone_loads = 0.0
+        self._epoch = 0  # rebalances seen
         self._last_checkpoint = time.monotonic()
         self._last_forget = time.monotonic()
 
@@ -73,6 +74,7 @@ class MeterIngest(Service):
         """Everything is revoked (eager rebalance): make what we hold durable and commit,
         then stop until the new assignment; state of partitions we keep stays in memory."""
         self._ready.clear()
+        self._epoch += 1  # a periodic checkpoint under way gives up (this one covers it)
         async with self._lock:
             if self.owned:
                 try:
@@ -144,10 +146,6 @@ class MeterIngest(Service):
             async with self._lock:
                 self._last_zone_loads = now
                 await self.send_zone_loads()
-        if self.checkpoint_due(now):
-            async with self._lock:
-                if self._assigned is None:
-                    await self.checkpoint_and_commit()
         if now - self._last_forget >= 60.0:
             self._last_forget = now
             self.housekeeping()
@@ -198,20 +196,65 @@ class MeterIngest(Service):
                 metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, end - self.positions.get(tp, end)))
 
+    @Service.task
+    async def _checkpointer(self) -> None:
+        while not self.should_stop:
+            await self.sleep(min(1.0, self.settings.checkpoint_interval_s))
+            if not self.checkpoint_due(time.monotonic()):
+                continue
+            try:
+                await self.checkpoint_in_steps()
+            except KafkaError as exc:  # the broker is away: the next one covers it
+                log.warning("evgrid ingest: checkpoint failed: %r", exc)
+
+    async def checkpoint_in_steps(self) -> None:
+        """The periodic checkpoint, beside the batch loop rather than in it: the offsets are
+        taken first, then the stations are written a chunk at a time, each waiting for
+        Faust's producer buffer to ebb (unbounded, a 50,000-station checkpoint queued
+        ~90 MB; waited for under the lock, it stopped ingestion for minutes at 1,000,000
+        connectors). Readings applied meanwhile are past the offsets committed: replayed
+        after a crash, they change nothing the checkpoint already holds. A rebalance
+        takes over (it checkpoints everything itself)."""
+        self._last_checkpoint = time.monotonic()
+        epoch = self._epoch
+        async with self._lock:
+            if self._assigned is not None or not self.owned or self.consumer is None:
+                return
+            offsets = {tp: pos for tp, pos in self.positions.items()
+                       if tp.partition in self.owned}
+        written = 0
+        while True:
+            async with self._lock:
+                if self._epoch != epoch or self._assigned is not None:
+                    return
+                chunk = self.rt.stations.checkpoint(limit=CHECKPOINT_CHUNK)
+            if not chunk:
+                break
+            written += chunk
+            await self.rt.publisher.changelog_ebb(CHECKPOINT_QUEUED_MAX)
+        async with self._lock:
+            if self._epoch != epoch or self._assigned is not None or self.consumer is None:
+                return
+            await self._flush_and_commit(offsets, written)
+
     async def checkpoint_and_commit(self) -> None:
-        """Station state to its table, every output flushed, then the offsets committed."""
+        """Everything at once (on revocation and at stop): station state to its table, every
+        output flushed, then the offsets committed."""
         assert self.consumer is not None
         self._last_checkpoint = time.monotonic()
+        offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
         written = 0
         while chunk := self.rt.stations.checkpoint(limit=CHECKPOINT_CHUNK):
             written += chunk
             await asyncio.sleep(0)  # DR work goes first; our own batches wait (the lock)
-            await self.rt.publisher.changelog_ebb(CHECKPOINT_QUEUED_MAX)
+        await self._flush_and_commit(offsets, written)
+
+    async def _flush_and_commit(self, offsets: dict[TopicPartition, int], written: int) -> None:
+        assert self.consumer is not None
         metrics.CHECKPOINTS.inc()
         metrics.CHECKPOINT_STATIONS.inc(written)
         self.rt.ingest.flush_zone_loads()  # committed readings have reached their zones
         await self.rt.publisher.flush()
-        offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
         if offsets:
             await self.consumer.commit(offsets)
 
