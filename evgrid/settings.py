@@ -100,8 +100,9 @@ class Settings(BaseModel):
     ingest_max_records: int = Field(2000, ge=1)
     ingest_yield_every: int = Field(256, ge=1)
     checkpoint_interval_s: float = Field(30.0, gt=0)
-    # How often each zone hears its stations' changed loads (coalesced over all batches in
-    # between): the zone side's work is then bounded by the fleet, not by the reading rate.
+    # While the ingest is behind, how often each zone hears its stations' changed loads
+    # (coalesced over the batches in between: the zone side's work is then bounded by the
+    # fleet, not by the reading rate); caught up, they leave after every batch.
     zone_loads_interval_s: float = Field(0.5, ge=0)
     # A zone loaded after a rebalance waits this long at most for every member's loads.
     zone_warmup_s: float = Field(30.0, ge=0)

@@ -64,6 +64,7 @@ class MeterIngest(Service):
         self._ready = asyncio.Event()  # Faust finished recovering tables for it
         self._lock = asyncio.Lock()
         self._last_zone_loads = 0.0
+        self._behind = 0  # records fetched partitions still had after the last batch
         self._epoch = 0  # rebalances seen
         self._last_checkpoint = time.monotonic()
         self._last_forget = time.monotonic()
@@ -142,7 +143,10 @@ class MeterIngest(Service):
                 if self._assigned is None:  # not revoked while fetching
                     await self._apply(batches)
         now = time.monotonic()
-        if now - self._last_zone_loads >= self.settings.zone_loads_interval_s:
+        # Caught up, each batch's loads leave at once (a DR signal right behind a reading sees
+        # it); behind, they are coalesced over the interval, so a backlog is not paid twice.
+        caught_up = bool(batches) and self._behind == 0
+        if caught_up or now - self._last_zone_loads >= self.settings.zone_loads_interval_s:
             async with self._lock:
                 self._last_zone_loads = now
                 await self.send_zone_loads()
@@ -190,11 +194,14 @@ class MeterIngest(Service):
 
     def _update_lag(self, batches: dict[TopicPartition, list]) -> None:
         assert self.consumer is not None
+        behind = 0
         for tp in batches:
             end = self.consumer.highwater(tp)
             if end is not None:
-                metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, end - self.positions.get(tp, end)))
+                lag = max(0, end - self.positions.get(tp, end))
+                metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+                behind += lag
+        self._behind = behind
 
     @Service.task
     async def _checkpointer(self) -> None:
@@ -380,6 +387,9 @@ class SignalIngest(MeterIngest):
                 except KafkaError as exc:  # a rebalance or the broker away: next time
                     self._uncommitted = True
                     log.warning("evgrid dr-signals: commit failed: %r", exc)
+                except (AssertionError, AttributeError):
+                    if not self.should_stop:  # at stop the consumer goes away under us
+                        raise                 # (and on_stop commits itself)
 
     def checkpoint_due(self, now: float) -> bool:
         return False  # the committer's

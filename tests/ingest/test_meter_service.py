@@ -39,8 +39,10 @@ class Consumer:
     async def commit(self, offsets) -> None:
         self.log.append(("committed", dict(offsets)))
 
+    end: int | None = None  # the partition's end offset, as the last fetch saw it
+
     def highwater(self, tp):
-        return None
+        return self.end
 
 
 def service(interval_s: float) -> tuple[MeterIngest, Side, list]:
@@ -160,3 +162,28 @@ async def test_a_periodic_checkpoint_commits_the_offsets_it_started_from(monkeyp
     side.out.changelog_ebb = revoked_meanwhile  # type: ignore[method-assign]
     await ingest.checkpoint_in_steps()
     assert [what for what in log if what[0] == "committed"] == []
+
+
+async def test_loads_leave_after_each_batch_when_caught_up_and_wait_when_behind() -> None:
+    ingest, side, log = service(interval_s=60.0)
+    station_load = side.settings.topics.station_load
+    side.map("S0", "ZA")
+    side.out.pending.clear()
+    tp = TopicPartition(METER, 0)
+    ingest.owned = {0}
+    ingest._last_zone_loads = time.monotonic()  # the interval has not passed
+    now = time.time()
+    offset = 0
+
+    async def fetch() -> dict:
+        return {tp: [record(METER, "S0", reading("S0", 10.0 + offset, now + offset),
+                            offset=offset, partition=0)]}
+
+    ingest.fetch = fetch  # type: ignore[method-assign]
+    ingest.consumer.end = 100  # type: ignore[union-attr]  (99 more records wait)
+    await ingest._step()
+    assert loads_sent(log, station_load) == 0  # behind: coalesced
+    offset = 1
+    ingest.consumer.end = 2  # type: ignore[union-attr]  (this batch reaches the end)
+    await ingest._step()
+    assert loads_sent(log, station_load) == 1  # caught up: at once, both batches in one
