@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.transport.producer import ProducerBuffer
 from faust.types import Message
 
@@ -99,7 +100,10 @@ def create_app(settings: Settings) -> faust.App:
                 await publisher.drain()
                 # Faust flushes its own producer before it commits; the control link's
                 # messages (commands on an outcome or a station leaving) are acked here.
-                await publisher.control_acked()
+                try:
+                    await publisher.control_acked()
+                except KafkaError as exc:  # after aiokafka's own retries: say so, go on
+                    log.error("evgrid: control messages not acknowledged: %r", exc)
 
         return agent
 

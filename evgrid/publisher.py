@@ -10,6 +10,7 @@ re-processes input whose outputs were not yet acknowledged (at-least-once), and 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faust.types import Message
 from mode import Service
 
@@ -79,7 +81,10 @@ class ControlLink(Service):
 
     async def on_stop(self) -> None:
         if self.producer is not None:
-            await self.acked()
+            try:
+                await self.acked()
+            except KafkaError as exc:  # the broker may be gone at shutdown
+                logging.getLogger(__name__).warning("evgrid: control link at stop: %r", exc)
             await self.producer.stop()
             self.producer = None
 
