@@ -56,9 +56,8 @@ class DRSignals:
         self.apply(zone, sig, record, now, received)
 
     def apply(self, zone: ZoneEntry, sig: DemandResponseSignal, record: Record, now: float,
-              received: float | None) -> None:
-        if received is not None:
-            zone.reacting[sig.signal_id] = received
+              received: float) -> None:
+        zone.reacting[sig.signal_id] = received
         decisions = zone.controller.on_signal(dr_signal_from_model(sig), zone.load.stations,
                                               now)
         self._refuse(record, decisions, now)

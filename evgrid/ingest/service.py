@@ -261,6 +261,11 @@ class MeterIngest(Service):
         metrics.CHECKPOINTS.inc()
         metrics.CHECKPOINT_STATIONS.inc(written)
         self.rt.ingest.flush_zone_loads()  # committed readings have reached their zones
+        await self.commit_when_flushed(offsets)
+
+    async def commit_when_flushed(self, offsets: dict[TopicPartition, int]) -> None:
+        """Every output so far acknowledged (both producers), then the offsets committed."""
+        assert self.consumer is not None
         await self.rt.publisher.flush()
         if offsets:
             await self.consumer.commit(offsets)
@@ -405,9 +410,7 @@ class SignalIngest(MeterIngest):
             tp = TopicPartition(record.topic, record.partition)
             if tp in offsets:
                 offsets[tp] = min(offsets[tp], record.offset)
-        await self.rt.publisher.flush()
-        if offsets:
-            await self.consumer.commit(offsets)
+        await self.commit_when_flushed(offsets)
 
     async def send_zone_loads(self) -> None:
         pass  # the meter ingest's
