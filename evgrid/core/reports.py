@@ -216,7 +216,9 @@ def build_report(ev: DREvent, zone_id: str, acc: EventReport | None, now: float)
     baseline = ev.baseline_kw
     baseline_kwh = (baseline or 0.0) * duration / 3600.0
     drawn = 0.0 if acc is None else acc.drawn_kwh
-    delivered = baseline_kwh - drawn
+    # From the figures as published, so `delivered = baseline − drawn` holds on the report
+    # itself (rounding each on its own left them 1e-6 apart: a settlement would not add up).
+    delivered = _r(baseline_kwh) - _r(drawn)
     target_kwh = 0.0 if acc is None else acc.target_kwh
     stations = []
     if acc is not None:

@@ -159,7 +159,7 @@ def test_delivered_is_baseline_energy_minus_drawn_and_never_nan(
     assert r["baseline_energy_kwh"] == pytest.approx(sum(base) * duration / 3600, abs=1e-5)
     assert r["drawn_energy_kwh"] == pytest.approx(drawn, rel=1e-9, abs=1e-5)
     assert r["delivered_kwh"] == pytest.approx(
-        r["baseline_energy_kwh"] - r["drawn_energy_kwh"], abs=2e-6)
+        r["baseline_energy_kwh"] - r["drawn_energy_kwh"], abs=1e-9)
     assert sum(s["energy_kwh"] for s in r["stations"]) == pytest.approx(
         r["drawn_energy_kwh"], abs=1e-5)
     assert r["target_kwh"] == pytest.approx(sum(base) * pct / 100 * duration / 3600,
