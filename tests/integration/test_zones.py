@@ -146,7 +146,17 @@ async def test_zone_totals_moves_tombstones_and_two_workers(
         try:
             await wait_for(same_answers, 30, interval=0.5)
         except AssertionError as exc:  # what each worker saw, for the post-mortem
-            raise AssertionError(f"{exc}\nw1 log:\n{w1.log_tail(30)}\n"
+            views = {}
+            for i in range(30):
+                station_id = f"ST-{i:03d}"
+                status, body = await w1.get(f"/stations/{station_id}")
+                views[station_id] = (status, body.get("zone_id"), body.get("load_kw"),
+                                     len(body.get("connectors", [])))
+            _, health1 = await w1.get("/health")
+            _, health2 = await w2.get("/health")
+            raise AssertionError(f"{exc}\nstations (status, zone, kW, connectors): {views}\n"
+                                 f"health: {health1} / {health2}\n"
+                                 f"w1 log:\n{w1.log_tail(30)}\n"
                                  f"w2 log:\n{w2.log_tail(30)}") from None
     finally:
         w2.stop()
