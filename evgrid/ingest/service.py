@@ -314,10 +314,13 @@ class MeterIngest(Service):
             return {}
         assert self.consumer is not None
         bound_s = self.replay_bound_s
+        # The end first: a partition with nothing inside the bound starts at that end, and
+        # a record landing after it is newer than the bound, so the floor query finds it.
+        # (Asked the other way round, a reading produced between the two was skipped.)
+        end = await self.consumer.end_offsets(tps)
+        beginning = await self.consumer.beginning_offsets(tps)
         floor = {} if bound_s is None else await self.consumer.offsets_for_times(
             {tp: int((time.time() - bound_s) * 1000) for tp in tps})
-        beginning = await self.consumer.beginning_offsets(tps)
-        end = await self.consumer.end_offsets(tps)
         out = {}
         for tp in tps:
             committed = await self.consumer.committed(tp)

@@ -187,3 +187,45 @@ async def test_loads_leave_after_each_batch_when_caught_up_and_wait_when_behind(
     ingest.consumer.end = 2  # type: ignore[union-attr]  (this batch reaches the end)
     await ingest._step()
     assert loads_sent(log, station_load) == 1  # caught up: at once, both batches in one
+
+
+class GrowingPartition:
+    """A partition with nothing in it until a reading lands right after the Service's first
+    offsets query (a worker starting while chargers report)."""
+
+    def __init__(self) -> None:
+        self.timestamps_ms: list[int] = []
+        self.queried = False
+
+    def _land(self) -> None:
+        if not self.queried:
+            self.queried = True
+        elif not self.timestamps_ms:
+            self.timestamps_ms.append(int(time.time() * 1000))
+
+    async def end_offsets(self, tps):
+        self._land()
+        return {tp: len(self.timestamps_ms) for tp in tps}
+
+    async def beginning_offsets(self, tps):
+        self._land()
+        return {tp: 0 for tp in tps}
+
+    async def offsets_for_times(self, times):
+        self._land()
+        return {tp: next((SimpleNamespace(offset=i) for i, ts in enumerate(self.timestamps_ms)
+                          if ts >= at), None) for tp, at in times.items()}
+
+    async def committed(self, tp):
+        return None
+
+
+async def test_a_reading_landing_while_a_new_partition_starts_is_not_skipped() -> None:
+    ingest, _side, _log = service(interval_s=0.5)
+    ingest.replay_bound_s = 600.0
+    partition = GrowingPartition()
+    ingest.consumer = partition  # type: ignore[assignment]
+    tp = TopicPartition(METER, 0)
+    start = await ingest._start_offsets([tp])
+    assert partition.timestamps_ms, "the reading should have landed during the queries"
+    assert start[tp] == 0  # from the reading that landed, not past it

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,7 +33,7 @@ def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: 
         web_port=free_port(),
         broker_session_timeout_s=6.0,
         broker_rebalance_timeout_s=6.0,
-        log_level="warning",
+        log_level=os.environ.get("EVGRID_TEST_LOG_LEVEL", "warning"),
     )
     return base.with_topic_prefix(prefix).model_copy(update=overrides)
 
