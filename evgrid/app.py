@@ -117,6 +117,7 @@ def create_app(settings: Settings) -> faust.App:
     # Instances, not classes: rebalance signals may arrive before Faust would build them.
     # Meter values and DR signals each have a consumer of their own beside Faust's.
     services: list[MeterIngest] = [MeterIngest(rt), SignalIngest(rt)]
+    rt.ingests = services
     # The control loop's producer first: started before the Services, stopped after them.
     publisher.control = ControlLink(settings)
     app._extra_services.extend([publisher.control, *services])  # type: ignore[list-item]

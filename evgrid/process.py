@@ -43,7 +43,8 @@ class WorkerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
-        """Up means: web port answers and this worker has active partitions."""
+        """Up means: `/health` says ready (tables recovered, batch consumers assigned) and
+        this worker has active partitions."""
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
@@ -52,7 +53,7 @@ class WorkerProcess:
                 try:
                     async with http.get(self.url + "/health") as resp:
                         body = await resp.json()
-                        if body["active_partitions"] > 0 and not body["rebalancing"]:
+                        if resp.status == 200 and body["active_partitions"] > 0:
                             return
                 except (aiohttp.ClientError, OSError, KeyError):
                     pass

@@ -92,6 +92,11 @@ class MeterIngest(Service):
     def on_recovered(self) -> None:
         self._ready.set()
 
+    @property
+    def assignment_pending(self) -> bool:
+        """Faust assigned partitions this consumer has not taken up yet (`/health`)."""
+        return self._assigned is not None
+
     # -- the loop --------------------------------------------------------------------------
 
     async def on_start(self) -> None:

@@ -163,7 +163,8 @@ def register_views(app: faust.App, rt: Runtime) -> None:
 
     @app.page("/health")
     async def health(web: Web, request: Request) -> Response:
-        status, body = health_status(app, rt.settings.app_id)
+        pending = any(ingest.assignment_pending for ingest in rt.ingests)
+        status, body = health_status(app, rt.settings.app_id, pending)
         return web.json(body, status=status)
 
     @app.page("/metrics")

@@ -30,9 +30,12 @@ def app(*, completed: bool, rebalancing: bool = False, recovering: bool = False,
     ({"completed": True, "recovering": True}, 503, "recovering"),
     ({"completed": True}, 200, "ok"),
     ({"completed": True, "actives": 0}, 200, "ok"),  # more workers than partitions: serves
+    ({"completed": True, "ingest_pending": True}, 503, "recovering"),
 ])
 def test_readiness(state: dict, code: int, status: str) -> None:
-    got, body = health_status(app(**state), "evgrid")
+    pending = state.pop("ingest_pending", False)
+    got, body = health_status(app(**state), "evgrid", pending)
+    assert body["ingest_pending"] is pending
     assert (got, body["status"]) == (code, status)
     assert body["app_id"] == "evgrid"
 
