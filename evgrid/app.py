@@ -45,6 +45,15 @@ ZONE_BATCH_MAX = 10
 BATCH_WITHIN_S = 0.005
 
 
+def superseded_recovery(app: faust.App) -> bool:
+    """Faust sends `on_rebalance_complete` as a recovery ends, before it checks whether a
+    newer rebalance has begun meanwhile; taken at its word, the batch consumers would load
+    their new partitions before that rebalance's tables are restored. A newer rebalance has
+    begun while its recovery has not yet picked it up."""
+    recovery = getattr(app.tables, "recovery", None)
+    return recovery is not None and recovery.signal_recovery_start.is_set()
+
+
 def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
@@ -141,6 +150,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: object) -> None:
+        if superseded_recovery(app):
+            return  # the newer rebalance's own recovery says so when it is done
         rt.zones.keep_only(rt.clock.owned_partitions(), time.time())
         for service in services:
             service.on_recovered()
