@@ -7,6 +7,7 @@ by the caller, so hours of events can be replayed in tests in milliseconds.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 DC_TYPES = frozenset({"CCS", "CHAdeMO"})
@@ -100,6 +101,25 @@ def live_power_kw(reading: ConnectorReading, now: float, stale_after_s: float) -
     return reading.power_kw if now - reading.arrival_ts <= stale_after_s else 0.0
 
 
+#: Distinct connector-limit sets, each held once (read-only: never mutate a config's limits).
+_LIMITS: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
+#: A fleet has a handful; past this many, new sets are not shared (bounded, whatever comes in).
+_LIMITS_MAX = 10_000
+
+
+def shared_limits(limits: dict[str, float] | None) -> dict[str, float] | None:
+    """The one shared dict equal to `limits` (None and {} stay as they are)."""
+    if not limits:
+        return limits
+    key = tuple(sorted(limits.items()))
+    found = _LIMITS.get(key)
+    if found is None:
+        found = dict(key)
+        if len(_LIMITS) < _LIMITS_MAX:
+            _LIMITS[key] = found
+    return found
+
+
 @dataclass(slots=True)
 class StationConfig:
     """One station's entry of `config.station_zones`."""
@@ -111,6 +131,13 @@ class StationConfig:
     connector_max_kw: dict[str, float] | None = None
     profile_mode: str = "station"  # "station" (station-wide max profile) | "connector"
     stack_level: int = 1
+
+    def __post_init__(self) -> None:
+        # Every station holds a config on the station side and another on the zone side:
+        # the zone id and the connector limits, alike across a fleet, are shared, not copied.
+        self.zone_id = sys.intern(self.zone_id)
+        self.profile_mode = sys.intern(self.profile_mode)
+        self.connector_max_kw = shared_limits(self.connector_max_kw)
 
     def ceiling_kw(self, connector_types: list[str] | None = None) -> float:
         """M in DESIGN.md: min of the station limit, the contract and the connectors' limits."""

@@ -126,3 +126,17 @@ def test_running_figures_match_exact_ones(ops) -> None:
     assert summary["stations"] == len(model)
     assert summary["stations_active"] == sum(1 for kw in model.values() if kw > 0)
     assert z.total_kw(T0, 120) == pytest.approx(sum(model.values()), abs=1e-6)
+
+
+def test_configs_share_their_zone_id_and_equal_connector_limits() -> None:
+    """Every station has a config on both sides; what is alike across a fleet is held once."""
+    zone = "".join(["Z-", "shared"])  # built at run time: not a constant the compiler shares
+    a = StationConfig("S1", zone, 300.0, 250.0, {"CCS": 150.0, "Type2": 22.0})
+    b = StationConfig("S2", "".join(["Z-", "shared"]), 300.0, 250.0,
+                      {"Type2": 22.0, "CCS": 150.0})
+    c = StationConfig("S3", zone, 300.0, 250.0, {"CCS": 50.0})
+    assert a.zone_id is b.zone_id
+    assert a.connector_max_kw is b.connector_max_kw
+    assert a.connector_max_kw == {"CCS": 150.0, "Type2": 22.0}
+    assert c.connector_max_kw == {"CCS": 50.0} and c.connector_max_kw is not a.connector_max_kw
+    assert StationConfig("S4", zone, 1.0, 1.0).connector_max_kw is None
