@@ -14,7 +14,7 @@ from typing import Any
 from evgrid import codec, metrics
 from evgrid.agents.decisions import publish_decisions
 from evgrid.codec import DecodeError
-from evgrid.core.types import ConnectorReading, StationConfig
+from evgrid.core.types import ConnectorReading, StationConfig, in_connector_order
 from evgrid.ingest.stations import overload_message
 from evgrid.models.internal import (
     ZONE_MESSAGE,
@@ -70,11 +70,10 @@ class ZoneStage:
     def on_loads(self, message: ZoneLoads, now: float) -> None:
         zone = self.zones.zone(message.zone_id, now)
         for station in message.stations:
-            connectors = {
-                c[0]: ConnectorReading(connector_id=c[0], connector_type=c[1], power_kw=c[2],
-                                       event_ts=c[3], session_id=c[4], arrival_ts=c[5])
-                for c in station.connectors
-            }
+            connectors = in_connector_order(
+                ConnectorReading(connector_id=c[0], connector_type=c[1], power_kw=c[2],
+                                 event_ts=c[3], session_id=c[4], arrival_ts=c[5])
+                for c in station.connectors)
             if not self.zones.update_loads(zone, station.station_id, connectors, now):
                 metrics.LOADS_UNKNOWN_MEMBER.inc()
         self.check_overload(zone, now, exact=False)

@@ -28,6 +28,7 @@ from mode import Service
 
 from evgrid import metrics
 from evgrid.codec import DecodeError
+from evgrid.heap import release_free_memory
 
 if TYPE_CHECKING:
     from evgrid.agents.runtime import Runtime
@@ -218,6 +219,9 @@ class MeterIngest(Service):
                 await self.checkpoint_in_steps()
             except KafkaError as exc:  # the broker is away: the next one covers it
                 log.warning("evgrid ingest: checkpoint failed: %r", exc)
+            # The checkpoint's buffers, and the batches' since the last, back to the system;
+            # in a thread (ctypes lets go of the GIL), so the loop goes on meanwhile.
+            await asyncio.to_thread(release_free_memory)
 
     async def checkpoint_in_steps(self) -> None:
         """The periodic checkpoint, beside the batch loop rather than in it: the offsets are

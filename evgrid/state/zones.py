@@ -131,7 +131,7 @@ class ZoneStore:
         old = zone.load.stations.get(config.station_id)
         if old is not None and old.config == config:
             return False
-        connectors = old.connectors if old is not None else {}
+        connectors = old.connectors if old is not None else ()
         zone.load.upsert(StationRow(config, connectors), now, self.tunables.stale_after_s)
         self.writer.put(self.tables.zone_stations, zone.partition,
                         member_key(zone.zone_id, config.station_id), STATION_CONFIG.dumps(config))
@@ -148,7 +148,7 @@ class ZoneStore:
         return True
 
     def update_loads(self, zone: ZoneEntry, station_id: str,
-                     connectors: dict[int, ConnectorReading], now: float) -> bool:
+                     connectors: tuple[ConnectorReading, ...], now: float) -> bool:
         """A member's latest readings; False for a station the zone does not know."""
         row = zone.load.stations.get(station_id)
         if row is None:
@@ -157,7 +157,7 @@ class ZoneStore:
         zone.waiting_for.discard(station_id)
         # When the newest reading behind the picture reached Kafka, not when it reached us:
         # a zone side behind its input shows that lag in `load_age_s`.
-        newest = max((c.arrival_ts for c in connectors.values()), default=None)
+        newest = max((c.arrival_ts for c in connectors), default=None)
         if newest is not None and (zone.loads_at is None or newest > zone.loads_at):
             zone.loads_at = newest
         return True

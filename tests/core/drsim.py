@@ -36,8 +36,8 @@ class SimZone:
         return {
             station_id: StationRow(
                 StationConfig(station_id, self.zone_id, 400.0, 400.0),
-                {1: ConnectorReading(1, self.connector_type, kw, now - 1,
-                                     "sess" if kw > 0 else None)},
+                (ConnectorReading(1, self.connector_type, kw, now - 1,
+                                  "sess" if kw > 0 else None),),
             )
             for station_id, kw in self.loads.items()
         }

@@ -94,12 +94,12 @@ def test_charger_three_hours_behind_keeps_its_load_its_windows_and_alerts_once()
 def test_zone_row_counts_a_charger_by_when_it_was_heard() -> None:
     behind = 3 * 3600.0
     reading = ConnectorReading(1, "CCS", 40.0, T0 - behind, "s", arrival_ts=T0)
-    row = StationRow(StationConfig("ST1", "Z1", 100.0, 100.0), {1: reading})
+    row = StationRow(StationConfig("ST1", "Z1", 100.0, 100.0), (reading,))
     assert row.load_kw(T0 + 100, 120) == 40.0
     assert row.load_kw(T0 + 121, 120) == 0.0  # not heard from for longer than the limit
     assert row.last_heard_ts() == T0
     back = StationRow.from_dict(orjson.loads(orjson.dumps(row.to_dict())))
-    assert back.connectors[1].arrival_ts == T0
+    assert back.connectors[0].arrival_ts == T0
     zone = ZoneLoad("Z1")
     zone.upsert(back, T0 + 5, 120)
     assert zone.summary(T0 + 5, 120)["zone_total_power_kw"] == 40.0

@@ -24,7 +24,7 @@ class Zone:
         return {
             sid: StationRow(
                 StationConfig(sid, "Z1", 200.0, 200.0),
-                {1: ConnectorReading(1, "CCS", kw, now - 1, "sess" if kw > 0 else None)},
+                (ConnectorReading(1, "CCS", kw, now - 1, "sess" if kw > 0 else None),),
             )
             for sid, kw in self.loads.items()
         }
@@ -205,8 +205,8 @@ def test_stale_commanded_station_counts_at_higher_of_last_load_and_target() -> N
     target = sets(d)["S05"]
     rows = z.rows(T0 + 200)
     # S05's meter goes silent: its last reading (above target) is now stale.
-    rows["S05"].connectors[1].event_ts = T0 - 1
-    rows["S05"].connectors[1].arrival_ts = T0 - 1  # nothing heard since: stale by arrival
+    rows["S05"].connectors[0].event_ts = T0 - 1
+    rows["S05"].connectors[0].arrival_ts = T0 - 1  # nothing heard since: stale by arrival
     assert rows["S05"].load_kw(T0 + 200, TUN.stale_after_s) == 0.0
     counted = z.ctl.effective_load("S05", rows["S05"], T0 + 200)
     assert counted == max(z.loads["S05"], target)

@@ -127,7 +127,7 @@ def test_dead_band_decides_who_gets_a_new_command() -> None:
 
 def _row(station_id: str, kw: float, ts: float) -> StationRow:
     return StationRow(StationConfig(station_id, "Z", 100.0, 100.0),
-                      {1: ConnectorReading(1, "CCS", kw, ts, "s")})
+                      (ConnectorReading(1, "CCS", kw, ts, "s"),))
 
 
 def test_demand_capture_and_uncurtailed_load() -> None:

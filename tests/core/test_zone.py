@@ -14,7 +14,7 @@ T0 = 1_800_000_000.0
 
 
 def row(sid: str, *kws: float, t: float = 0.0, max_kw: float = 100.0) -> StationRow:
-    conns = {i + 1: ConnectorReading(i + 1, "CCS", kw, T0 + t, "s") for i, kw in enumerate(kws)}
+    conns = tuple(ConnectorReading(i + 1, "CCS", kw, T0 + t, "s") for i, kw in enumerate(kws))
     return StationRow(StationConfig(sid, "Z1", max_kw, max_kw), conns)
 
 

@@ -18,8 +18,8 @@ def member(station_id: str) -> StationConfig:
     return StationConfig(station_id, "Z1", 100.0, 100.0)
 
 
-def loads(kw: float) -> dict[int, ConnectorReading]:
-    return {1: ConnectorReading(1, "CCS", kw, T0, "s")}
+def loads(kw: float) -> tuple[ConnectorReading, ...]:
+    return (ConnectorReading(1, "CCS", kw, T0, "s"),)
 
 
 def test_a_new_zone_is_warm_and_persists_membership_only_on_change() -> None:
@@ -45,12 +45,12 @@ def test_load_age_is_from_the_newest_reading_not_from_when_the_zone_side_got_it(
     store.join(zone, member("S2"), T0)
     assert zone.load_age_s(T0) is None
     # A zone side 15 s behind its input: the picture is 15 s old when it is applied.
-    store.update_loads(zone, "S1", {1: ConnectorReading(1, "CCS", 30.0, T0 - 20, "s",
-                                                        arrival_ts=T0 - 15)}, T0)
+    store.update_loads(zone, "S1", (ConnectorReading(1, "CCS", 30.0, T0 - 20, "s",
+                                                     arrival_ts=T0 - 15),), T0)
     assert zone.load_age_s(T0) == 15.0
     # An older reading of another station does not make the picture look older.
-    store.update_loads(zone, "S2", {1: ConnectorReading(1, "CCS", 30.0, T0 - 40, "s",
-                                                        arrival_ts=T0 - 30)}, T0 + 1)
+    store.update_loads(zone, "S2", (ConnectorReading(1, "CCS", 30.0, T0 - 40, "s",
+                                                     arrival_ts=T0 - 30),), T0 + 1)
     assert zone.load_age_s(T0 + 1) == 16.0
 
 

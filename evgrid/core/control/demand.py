@@ -20,10 +20,7 @@ HeldDemand = dict[str, dict[int, float]]
 
 
 def connector_loads(row: StationRow, now: float, stale_after_s: float) -> dict[int, float]:
-    return {
-        connector_id: live_power_kw(c, now, stale_after_s)
-        for connector_id, c in row.connectors.items()
-    }
+    return {c.connector_id: live_power_kw(c, now, stale_after_s) for c in row.connectors}
 
 
 def effective_load(
@@ -33,9 +30,9 @@ def effective_load(
     last load and its target (it may still be drawing; we cannot see it)."""
     live = row.load_kw(now, stale_after_s)
     if target_kw is not None and row.connectors and live == 0.0:
-        fresh = any(c.is_live(now, stale_after_s) for c in row.connectors.values())
+        fresh = any(c.is_live(now, stale_after_s) for c in row.connectors)
         if not fresh:
-            last = sum(c.power_kw for c in row.connectors.values())
+            last = sum(c.power_kw for c in row.connectors)
             return max(last, target_kw)
     return live
 
@@ -70,7 +67,8 @@ def station_demand(
 ) -> StationDemand:
     """d, m and M of DESIGN.md's allocation rule for one station, per connector too."""
     conns = []
-    for connector_id, c in sorted(row.connectors.items()):
+    for c in row.connectors:  # in connector-id order
+        connector_id = c.connector_id
         live = live_power_kw(c, now, t.stale_after_s)
         active = c.session_active and live > 0.0
         if may_suspend or not active:

@@ -1,0 +1,44 @@
+"""The worker's heap: how often Python collects, and handing freed C memory back.
+
+Both are measured choices (README "Performance"): full collections held DR signals for
+~200 ms, and glibc kept freed batch and checkpoint buffers resident.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from collections.abc import Callable
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections: with CPython's default thresholds the objects of
+    every fetched batch outlived two young collections, so full collections (~200 ms with
+    5,000 stations, finding nothing) ran every few seconds under load and held every DR
+    signal behind them (measured: event-loop lag 200-260 ms, DR acks up to 380 ms). With a
+    young generation of 50,000 a batch dies young; what the import and start-up built is
+    frozen out of every later scan."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back this way
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`). Each fetched
+    batch and each checkpoint allocate and free tens of megabytes; glibc keeps what was
+    freed inside its arenas, so the resident set stayed near the busiest second's high-water
+    mark rather than what the worker holds. False where there is no glibc."""
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
