@@ -46,6 +46,7 @@ class Sizes:
     # memory: RSS at idle and at these fleet sizes (2 connectors per station)
     memory_connectors: tuple[int, ...] = (100_000, 1_000_000)
     memory_deadline_s: float = 240.0
+    memory_checkpoint_s: float = 30.0  # the worker's checkpoint interval (its default)
     # recovery: kill -9 while readings arrive at this rate
     recovery_rate: float = 10_000.0
     recovery_stations: int = 10_000
@@ -63,7 +64,7 @@ SMOKE = Sizes(
     messages=4_000, noop_messages=2_000, stations=400, zones=8, throughput_window_s=10.0,
     latency_stations=200, latency_events=2, background_rate=300.0, load_settle_s=0.5,
     drain_cap_s=1.0, rate_probe_readings=2_000, event_timeout_s=5.0,
-    memory_connectors=(400, 2_000), memory_deadline_s=60.0,
+    memory_connectors=(400, 2_000), memory_deadline_s=60.0, memory_checkpoint_s=1.0,
     recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
     scaling_messages=2_000, scaling_window_s=10.0, partitions=2, poll_s=0.5,
 )

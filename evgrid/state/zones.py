@@ -8,6 +8,7 @@ picture. Members' limits and the controller are written when they change.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from evgrid.core.zone import ZoneLoad
 from evgrid.state.codecs import STATION_CONFIG, ZONE_CONTROL, ZoneControlRecord
 from evgrid.state.tables_io import PartitionWriter, items_in_partition, partition_of
 from evgrid.tables import Tables
+
+log = logging.getLogger(__name__)
 
 
 def member_key(zone_id: str, station_id: str) -> bytes:
@@ -95,13 +98,19 @@ class ZoneStore:
     def keep_only(self, partitions: set[int], now: float) -> None:
         """After a rebalance: forget zones we no longer own, load the owned ones that have
         state, so their events end on time even if no message for them arrives again."""
-        for zone_id, zone in list(self.zones.items()):
-            if zone.partition not in partitions:
-                del self.zones[zone_id]
+        dropped = [zone_id for zone_id, zone in self.zones.items()
+                   if zone.partition not in partitions]
+        for zone_id in dropped:
+            del self.zones[zone_id]
+        loaded = []
         for key in list(self.tables.zone_control.keys()):
             zone_id = key.decode()
             if zone_id not in self.zones and partition_of(zone_id, self.partitions) in partitions:
                 self.zones[zone_id] = self._load(zone_id, now)
+                loaded.append(zone_id)
+        log.info("evgrid zones: partitions %s: kept %d, dropped %s, loaded %s (cold: %s)",
+                 sorted(partitions), len(self.zones) - len(loaded), sorted(dropped),
+                 sorted(loaded), sorted(z for z in loaded if self.zones[z].cold_until))
 
     def _load(self, zone_id: str, now: float) -> ZoneEntry:
         t = self.tunables

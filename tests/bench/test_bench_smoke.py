@@ -72,6 +72,7 @@ def test_bench_smoke(kafka_broker, tmp_path) -> None:
     for point in mem["points"]:
         assert point["complete"] == (point["readings_taken"] >= point["connectors"]), point
         assert point["readings_taken"] > 0 and point["rss_mb"] > 0
+        assert point["steady_rss_mb"] > 0  # read again one checkpoint later
 
     rec = r["recovery"]
     assert rec["ready_s"] > 0 and rec["first_applied_s"] > 0, rec

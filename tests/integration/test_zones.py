@@ -45,6 +45,17 @@ def station_kw(station: int) -> float:
     return 20.0 + station  # connector 1; connector 2 draws 10 kW
 
 
+#: What a worker's INFO log says about each rebalance: the generation it joined, when Faust's
+#: recovery ended (or was superseded), what the batch consumers took up, which zones moved.
+REBALANCE_LINES = ("Joined group", "Restore complete", "rebalancing again", "owns partitions",
+                   "evgrid zones:", "WARNING", "ERROR")
+
+
+def rebalance_steps(worker: WorkerProcess) -> str:
+    lines = worker.log_tail(100_000).splitlines()
+    return "\n".join(line[:240] for line in lines if any(k in line for k in REBALANCE_LINES))
+
+
 def answer_differences(a: dict, b: dict, expected: dict) -> dict:
     """Only what differs between the workers' answers, and each total against expected."""
     out = {}
@@ -80,7 +91,9 @@ async def zone(worker: WorkerProcess, zone_id: str) -> dict:
 async def test_zone_totals_moves_tombstones_and_two_workers(
     kafka_broker, unique_prefix, tmp_path
 ) -> None:
-    settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "w1")
+    # INFO: on failure, the rebalance steps of both workers are printed (REBALANCE_LINES).
+    settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "w1",
+                                 log_level="info")
     w1 = WorkerProcess(settings, tmp_path / "w1.log").start()
     settings2 = settings.model_copy(
         update={"data_dir": tmp_path / "w2", "web_port": settings.web_port + 1}
@@ -156,8 +169,8 @@ async def test_zone_totals_moves_tombstones_and_two_workers(
             _, health2 = await w2.get("/health")
             raise AssertionError(f"{exc}\nstations (status, zone, kW, connectors): {views}\n"
                                  f"health: {health1} / {health2}\n"
-                                 f"w1 log:\n{w1.log_tail(30)}\n"
-                                 f"w2 log:\n{w2.log_tail(30)}") from None
+                                 f"w1 rebalance steps:\n{rebalance_steps(w1)}\n"
+                                 f"w2 rebalance steps:\n{rebalance_steps(w2)}") from None
     finally:
         w2.stop()
         w1.stop()
