@@ -44,6 +44,13 @@ from evgrid.core.types import ConnectorReading
 Held = tuple[float, float, "str | None"]
 
 
+def _find(accs: list[_Acc], connector_id: int) -> _Acc | None:
+    for acc in accs:
+        if acc.connector_id == connector_id:
+            return acc
+    return None
+
+
 def _sessions(session_ids: str | tuple[str, ...] | None) -> tuple[str, ...]:
     """The session ids an accumulator saw (stored as one string while there is just one)."""
     if session_ids is None:
@@ -64,20 +71,24 @@ def _with_session(
 class _Acc:
     """One connector in one open window: held energy and covered seconds so far, the last
     reading (held until the next), the peak and the session ids seen (None, one id, or a
-    tuple of them: most windows see one session, and a tuple costs 48 bytes)."""
+    tuple of them: most windows see one session, and a tuple costs 48 bytes). A window's
+    accumulators are a short list, found by `connector_id` (a dict of them cost ~140 bytes
+    more a station)."""
 
-    __slots__ = ("covered", "energy", "first", "kw", "last", "peak", "session_id", "session_ids")
+    __slots__ = ("connector_id", "covered", "energy", "first", "kw", "last", "peak",
+                 "session_id", "session_ids")
 
-    def __init__(self, ts: float, kw: float, session_id: str | None) -> None:
+    def __init__(self, connector_id: int, ts: float, kw: float, session_id: str | None) -> None:
+        self.connector_id = connector_id
         self.first = self.last = ts
         self.kw = self.peak = kw
         self.session_id = session_id
         self.energy = self.covered = 0.0
         self.session_ids: str | tuple[str, ...] | None = session_id
 
-    def to_dict(self, connector_id: int) -> dict:
+    def to_dict(self) -> dict:
         return {
-            "connector_id": connector_id,
+            "connector_id": self.connector_id,
             "first_ts": self.first,
             "last_ts": self.last,
             "power_kw": self.kw,
@@ -90,7 +101,7 @@ class _Acc:
 
     @classmethod
     def from_dict(cls, d: dict) -> _Acc:
-        acc = cls(d["first_ts"], d["power_kw"], d["session_id"])
+        acc = cls(d["connector_id"], d["first_ts"], d["power_kw"], d["session_id"])
         acc.last = d["last_ts"]
         acc.energy = d["energy_kws"]
         acc.covered = d["covered_s"]
@@ -174,8 +185,8 @@ class StationWindows:
         self.stale_after_s = stale_after_s
         self.keep = keep
         self.watermark = -math.inf
-        # window start -> connector id -> accumulator
-        self._open: dict[float, dict[int, _Acc]] = {}
+        # window start -> its connectors' accumulators
+        self._open: dict[float, list[_Acc]] = {}
         # connector id -> value held at `_closed_end` (only non-stale ones are kept)
         self._carry: dict[int, Held] = {}
         self._closed_end: float | None = None  # end of the last closed window
@@ -205,10 +216,10 @@ class StationWindows:
         session_id = reading.session_id
         conns = self._open.get(start)
         if conns is None:
-            conns = self._open[start] = {}
-        acc = conns.get(connector_id)
+            conns = self._open[start] = []
+        acc = _find(conns, connector_id)
         if acc is None:
-            conns[connector_id] = _Acc(ts, kw, session_id)
+            conns.append(_Acc(connector_id, ts, kw, session_id))
         else:
             held = min(ts, acc.last + self.stale_after_s) - acc.last
             if held > 0.0:
@@ -230,7 +241,7 @@ class StationWindows:
         """Slow path for readings at or behind the watermark: is `ts` newer than everything
         this connector has in the open windows?"""
         for wstart, conns in self._open.items():
-            acc = conns.get(connector_id)
+            acc = _find(conns, connector_id)
             if acc is not None and (wstart > start or acc.last >= ts):
                 return False
         return True
@@ -287,7 +298,7 @@ class StationWindows:
                 break
             if start > last:
                 break
-            accs: dict[int, _Acc] = {}
+            accs: list[_Acc] = []
             if i < n and starts[i] == start:
                 accs = self._open.pop(start) if commit else self._open[start]
                 i += 1
@@ -301,7 +312,7 @@ class StationWindows:
         return out
 
     def _stat(
-        self, start: float, accs: dict[int, _Acc], carry: dict[int, Held], upto: float | None
+        self, start: float, accs: list[_Acc], carry: dict[int, Held], upto: float | None
     ) -> tuple[WindowStat, dict[int, Held]]:
         """The window's statistic and the values it carries out (non-stale at its end)."""
         end = start + self.window_s
@@ -311,7 +322,8 @@ class StationWindows:
         active = anonymous = 0
         sessions: set[str] = set()
         out: dict[int, Held] = {}
-        for connector_id, acc in accs.items():
+        for acc in accs:
+            connector_id = acc.connector_id
             energy, covered, mx = acc.energy, acc.covered, acc.peak
             session_ids = _sessions(acc.session_ids)
             held_in = carry.get(connector_id)
@@ -340,8 +352,9 @@ class StationWindows:
                 if not session_ids:
                     anonymous += 1
             sessions.update(session_ids)
+        with_readings = {acc.connector_id for acc in accs}
         for connector_id, held_in in carry.items():
-            if connector_id in accs:
+            if connector_id in with_readings:
                 continue
             ts, kw, session_id = held_in
             if ts + stale > end:
@@ -393,7 +406,7 @@ class StationWindows:
             "closed_end": self._closed_end,
             "open": [
                 {"window_start": start,
-                 "connectors": [acc.to_dict(connector_id) for connector_id, acc in conns.items()]}
+                 "connectors": [acc.to_dict() for acc in conns]}
                 for start, conns in self._open.items()
             ],
             "carry": [
@@ -417,7 +430,7 @@ class StationWindows:
             w.watermark = d["watermark"]
         w._closed_end = d["closed_end"]
         w._open = {
-            o["window_start"]: {a["connector_id"]: _Acc.from_dict(a) for a in o["connectors"]}
+            o["window_start"]: [_Acc.from_dict(a) for a in o["connectors"]]
             for o in d["open"]
         }
         w._carry = {

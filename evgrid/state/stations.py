@@ -172,6 +172,10 @@ class StationStore:
                 if entry is not None:
                     self._write(entry)
                     written += 1
+            if dirty is not None and not dirty:
+                # A set keeps its table when emptied: one that held every station of the
+                # partition would hold that memory from one checkpoint to the next.
+                self.dirty[partition] = set()
         return written
 
     def _write(self, entry: StationEntry) -> None:
