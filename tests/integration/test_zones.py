@@ -7,7 +7,9 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.integration.harness import WorkerProcess, drain, isolated_settings, jdump, produce
 
@@ -54,6 +56,39 @@ REBALANCE_LINES = ("Joined group", "Restore complete", "rebalancing again", "own
 def rebalance_steps(worker: WorkerProcess) -> str:
     lines = worker.log_tail(100_000).splitlines()
     return "\n".join(line[:240] for line in lines if any(k in line for k in REBALANCE_LINES))
+
+
+async def station_load_log(bootstrap: str, settings) -> str:
+    """Every message on the zone stage's topic (partition, offset, kind, zone, stations,
+    Kafka time) and where the app's group has committed each partition: whether a zone
+    owner could have skipped the loads the other worker re-sent."""
+    topic = settings.topics.station_load
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=settings.app_id,
+                             enable_auto_commit=False)
+    await reader.start()
+    await group.start()
+    lines = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        for tp in tps:
+            lines.append(f"{tp.partition}: committed {await group.committed(tp)}")
+        for _ in range(20):
+            batch = await reader.getmany(timeout_ms=200)
+            if not batch:
+                break
+            for records in batch.values():
+                for r in records:
+                    v = orjson.loads(r.value) if r.value else {}
+                    who = [s["station_id"] for s in v.get("stations", ())] or v.get("station_id")
+                    lines.append(f"{r.partition}@{r.offset} {r.timestamp % 100_000:>5} "
+                                 f"{v.get('kind')} {v.get('zone_id')} {who}")
+    finally:
+        await reader.stop()
+        await group.stop()
+    return "\n".join(lines)
 
 
 def answer_differences(a: dict, b: dict, expected: dict) -> dict:
@@ -170,7 +205,10 @@ async def test_zone_totals_moves_tombstones_and_two_workers(
             raise AssertionError(f"{exc}\nstations (status, zone, kW, connectors): {views}\n"
                                  f"health: {health1} / {health2}\n"
                                  f"w1 rebalance steps:\n{rebalance_steps(w1)}\n"
-                                 f"w2 rebalance steps:\n{rebalance_steps(w2)}") from None
+                                 f"w2 rebalance steps:\n{rebalance_steps(w2)}\n"
+                                 f"station loads:\n"
+                                 f"{await station_load_log(kafka_broker.bootstrap, settings)}"
+                                 ) from None
     finally:
         w2.stop()
         w1.stop()
