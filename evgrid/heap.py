@@ -33,12 +33,10 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _TRIM = _malloc_trim()
 
 
-def release_free_memory() -> bool:
+def release_free_memory() -> None:
     """Hand the C heap's free pages back to the system (glibc's `malloc_trim`). Each fetched
     batch and each checkpoint allocate and free tens of megabytes; glibc keeps what was
     freed inside its arenas, so the resident set stayed near the busiest second's high-water
-    mark rather than what the worker holds. False where there is no glibc."""
-    if _TRIM is None:
-        return False
-    _TRIM(0)
-    return True
+    mark rather than what the worker holds. Nothing to do where there is no glibc."""
+    if _TRIM is not None:
+        _TRIM(0)
