@@ -44,6 +44,8 @@ CHECKPOINT_QUEUED_MAX = 2_000
 ZONE_LOADS_CHUNK = 5
 #: How often the DR-signal consumer commits what it has handled (once its outputs are acked).
 COMMIT_EVERY_S = 0.5
+#: The second re-forward after an assignment comes half a zone warm-up later, at least this.
+REFORWARD_MIN_S = 2.0
 
 
 class MeterIngest(Service):
@@ -69,6 +71,7 @@ class MeterIngest(Service):
         self._epoch = 0  # rebalances seen
         self._last_checkpoint = time.monotonic()
         self._last_forget = time.monotonic()
+        self._reforward_due = 0.0  # monotonic time of the second re-forward; 0: none due
 
     # -- Faust's rebalance, as signals -----------------------------------------------------
 
@@ -156,6 +159,9 @@ class MeterIngest(Service):
             async with self._lock:
                 self._last_zone_loads = now
                 await self.send_zone_loads()
+        if self._reforward_due and now >= self._reforward_due:
+            async with self._lock:
+                await self.reforward_again()
         if now - self._last_forget >= 60.0:
             self._last_forget = now
             self.housekeeping()
@@ -314,9 +320,25 @@ class MeterIngest(Service):
             metrics.INGEST_PARTITIONS_LOADED.inc()
 
     def assigned(self, owned: set[int]) -> None:
-        """Every zone owner hears about our stations again (a new owner is cold till then)."""
+        """Every zone owner hears about our stations again (a new owner is cold till then),
+        and once more half a warm-up later: a new owner's Faust consumer can miss what was
+        sent before it started reading (a CI run showed one zone owner lacking every
+        station the other worker had re-sent; faust-streaming #216 and #221 describe
+        Faust skipping or reordering events around a rebalance). The second copy lands
+        while the zone is still cold, so it never decides without those stations."""
         self.rt.ingest.forget_partitions()
         self.rt.ingest.reforward(owned)
+        self._reforward_due = time.monotonic() + max(
+            REFORWARD_MIN_S, self.settings.zone_warmup_s / 2)
+
+    async def reforward_again(self) -> None:
+        self._reforward_due = 0.0
+        if self._assigned is not None:
+            return  # a newer assignment re-forwards (and schedules the next) itself
+        self.rt.ingest.reforward(self.owned)
+        await self.rt.publisher.drain()
+        log.info("evgrid %s: re-forwarded the stations of partitions %s again",
+                 self.group_id, sorted(self.owned))
 
     async def _start_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         if not tps:

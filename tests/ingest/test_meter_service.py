@@ -229,3 +229,36 @@ async def test_a_reading_landing_while_a_new_partition_starts_is_not_skipped() -
     start = await ingest._start_offsets([tp])
     assert partition.timestamps_ms, "the reading should have landed during the queries"
     assert start[tp] == 0  # from the reading that landed, not past it
+
+
+async def test_stations_are_re_forwarded_again_half_a_warm_up_after_an_assignment() -> None:
+    """A new zone owner can miss what was sent before it started reading; the second copy
+    reaches it while the zone is still cold. A newer assignment cancels the second copy."""
+    from evgrid.state.tables_io import partition_of
+    from tests.fakes import PARTITIONS
+
+    ingest, side, log = service(interval_s=60.0)
+    station_id = next(f"S{i}" for i in range(100) if partition_of(f"S{i}", PARTITIONS) == 0)
+    side.map(station_id, "ZA")
+    await ingest._apply({TopicPartition(METER, 0): [
+        record(METER, station_id, reading(station_id, 10.0, time.time()), partition=0)]})
+    side.out.pending.clear()
+    ingest.owned = {0}
+    station_load = side.settings.topics.station_load
+
+    before = loads_sent(log, station_load)
+
+    ingest.assigned({0})
+    await side.out.drain()
+    assert loads_sent(log, station_load) - before == 2  # joined + loads
+    due_in = ingest._reforward_due - time.monotonic()
+    assert 0 < due_in <= side.settings.zone_warmup_s / 2
+    await ingest.reforward_again()
+    assert loads_sent(log, station_load) - before == 4  # the same again
+    assert ingest._reforward_due == 0.0
+
+    ingest.assigned({0})
+    ingest._assigned = {0}  # a newer assignment arrived meanwhile: it re-forwards itself
+    await side.out.drain()
+    await ingest.reforward_again()
+    assert loads_sent(log, station_load) - before == 6

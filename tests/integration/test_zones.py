@@ -50,6 +50,7 @@ def station_kw(station: int) -> float:
 #: What a worker's INFO log says about each rebalance: the generation it joined, when Faust's
 #: recovery ended (or was superseded), what the batch consumers took up, which zones moved.
 REBALANCE_LINES = ("Joined group", "Restore complete", "rebalancing again", "owns partitions",
+                   "re-forwarded",
                    "evgrid zones:", "WARNING", "ERROR")
 
 
