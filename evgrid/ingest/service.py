@@ -325,7 +325,8 @@ class MeterIngest(Service):
         sent before it started reading (a CI run showed one zone owner lacking every
         station the other worker had re-sent; faust-streaming #216 and #221 describe
         Faust skipping or reordering events around a rebalance). The second copy lands
-        while the zone is still cold, so it never decides without those stations."""
+        while the new owner's zone is normally still cold (it waits a whole warm-up for
+        members it has not heard), so it does not decide without those stations."""
         self.rt.ingest.forget_partitions()
         self.rt.ingest.reforward(owned)
         self._reforward_due = time.monotonic() + max(
