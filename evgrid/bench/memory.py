@@ -93,9 +93,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
                 "mappings/zone rows behind)")
         out.append((f"worker RSS, {p['connectors']:,} connectors",
                      f"{p['rss_mb']:,.0f} MB{note}"))
-        if "steady_rss_mb" in p:
-            out.append((f"worker RSS, {p['connectors']:,} connectors, one checkpoint later",
-                         f"{p['steady_rss_mb']:,.0f} MB"))
+        out.append((f"worker RSS, {p['connectors']:,} connectors, one checkpoint later",
+                     f"{p['steady_rss_mb']:,.0f} MB"))
     return out
 
 

@@ -242,8 +242,7 @@ class MeterIngest(Service):
         async with self._lock:
             if self._assigned is not None or not self.owned or self.consumer is None:
                 return
-            offsets = {tp: pos for tp, pos in self.positions.items()
-                       if tp.partition in self.owned}
+            offsets = self.owned_positions()
         written = 0
         while True:
             async with self._lock:
@@ -264,12 +263,17 @@ class MeterIngest(Service):
         output flushed, then the offsets committed."""
         assert self.consumer is not None
         self._last_checkpoint = time.monotonic()
-        offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
+        offsets = self.owned_positions()
         written = 0
         while chunk := self.rt.stations.checkpoint(limit=CHECKPOINT_CHUNK):
             written += chunk
             await asyncio.sleep(0)  # DR work goes first; our own batches wait (the lock)
         await self._flush_and_commit(offsets, written)
+
+    def owned_positions(self) -> dict[TopicPartition, int]:
+        """The next offset to apply of each partition this consumer owns: what a commit
+        after a complete checkpoint records."""
+        return {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
 
     async def _flush_and_commit(self, offsets: dict[TopicPartition, int], written: int) -> None:
         assert self.consumer is not None
@@ -438,7 +442,7 @@ class SignalIngest(MeterIngest):
         """No state of its own (zones persist theirs): the offsets of signals whose decisions
         the producer holds, committed once it has flushed them."""
         assert self.consumer is not None
-        offsets = {tp: pos for tp, pos in self.positions.items() if tp.partition in self.owned}
+        offsets = self.owned_positions()
         # A signal a cold zone still holds is not done: never commit past it (a crash before
         # the zone warms up must redeliver it).
         for record in self.rt.zones.held_signals():

@@ -162,11 +162,12 @@ class ZoneStore:
         row = zone.load.stations.get(station_id)
         if row is None:
             return False
-        zone.load.upsert(StationRow(row.config, connectors), now, self.tunables.stale_after_s)
+        updated = StationRow(row.config, connectors)
+        zone.load.upsert(updated, now, self.tunables.stale_after_s)
         zone.waiting_for.discard(station_id)
         # When the newest reading behind the picture reached Kafka, not when it reached us:
         # a zone side behind its input shows that lag in `load_age_s`.
-        newest = max((c.arrival_ts for c in connectors), default=None)
+        newest = updated.last_heard_ts()
         if newest is not None and (zone.loads_at is None or newest > zone.loads_at):
             zone.loads_at = newest
         return True
