@@ -55,3 +55,61 @@ async def test_without_a_control_link_everything_leaves_on_the_shared_producer()
     out.send(s.topics.commands, "S1", b"{}")
     await out.drain()
     assert shared.sent == [s.topics.commands]
+
+
+async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_them() -> None:
+    s = settings()
+    shared = Producer()
+    out = Publisher(SimpleNamespace(producer=shared), s)  # type: ignore[arg-type]
+    out.control = ControlLink(s)
+    own = Producer()
+    out.control.producer = own  # type: ignore[assignment]
+    order: list[str] = []
+    own_send, shared_send = own.send, shared.send
+
+    async def control_send(topic, *args, **kwargs):
+        order.append(topic)
+        return await own_send(topic, *args, **kwargs)
+
+    async def slow_shared_send(topic, *args, **kwargs):
+        await asyncio.sleep(0.01)  # waiting for room in Faust's buffer
+        order.append(topic)
+        return await shared_send(topic, *args, **kwargs)
+
+    own.send, shared.send = control_send, slow_shared_send  # type: ignore[method-assign]
+    for n in range(3):
+        out.send(s.topics.station_load, f"Z{n}", b"{}")
+    acked: list[str] = []
+    out.send(s.topics.commands, "S1", b"{}", callback=lambda _f: acked.append("S1"))
+    assert await out.drain() == 4
+    assert order == [s.topics.commands] + [s.topics.station_load] * 3
+    own.futures[0].set_result(None)
+    await asyncio.sleep(0)
+    assert acked == ["S1"]  # callbacks still follow the acks
+
+
+async def test_ingestion_yields_until_control_messages_in_flight_are_acked() -> None:
+    s = settings()
+    out = Publisher(SimpleNamespace(producer=Producer()), s)  # type: ignore[arg-type]
+    out.control = ControlLink(s)
+    own = Producer()
+    out.control.producer = own  # type: ignore[assignment]
+    await out.control_first()  # nothing in flight: one turn of the loop, no wait
+    out.send(s.topics.commands, "S1", b"{}")
+    await out.drain()
+    ingest = asyncio.create_task(out.control_first())
+    await asyncio.sleep(0.005)
+    assert not ingest.done()  # the command is in flight: ingestion waits
+    own.futures[0].set_result(None)
+    await asyncio.wait_for(ingest, 1.0)
+
+
+async def test_a_command_never_acked_holds_ingestion_back_only_briefly() -> None:
+    s = settings()
+    out = Publisher(SimpleNamespace(producer=Producer()), s)  # type: ignore[arg-type]
+    out.control = ControlLink(s)
+    out.control.producer = Producer()  # type: ignore[assignment]
+    out.send(s.topics.commands, "S1", b"{}")
+    await out.drain()
+    await asyncio.wait_for(out.control_first(), 1.0)  # CONTROL_FIRST_S, then ingestion goes on
+    assert out.control.unacked  # still in flight

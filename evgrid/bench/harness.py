@@ -35,8 +35,11 @@ class Sizes:
     connectors: int = 2
     zones: int = 100
     throughput_window_s: float = 120.0
-    # DR latency: 100-station zones; 10,000 readings/s offered, then 2x what the worker applies
+    # DR latency: 100-station zones; 10,000 readings/s offered, then saturated: `saturation` ×
+    # what the worker applies, re-measured each second (over the 2× that defines saturation,
+    # without a generator at 5× the worker's rate taking the cores it shares with the worker)
     latency_stations: int = 10_000
+    saturation: float = 2.5
     latency_events: int = 50
     event_timeout_s: float = 10.0
     background_rate: float = 10_000.0

@@ -7,6 +7,7 @@ of the zone seen by a consumer)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -16,7 +17,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from evgrid.bench.harness import Bench, LagProbe, Phase, say
-from evgrid.bench.load import consumer, preload, produce_mappings, producer, stream_readings
+from evgrid.bench.load import (
+    Pace,
+    consumer,
+    preload,
+    produce_mappings,
+    producer,
+    stream_readings,
+)
 from evgrid.bench.stats import histogram_delta, histogram_figures, parse_histogram, percentiles
 from evgrid.process import WorkerProcess
 from evgrid.settings import Settings
@@ -97,17 +105,40 @@ async def drained(bench: Bench, worker: WorkerProcess, lag: LagProbe, cap_s: flo
         await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
+async def hold_saturated(bench: Bench, worker: WorkerProcess, pace: Pace,
+                         stop: asyncio.Event) -> None:
+    """Keep the offered rate at `saturation` × what the worker applied over the last seconds
+    (one `/metrics` scrape a second, smoothed), so its lag keeps growing."""
+    taken, at = await bench.applied([worker]), time.monotonic()
+    applying: float | None = None
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), bench.sizes.poll_s)
+        now_taken, now = await bench.applied([worker]), time.monotonic()
+        rate = (now_taken - taken) / max(now - at, 1e-9)
+        applying = rate if applying is None else 0.5 * applying + 0.5 * rate
+        if applying > 0:
+            pace.rate = bench.sizes.saturation * applying
+        taken, at = now_taken, now
+
+
 async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: LagProbe,
-                    name: str, rate: float, first_event: int) -> dict[str, Any]:
+                    name: str, rate: float, first_event: int,
+                    saturate: bool = False) -> dict[str, Any]:
+    """One condition's events while `rate` readings/s are offered; with `saturate`, `rate` is
+    only where the offer starts: it is then held at `saturation` × what the worker applies."""
     s = bench.sizes
-    say(f"  {name}: {rate:,.0f} readings/s offered")
+    say(f"  {name}: " + (f"{s.saturation}× what the worker applies offered (from "
+                         f"{rate:,.0f}/s)" if saturate else f"{rate:,.0f} readings/s offered"))
     lag_start = await drained(bench, worker, lag, s.drain_cap_s)
     committed_start = await lag.lag()
     before = await reaction_histogram(worker)
     applied_start, t_start = await bench.applied([worker]), time.monotonic()
     stop = asyncio.Event()
-    load = (asyncio.create_task(stream_readings(firing.settings, rate, s.latency_stations,
+    pace = Pace(rate)
+    load = (asyncio.create_task(stream_readings(firing.settings, pace, s.latency_stations,
                                                 stop)) if rate else None)
+    pacer = asyncio.create_task(hold_saturated(bench, worker, pace, stop)) if saturate else None
     samples: list[float] = []
     timeouts = 0
     try:
@@ -129,6 +160,8 @@ async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: La
     finally:
         stop.set()
         offered = await load if load else {"offered_rate": 0.0}
+        if pacer:
+            await pacer
     taken, lag_end = await bench.observe([worker])
     applied = (taken - applied_start) / (time.monotonic() - t_start)
     committed_end = await lag.lag()
@@ -177,8 +210,8 @@ async def run(bench: Bench) -> dict[str, Any]:
                         enable_auto_commit=False)
     try:
         await bench.measure_rate([worker], s.latency_stations * 2, 60.0, since=started)
-        # Saturation is 2× what this worker applies: the throughput phase's figure when it
-        # ran (a long window), else measured here on a backlog of its own.
+        # Saturation starts from what this worker applies alone: the throughput phase's figure
+        # when it ran (a long window), else measured here on a backlog of its own.
         applies = (bench.results.get("throughput", {}).get("worker_rate")
                    or await applied_rate(bench, worker, settings))
         await signals.start()
@@ -193,12 +226,12 @@ async def run(bench: Bench) -> dict[str, Any]:
             # its stations would go stale (120 s) and drop out of the zones' load, and an
             # event would wait for SETs that idle stations never get.
             keep_alive = s.latency_stations * 2 / 60.0
-            plan = (("quiet", keep_alive), ("loaded", s.background_rate),
-                    ("saturated", 2 * applies))
+            plan = (("quiet", keep_alive, False), ("loaded", s.background_rate, False),
+                    ("saturated", s.saturation * applies, True))
             out: dict[str, Any] = {}
-            for i, (name, rate) in enumerate(plan):
+            for i, (name, rate, saturate) in enumerate(plan):
                 out[name] = await condition(bench, worker, firing, lag, name, rate,
-                                            i * s.latency_events)
+                                            i * s.latency_events, saturate)
     finally:
         await signals.stop()
         await commands.stop()
@@ -225,7 +258,9 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     for name, label in (("quiet", "quiet"), ("loaded", "10,000 readings/s offered"),
                         ("saturated", "saturated")):
         c = r[name]
-        load = (f"offered {c['offered_rate']:,.0f}/s, applied {c['applied_rate']:,.0f}/s, "
+        ratio = c["offered_rate"] / c["applied_rate"] if c["applied_rate"] else 0.0
+        load = (f"offered {c['offered_rate']:,.0f}/s, applied {c['applied_rate']:,.0f}/s "
+                f"({ratio:.1f}×), "
                 f"lag {c['lag_start']:,.0f} → {c['lag_end']:,.0f} (committed "
                 f"{c['committed_lag_start']:,} → {c['committed_lag_end']:,})")
         out += [

@@ -148,18 +148,30 @@ async def preload(settings: Settings, count: int, stations: int, connectors: int
     return count / (time.monotonic() - started)
 
 
-async def stream_readings(settings: Settings, rate: float, stations: int,
+class Pace:
+    """A stream's offered rate, which its owner may change while it runs (the saturated
+    condition holds it at a multiple of what the worker applies)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+
+async def stream_readings(settings: Settings, pace: Pace | float, stations: int,
                           stop: asyncio.Event, connectors: int = 2, offset: int = 0,
                           tick_s: float = 0.01) -> dict[str, float]:
-    """Meter values at a fixed rate until `stop` is set, sent every tick; returns what was
+    """Meter values at the pace's rate until `stop` is set, sent every tick; returns what was
     actually offered (the generator shares the cores, so it may fall short: it says so)."""
+    pace = pace if isinstance(pace, Pace) else Pace(pace)
     sent = 0
-    started = time.monotonic()
+    due = 0.0
+    started = last = time.monotonic()
     async with BatchWriter(settings, settings.topics.meter_values, 64 * 1024) as out:
         while not stop.is_set():
-            due = int((time.monotonic() - started) * rate)
+            now = time.monotonic()
+            due += (now - last) * pace.rate
+            last = now
             stamp = iso(time.time())
-            while sent < due:
+            while sent < int(due):
                 await out.append(*reading(sent, stations, connectors, stamp, offset))
                 sent += 1
             await out.send_pending()

@@ -192,7 +192,7 @@ class MeterIngest(Service):
                     out.deadletter(record, DecodeError("internal_error", repr(exc)))
                 n += 1
                 if n % yield_every == 0:
-                    await asyncio.sleep(0)  # DR work waiting on the loop goes first
+                    await out.control_first()  # DR work waiting on the loop goes first
             self.positions[tp] = records[-1].offset + 1
         await out.drain()
         self._update_lag(batches)
@@ -202,7 +202,7 @@ class MeterIngest(Service):
         a few zones at a time: a whole fleet's loads in one go held the loop ~100 ms."""
         while self.rt.ingest.flush_zone_loads(max_zones=ZONE_LOADS_CHUNK):
             await self.rt.publisher.drain()
-            await asyncio.sleep(0)  # DR work waiting on the loop goes first
+            await self.rt.publisher.control_first()  # DR work waiting on the loop goes first
 
     def _update_lag(self, batches: dict[TopicPartition, list]) -> None:
         assert self.consumer is not None
@@ -253,6 +253,7 @@ class MeterIngest(Service):
                 break
             written += chunk
             await self.rt.publisher.changelog_ebb(CHECKPOINT_QUEUED_MAX)
+            await self.rt.publisher.control_first()
         async with self._lock:
             if self._epoch != epoch or self._assigned is not None or self.consumer is None:
                 return
@@ -267,7 +268,7 @@ class MeterIngest(Service):
         written = 0
         while chunk := self.rt.stations.checkpoint(limit=CHECKPOINT_CHUNK):
             written += chunk
-            await asyncio.sleep(0)  # DR work goes first; our own batches wait (the lock)
+            await self.rt.publisher.control_first()  # DR work first; our batches wait (the lock)
         await self._flush_and_commit(offsets, written)
 
     def owned_positions(self) -> dict[TopicPartition, int]:
