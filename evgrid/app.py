@@ -2,9 +2,9 @@
 clock and views. A factory rather than a module-level app, so tests and benchmarks can run
 isolated apps with their own topic names and ids.
 
-Faust carries the zone mappings, the zone stage's station loads and the outcomes, its tables,
-rebalancing, timers and web; meter values and DR signals each go through a consumer Service
-of their own that follows Faust's assignment (README "Performance" says why).
+Faust carries the zone mappings and the outcomes, its tables, rebalancing, timers and web;
+meter values, DR signals and the zone stage's station loads each go through a consumer
+Service of their own that follows Faust's assignment (README "Performance" says why).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from faust.types import Message
 from evgrid.agents.clock import RESOLUTION_S, ZoneClock
 from evgrid.agents.runtime import Runtime
 from evgrid.codec import DecodeError
-from evgrid.ingest.service import MeterIngest, SignalIngest
+from evgrid.ingest.consumer import AssignedConsumer
+from evgrid.ingest.handlers import SignalIngest, ZoneIngest
+from evgrid.ingest.service import MeterIngest
 from evgrid.publisher import ControlLink, raw_topic
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
@@ -38,10 +40,6 @@ ProducerBuffer.max_messages = 10_000
 #: take_events is not made for it), so it holds the loop — and a DR signal on the signal
 #: ingest — for as long as it takes.
 BATCH_MAX = 100
-#: A zone's `loads` message carries every station of the zone that changed in the last
-#: interval (100 in the bench): ten of them are ~1,000 station updates, ~10 ms of loop; a
-#: hundred held it ~100 ms (measured as event-loop lag while the worker was saturated).
-ZONE_BATCH_MAX = 10
 BATCH_WITHIN_S = 0.005
 
 
@@ -95,13 +93,12 @@ def create_app(settings: Settings) -> faust.App:
                           message.offset)
             publisher.deadletter(message, DecodeError("internal_error", repr(exc)))
 
-    def batched(on_message: Callable[[Message], None],
-                batch_max: int = BATCH_MAX) -> Callable[[faust.StreamT], Any]:
+    def batched(on_message: Callable[[Message], None]) -> Callable[[faust.StreamT], Any]:
         """An agent body: batches of events, each handled synchronously, outputs drained
         once per batch."""
 
         async def agent(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(batch_max, within=BATCH_WITHIN_S):
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 for event in events:
                     # Table writes take their partition from the current event (Faust #497).
                     stream._set_current_event(event)
@@ -118,14 +115,12 @@ def create_app(settings: Settings) -> faust.App:
 
     app.agent(raw_topic(app, t.station_zones, t.station_zones_repartition, partitions=n),
               name="evgrid.station-config", concurrency=1)(batched(rt.configs.on_message))
-    app.agent(raw_topic(app, t.station_load, partitions=n),
-              name="evgrid.zone", concurrency=1)(batched(rt.stage.on_message, ZONE_BATCH_MAX))
     app.agent(raw_topic(app, t.outcomes, t.outcomes_repartition, partitions=n),
               name="evgrid.outcomes", concurrency=1)(batched(rt.outcomes.on_message))
 
     # Instances, not classes: rebalance signals may arrive before Faust would build them.
-    # Meter values and DR signals each have a consumer of their own beside Faust's.
-    services: list[MeterIngest] = [MeterIngest(rt), SignalIngest(rt)]
+    # Meter values, DR signals and station loads each have a consumer of their own.
+    services: list[AssignedConsumer] = [MeterIngest(rt), SignalIngest(rt), ZoneIngest(rt)]
     rt.ingests = services
     # The control loop's producer first: started before the Services, stopped after them.
     publisher.control = ControlLink(settings)

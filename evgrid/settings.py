@@ -272,6 +272,15 @@ class Settings(BaseModel):
         """The consumer group the meter-value ingest commits under (and lag is measured on)."""
         return f"{self.app_id}-meter-ingest"
 
+    @property
+    def dr_signals_group(self) -> str:
+        return f"{self.app_id}-dr-signals"
+
+    @property
+    def zone_stage_group(self) -> str:
+        """The zone stage's consumer of station loads (not Faust's group: its own)."""
+        return f"{self.app_id}-zone-stage"
+
     def replay_bound_s(self) -> float:
         """How far back a recovering worker replays meter values at most: older readings
         are stale and their windows closed (DESIGN.md: stale + window + lateness)."""

@@ -39,7 +39,9 @@ class ZoneClock:
         self.history: dict[str, deque[tuple[float, float, float | None, float]]] = {}
 
     def owned_partitions(self) -> set[int]:
-        topic = self.settings.topics.station_load
+        """The zones' partitions this worker actively owns: those of the co-partitioned
+        station topics Faust assigns it (the zone stage's consumer follows the same)."""
+        topic = self.settings.topics.station_zones
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def run_once(self, now: float | None = None) -> int:

@@ -1,4 +1,4 @@
-"""DR signals: their own consumer (`evgrid.ingest.service.SignalIngest`), so nothing queues
+"""DR signals: their own consumer (`evgrid.ingest.handlers.SignalIngest`), so nothing queues
 in front of them.
 
 A signal is decoded, re-routed when its key or partition is not its zone's, and handed to the

@@ -20,7 +20,7 @@ from evgrid.tables import Tables
 
 if TYPE_CHECKING:
     from evgrid.agents.clock import ZoneClock
-    from evgrid.ingest.service import MeterIngest
+    from evgrid.ingest.consumer import AssignedConsumer
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Runtime:
     outcomes: CommandOutcomes
     clock: ZoneClock = field(init=False)
     #: The batch consumers beside Faust's (meter values, DR signals).
-    ingests: list[MeterIngest] = field(default_factory=list)
+    ingests: list[AssignedConsumer] = field(default_factory=list)
 
     @classmethod
     def build(cls, app: faust.App, settings: Settings, tables: Tables) -> Runtime:

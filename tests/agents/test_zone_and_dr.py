@@ -120,7 +120,7 @@ def test_a_new_owner_holds_signals_until_its_zone_is_warm() -> None:
     second.signal("Z1", 20.0)
     assert second.commands() == {}  # cold: no decision on a partial picture
     app = SimpleNamespace(rebalancing=False, assignor=SimpleNamespace(
-        assigned_actives=lambda: {TP(second.t.station_load, partition)}))
+        assigned_actives=lambda: {TP(second.t.station_zones, partition)}))
     clock = ZoneClock(app, second.settings, second.stage, second.dr)
     clock.run_once()
     assert second.commands() == {}
@@ -142,11 +142,11 @@ def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
     world.out.pending.clear()
     not_owned = (zone.partition + 1) % PARTITIONS
     app = SimpleNamespace(rebalancing=False, assignor=SimpleNamespace(
-        assigned_actives=lambda: {TP(world.t.station_load, not_owned)}))
+        assigned_actives=lambda: {TP(world.t.station_zones, not_owned)}))
     clock = ZoneClock(app, world.settings, world.stage, world.dr)
     assert clock.run_once(now=time.time() + 700) == 0  # the event ended, but not ours
     assert world.out.sent(world.t.zone_load) == []  # nor its load
-    app.assignor.assigned_actives = lambda: {TP(world.t.station_load, zone.partition)}
+    app.assignor.assigned_actives = lambda: {TP(world.t.station_zones, zone.partition)}
     clock._last_gauges = clock._last_sample = 0.0
     assert clock.run_once(now=time.time() + 700) == 1
     assert [v["action"] for _k, v in world.out.sent(world.t.commands)] == ["CLEAR"]

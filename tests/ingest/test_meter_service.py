@@ -98,7 +98,7 @@ async def test_zone_loads_leave_once_the_interval_passed() -> None:
 
 
 async def test_signals_a_cold_zone_holds_are_never_committed_past() -> None:
-    from evgrid.ingest.service import SignalIngest
+    from evgrid.ingest.handlers import SignalIngest
 
     s = settings()
     log: list = []
@@ -106,7 +106,7 @@ async def test_signals_a_cold_zone_holds_are_never_committed_past() -> None:
     held = record(s.topics.demand_response, "Z1", b"{}", offset=5, partition=1)
     zones = SimpleNamespace(held_signals=lambda: iter([held]))
     rt = SimpleNamespace(settings=s, publisher=Publisher(app, s), app=app,  # type: ignore[arg-type]
-                         zones=zones)
+                         zones=zones, dr=SimpleNamespace(on_message=lambda record: None))
     signals = SignalIngest(rt)  # type: ignore[arg-type]
     signals.consumer = Consumer(log)  # type: ignore[assignment]
     signals.owned = {0, 1}

@@ -65,7 +65,8 @@ async def station_load_log(bootstrap: str, settings) -> str:
     owner could have skipped the loads the other worker re-sent."""
     topic = settings.topics.station_load
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=settings.app_id,
+    group = AIOKafkaConsumer(bootstrap_servers=bootstrap,
+                             group_id=settings.zone_stage_group,
                              enable_auto_commit=False)
     await reader.start()
     await group.start()

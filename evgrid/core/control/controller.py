@@ -1,7 +1,7 @@
 """Everything DR for one zone, orchestrated: lifecycle, demand, allocation, commands,
 compliance, outcomes, status and reports.
 
-Pure: the zone agent feeds it signals, the zone's stations, gateway outcomes and the time, and
+Pure: the zone stage feeds it signals, the zone's stations, gateway outcomes and the time, and
 publishes the `Decisions` it returns. Its whole state round-trips through `to_dict` (layout in
 `evgrid.core.control.state`), so a worker that crashed mid-event makes the same decisions,
 with the same command ids, and emits one report per event, after it restores.
