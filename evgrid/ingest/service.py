@@ -189,12 +189,11 @@ class MeterIngest(AssignedConsumer):
 
     def assigned(self, owned: set[int]) -> None:
         """Every zone owner hears about our stations again (a new owner is cold till then),
-        and once more half a warm-up later: a new owner's Faust consumer can miss what was
-        sent before it started reading (a CI run showed one zone owner lacking every
-        station the other worker had re-sent; faust-streaming #216 and #221 describe
-        Faust skipping or reordering events around a rebalance). The second copy lands
-        while the new owner's zone is normally still cold (it waits a whole warm-up for
-        members it has not heard), so it does not decide without those stations."""
+        and once more half a warm-up later, as insurance: when the zone stage still read
+        through Faust's consumer, a CI run showed a new owner lacking every station the
+        other worker had re-sent just before it began reading (README "Known bug"). The
+        second copy lands while the new owner's zone is normally still cold (it waits a
+        whole warm-up for members it has not heard), so it does not decide without them."""
         self.rt.ingest.forget_partitions()
         self.rt.ingest.reforward(owned)
         self._reforward_due = time.monotonic() + max(
