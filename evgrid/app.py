@@ -21,7 +21,6 @@ from faust.types import Message
 
 from evgrid.agents.clock import RESOLUTION_S, ZoneClock
 from evgrid.agents.runtime import Runtime
-from evgrid.codec import DecodeError
 from evgrid.ingest.consumer import AssignedConsumer
 from evgrid.ingest.handlers import SignalIngest, ZoneIngest
 from evgrid.ingest.service import MeterIngest
@@ -85,14 +84,6 @@ def create_app(settings: Settings) -> faust.App:
     t = settings.topics
     n = settings.partitions
 
-    def guarded(on_message: Callable[[Message], None], message: Message) -> None:
-        try:
-            on_message(message)
-        except Exception as exc:  # a bug must not make one message a crash loop
-            log.exception("evgrid: failed on %s[%s]@%s", message.topic, message.partition,
-                          message.offset)
-            publisher.deadletter(message, DecodeError("internal_error", repr(exc)))
-
     def batched(on_message: Callable[[Message], None]) -> Callable[[faust.StreamT], Any]:
         """An agent body: batches of events, each handled synchronously, outputs drained
         once per batch."""
@@ -102,7 +93,7 @@ def create_app(settings: Settings) -> faust.App:
                 for event in events:
                     # Table writes take their partition from the current event (Faust #497).
                     stream._set_current_event(event)
-                    guarded(on_message, event.message)
+                    publisher.guarded(on_message, event.message)
                 await publisher.drain()
                 # Faust flushes its own producer before it commits; the control link's
                 # messages (commands on an outcome or a station leaving) are acked here.

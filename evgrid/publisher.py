@@ -202,6 +202,16 @@ class Publisher:
         if self.control is not None:
             await self.control.acked()
 
+    def guarded(self, handle: Callable[[Any], None], record: Message | Record) -> None:
+        """One record through its handler; an unexpected exception is dead-lettered as
+        `internal_error` and logged, so a bug never makes one record a crash loop."""
+        try:
+            handle(record)
+        except Exception as exc:
+            logging.getLogger(__name__).exception(
+                "evgrid: failed on %s[%s]@%s", record.topic, record.partition, record.offset)
+            self.deadletter(record, DecodeError("internal_error", repr(exc)))
+
     def deadletter(self, message: Message | Record, error: DecodeError) -> None:
         """Reject one input message: publish why, count it, and let processing go on."""
         raw, encoding, truncated = codec.raw_as_text(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import orjson
+
 from evgrid.publisher import ControlLink, Publisher
 from tests.fakes import settings
 
@@ -26,13 +28,20 @@ class Producer:
                 fut.set_result(None)
 
 
-async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_acks() -> None:
+def linked() -> tuple[Publisher, Producer, Producer]:
+    """A publisher with Faust's shared producer and a control link: (it, shared, own)."""
     s = settings()
     shared = Producer()
     out = Publisher(SimpleNamespace(producer=shared), s)  # type: ignore[arg-type]
     out.control = ControlLink(s)
     own = Producer()
     out.control.producer = own  # type: ignore[assignment]
+    return out, shared, own
+
+
+async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_acks() -> None:
+    out, shared, own = linked()
+    s = out.settings
     out.send(s.topics.commands, "S1", b"{}")
     out.send(s.topics.dr_status, "Z1", b"{}")
     out.send(s.topics.station_load, "Z1", b"{}")
@@ -58,12 +67,8 @@ async def test_without_a_control_link_everything_leaves_on_the_shared_producer()
 
 
 async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_them() -> None:
-    s = settings()
-    shared = Producer()
-    out = Publisher(SimpleNamespace(producer=shared), s)  # type: ignore[arg-type]
-    out.control = ControlLink(s)
-    own = Producer()
-    out.control.producer = own  # type: ignore[assignment]
+    out, shared, own = linked()
+    s = out.settings
     order: list[str] = []
     own_send, shared_send = own.send, shared.send
 
@@ -89,11 +94,8 @@ async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_
 
 
 async def test_ingestion_yields_until_control_messages_in_flight_are_acked() -> None:
-    s = settings()
-    out = Publisher(SimpleNamespace(producer=Producer()), s)  # type: ignore[arg-type]
-    out.control = ControlLink(s)
-    own = Producer()
-    out.control.producer = own  # type: ignore[assignment]
+    out, _shared, own = linked()
+    s = out.settings
     await out.control_first()  # nothing in flight: one turn of the loop, no wait
     out.send(s.topics.commands, "S1", b"{}")
     await out.drain()
@@ -105,11 +107,24 @@ async def test_ingestion_yields_until_control_messages_in_flight_are_acked() -> 
 
 
 async def test_a_command_never_acked_holds_ingestion_back_only_briefly() -> None:
-    s = settings()
-    out = Publisher(SimpleNamespace(producer=Producer()), s)  # type: ignore[arg-type]
-    out.control = ControlLink(s)
-    out.control.producer = Producer()  # type: ignore[assignment]
-    out.send(s.topics.commands, "S1", b"{}")
+    out, _shared, _own = linked()
+    out.send(out.settings.topics.commands, "S1", b"{}")
     await out.drain()
     await asyncio.wait_for(out.control_first(), 1.0)  # CONTROL_FIRST_S, then ingestion goes on
     assert out.control.unacked  # still in flight
+
+
+def test_a_handler_that_raises_dead_letters_its_record_as_an_internal_error() -> None:
+    from tests.fakes import record
+
+    out = Publisher(SimpleNamespace(producer=Producer()), settings())  # type: ignore[arg-type]
+    topic = out.settings.topics.meter_values
+
+    def handle(_record) -> None:
+        raise KeyError("a bug")
+
+    out.guarded(handle, record(topic, "S1", b"{}", offset=7))
+    (_topic, key, value, _h, _cb), = out.pending
+    letter = orjson.loads(value)
+    assert (key, letter["reason"], letter["offset"]) == (b"S1", "internal_error", 7)
+    assert "a bug" in letter["error"]

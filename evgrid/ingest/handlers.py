@@ -19,7 +19,6 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from evgrid.codec import DecodeError
 from evgrid.ingest.consumer import AssignedConsumer
 from evgrid.publisher import Record
 
@@ -69,12 +68,7 @@ class HandledIngest(AssignedConsumer):
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
         out = self.rt.publisher
         for n, record in enumerate(interleaved(batches.values()), start=1):
-            try:
-                self.handle(record)
-            except Exception as exc:  # a bug must not make one record a crash loop
-                log.exception("evgrid: failed on %s[%s]@%s", record.topic,
-                              record.partition, record.offset)
-                out.deadletter(record, DecodeError("internal_error", repr(exc)))
+            out.guarded(self.handle, record)
             if n % self.yield_every == 0:
                 await out.drain()
                 await out.control_first()

@@ -22,7 +22,6 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from evgrid import metrics
-from evgrid.codec import DecodeError
 from evgrid.heap import release_free_memory
 from evgrid.ingest.consumer import AssignedConsumer
 
@@ -77,19 +76,14 @@ class MeterIngest(AssignedConsumer):
         self.rt.stations.forget_idle(time.time())
 
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
-        ingest = self.rt.ingest
+        on_meter_value = self.rt.ingest.on_meter_value
         out = self.rt.publisher
         yield_every = self.settings.ingest_yield_every
         n = 0
         for tp, records in batches.items():
             metrics.INGEST_BATCHES.observe(len(records))
             for record in records:
-                try:
-                    ingest.on_meter_value(record)
-                except Exception as exc:  # a bug must not make one message a crash loop
-                    log.exception("evgrid: failed on %s[%s]@%s", record.topic,
-                                  record.partition, record.offset)
-                    out.deadletter(record, DecodeError("internal_error", repr(exc)))
+                out.guarded(on_meter_value, record)
                 n += 1
                 if n % yield_every == 0:
                     await out.control_first()  # DR work waiting on the loop goes first
