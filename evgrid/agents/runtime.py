@@ -37,7 +37,7 @@ class Runtime:
     dr: DRSignals
     outcomes: CommandOutcomes
     clock: ZoneClock = field(init=False)
-    #: The batch consumers beside Faust's (meter values, DR signals).
+    #: The batch consumers beside Faust's (meter values, DR signals, station loads).
     ingests: list[AssignedConsumer] = field(default_factory=list)
 
     @classmethod
