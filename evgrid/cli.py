@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 
@@ -16,7 +17,30 @@ def _worker(args: argparse.Namespace) -> int:
     return run_worker(Settings.from_env(**overrides))
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Every sub-command besides `worker`, and the module whose `add_parser` defines it. Only the
+#: command that runs is imported: a worker used to build the whole parser and so carried the
+#: gateway's, bench's and OpenADR's imports (ocpp, jsonschema, websockets, rich), ~11 MB of
+#: its RSS.
+COMMANDS = {
+    "kafka": "evgrid.broker.cli",
+    "gateway": "evgrid.gateway.cli",
+    "demo": "evgrid.demo",
+    "simulate": "evgrid.simulator.cli",
+    "bench": "evgrid.bench.runner",
+    "report": "evgrid.reports",
+    "openadr": "evgrid.openadr.ven",
+}
+
+
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line, if it is one we know."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg == "worker" or arg in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evgrid",
         description="Demand-response engine for EV charging. Settings come from EVGRID_* "
@@ -28,27 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--web-port", type=int, default=None, help="overrides EVGRID_WEB_PORT")
     worker.set_defaults(func=_worker)
 
-    from evgrid.broker import cli as kafka
-    from evgrid.gateway import cli as gateway
-
-    kafka.add_parser(sub)
-    gateway.add_parser(sub)
-
-    from evgrid import demo, reports
-    from evgrid.bench import runner as bench
-    from evgrid.openadr import ven as openadr
-    from evgrid.simulator import cli as simulator
-
-    demo.add_parser(sub)
-    simulator.add_parser(sub)
-    bench.add_parser(sub)
-    reports.add_parser(sub)
-    openadr.add_parser(sub)
+    wanted = _command(sys.argv[1:] if argv is None else argv)
+    for name, module in COMMANDS.items():
+        if wanted in (None, name):  # no command yet (or an unknown one): list them all
+            importlib.import_module(module).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     return int(args.func(args) or 0)
 
 
