@@ -158,15 +158,15 @@ class Publisher:
             return 0
         batch, self.pending = self.pending, []
         control = self.control if self.control is not None and self.control.producer else None
-        if control is not None:
-            rest = [m for m in batch if m[0] not in self.control_topics]
-            for topic, key, value, headers, callback in batch:
-                if topic in self.control_topics:
-                    fut = await control.send(topic, key, value, headers)
-                    if callback is not None:
-                        fut.add_done_callback(callback)
-        else:
-            rest = batch
+        rest = []
+        for message in batch:
+            topic, key, value, headers, callback = message
+            if control is None or topic not in self.control_topics:
+                rest.append(message)
+                continue
+            fut = await control.send(topic, key, value, headers)
+            if callback is not None:
+                fut.add_done_callback(callback)
         send = self.app.producer.send
         for topic, key, value, headers, callback in rest:
             fut = await send(topic, key, value, None, None, headers)

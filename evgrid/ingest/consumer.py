@@ -20,8 +20,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from evgrid import metrics
-
 if TYPE_CHECKING:
     from evgrid.agents.runtime import Runtime
 
@@ -175,7 +173,6 @@ class AssignedConsumer(Service):
         self.owned = owned
         tps = [TopicPartition(topic, p) for p in sorted(owned) for topic in self.topics]
         self.consumer.assign(tps)
-        metrics.CONSUMER_LAG.clear()
         start = await self._start_offsets([tp for tp in tps if tp not in self.positions])
         self._assigned = None  # applied (a broker error above leaves it to be retried)
         for tp in tps:

@@ -174,7 +174,9 @@ class MeterIngest(AssignedConsumer):
 
     def partitions_changed(self, gone: set[int], new: set[int]) -> None:
         """Station state follows the partitions: dropped for those gone, rebuilt from their
-        checkpoints for the new ones (those that stay keep theirs in memory)."""
+        checkpoints for the new ones (those that stay keep theirs in memory). The lag gauge,
+        ours alone, starts over with the next batches."""
+        metrics.CONSUMER_LAG.clear()
         for partition in gone:
             self.rt.stations.drop_partition(partition)
         for partition in new:

@@ -1,8 +1,8 @@
 """`/health`: what a Kubernetes readiness probe and an operator need to know.
 
 Ready (200) once the worker has joined its group, its tables are recovered and its batch
-consumers (meter values, DR signals) have taken up the assignment; 503 while it rebalances or
-restores state, so a rolling restart waits for each pod's recovery before it
+consumers (meter values, DR signals, station loads) have taken up the assignment; 503 while
+it rebalances or restores state, so a rolling restart waits for each pod's recovery before it
 takes down the next. Kafka being unreachable does not make a worker unready or unhealthy
 (restarting it cannot bring the broker back): it is reported as `broker_connected`."""
 
