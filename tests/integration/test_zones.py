@@ -11,7 +11,14 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.integration.harness import WorkerProcess, drain, isolated_settings, jdump, produce
+from tests.integration.harness import (
+    WorkerProcess,
+    drain,
+    free_port,
+    isolated_settings,
+    jdump,
+    produce,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +140,7 @@ async def test_zone_totals_moves_tombstones_and_two_workers(
                                  log_level="info")
     w1 = WorkerProcess(settings, tmp_path / "w1.log").start()
     settings2 = settings.model_copy(
-        update={"data_dir": tmp_path / "w2", "web_port": settings.web_port + 1}
+        update={"data_dir": tmp_path / "w2", "web_port": free_port()}
     )
     w2 = WorkerProcess(settings2, tmp_path / "w2.log")
     try:

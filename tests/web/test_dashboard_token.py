@@ -10,7 +10,7 @@ import time
 import pytest
 
 from evgrid.timeutil import iso
-from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
+from tests.integration.harness import WorkerProcess, free_port, isolated_settings, jdump, produce
 from tests.web.browser import Browser
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ async def test_token_once_and_every_zone_on_either_worker(kafka_broker, unique_p
     base = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "d1",
                              partitions=4, api_token=TOKEN)
     other = base.model_copy(update={"data_dir": tmp_path / "d2",
-                                    "web_port": base.web_port + 1})
+                                    "web_port": free_port()})
     workers = [WorkerProcess(base, tmp_path / "w1.log").start(),
                WorkerProcess(other, tmp_path / "w2.log").start()]
     try:
