@@ -49,6 +49,9 @@ class TopicNames(BaseModel):
     # Live load per zone (key zone_id), published by the worker every few seconds for the
     # OpenADR VEN's TELEMETRY_USAGE reports.
     zone_load: str = "grid.zone_load"
+    # Each station's closed 1-minute window (key station_id): one record per station per
+    # window, the seed's `station_current_load` stream; the SQL sink's history of stations.
+    station_windows: str = "grid.station_windows"
 
 
 class Settings(BaseModel):
@@ -169,6 +172,13 @@ class Settings(BaseModel):
     openadr_report_stale_s: float = Field(30.0, gt=0)
     openadr_retry_max_s: float = Field(30.0, gt=0)
     openadr_web_port: int = Field(6067, ge=0, le=65535)
+    # `evgrid sql`: the PostgreSQL sink. A libpq URL; a password may sit in it or in PGPASSWORD.
+    sql_dsn: str = "postgresql://evgrid@127.0.0.1:5432/evgrid"
+    # History older than this is dropped (whole days of the partitioned tables).
+    sql_retention_days: float = Field(30.0, gt=0)
+    # Records per database transaction at most (one transaction per fetched batch).
+    sql_batch_max: int = Field(5000, ge=1)
+    sql_web_port: int = Field(6068, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:
@@ -266,6 +276,11 @@ class Settings(BaseModel):
     def bootstrap_servers(self) -> str:
         """The same address for plain aiokafka clients (no scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @property
+    def sql_group(self) -> str:
+        """The SQL sink's consumer group: its offsets are committed after each transaction."""
+        return f"{self.app_id}-sql"
 
     @property
     def ingest_group(self) -> str:

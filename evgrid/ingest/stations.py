@@ -17,7 +17,7 @@ from evgrid.core.clock import CLOCK_SKEW, FUTURE_REASON, in_future
 from evgrid.core.overload import contract_alert
 from evgrid.core.types import ConnectorReading, StationConfig
 from evgrid.ingest.routing import Router
-from evgrid.models import MeterValue, OverloadAlert, StationAlert
+from evgrid.models import MeterValue, OverloadAlert, StationAlert, station_window
 from evgrid.models.internal import (
     StationJoined,
     StationLeft,
@@ -106,8 +106,10 @@ class StationIngest:
             metrics.CLOCK_RESETS.inc()
         self.store.touched(entry)
         self._check_clock(entry, arrival_ts)
-        self.store.persist_closed_windows(entry)
         config = entry.config
+        for window in self.store.persist_closed_windows(entry):
+            self.out.send(self.settings.topics.station_windows, station_id, codec.dumps(
+                station_window(station_id, config and config.zone_id, window)))
         if config is None:
             metrics.READINGS_UNMAPPED.inc()
             if station_id not in self.unmapped:

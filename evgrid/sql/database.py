@@ -1,0 +1,183 @@
+"""The sink's PostgreSQL side: one connection, kept or re-made; one transaction per batch;
+daily partitions made before the rows that need them; retention.
+
+While PostgreSQL cannot be reached the sink waits and retries, and says so once when it is lost
+and once when it is back — not once per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from evgrid.sql.migrations import migrate
+from evgrid.sql.rows import TABLES, Row, coalesce
+
+log = logging.getLogger("evgrid.sql")
+T = TypeVar("T")
+
+#: What "the database is unreachable" looks like: wait and retry. Anything else is a bug
+#: (a message that fits its model always fits its table) and is raised.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
+)
+RETRY_MAX_S = 5.0
+#: Tables whose old rows retention deletes (the partitioned ones drop whole days instead).
+DELETE_OLD = {
+    "dr_status_history": "updated_ts", "commands": "command_ts", "command_outcomes": "ts",
+    "alerts": "detected_at", "station_status": "ts",
+}
+
+
+def redacted(dsn: str) -> str:
+    """The DSN without its password, for logs and /health."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def partition_name(table: str, day: date) -> str:
+    return f"{table}_p{day:%Y%m%d}"
+
+
+class Database:
+    def __init__(self, dsn: str, retention_days: float) -> None:
+        self.dsn = dsn
+        self.retention = timedelta(days=retention_days)
+        self.conn: asyncpg.Connection | None = None
+        self.up: bool | None = None  # None: not tried yet
+        self.partitions: set[str] = set()
+
+    def _state(self, up: bool, detail: str = "") -> None:
+        """One log line per change of state, never one per attempt."""
+        if up == self.up:
+            return
+        self.up = up
+        if up:
+            log.info("PostgreSQL reachable at %s", redacted(self.dsn))
+        else:
+            log.warning("PostgreSQL unreachable at %s (%s); waiting, nothing is committed "
+                        "to Kafka meanwhile", redacted(self.dsn), detail)
+
+    async def _connected(self) -> asyncpg.Connection:
+        if self.conn is None or self.conn.is_closed():
+            self.conn = await asyncpg.connect(self.dsn, timeout=10, command_timeout=60)
+        return self.conn
+
+    async def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.terminate()
+            self.conn = None
+
+    async def retrying(self, work: Callable[[asyncpg.Connection], Awaitable[T]],
+                       stop: asyncio.Event | None = None) -> T | None:
+        """Run `work(conn)` until it succeeds, reconnecting while PostgreSQL is away; None
+        if `stop` is set first."""
+        delay = 0.2
+        while stop is None or not stop.is_set():
+            try:
+                result = await work(await self._connected())
+            except UNREACHABLE as exc:
+                self._state(False, f"{type(exc).__name__}: {exc}".strip())
+                await self._drop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self._state(True)
+            return result
+        return None
+
+    async def migrate(self, stop: asyncio.Event | None = None) -> list[int] | None:
+        return await self.retrying(migrate, stop)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close(timeout=5)
+            self.conn = None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def write(self, rows: dict[str, list[Row]], now: datetime,
+                    stop: asyncio.Event | None = None) -> int | None:
+        """Every row in one transaction (retried whole until it commits); rows of the
+        partitioned tables older than retention are left out. Returns rows offered."""
+        cutoff = now - self.retention
+        batches: dict[str, list[Row]] = {}
+        for name, table_rows in rows.items():
+            table = TABLES[name]
+            kept = coalesce(table, table_rows)
+            if table.partitioned_by is not None:
+                at = table.columns.index(table.partitioned_by)
+                kept = [r for r in kept if r[at] >= cutoff]
+            if kept:
+                batches[name] = kept
+
+        async def work(conn: asyncpg.Connection) -> int:
+            async with conn.transaction():
+                for name, table_rows in batches.items():
+                    table = TABLES[name]
+                    if table.partitioned_by is not None:
+                        at = table.columns.index(table.partitioned_by)
+                        await self._ensure_partitions(conn, name, (r[at] for r in table_rows))
+                    await conn.executemany(table.insert_sql(), table_rows)
+            return sum(len(r) for r in batches.values())
+
+        return await self.retrying(work, stop)
+
+    async def _ensure_partitions(self, conn: asyncpg.Connection, table: str,
+                                 times: Iterable[datetime]) -> None:
+        days = {t.astimezone(UTC).date() for t in times}
+        for day in sorted(days):
+            name = partition_name(table, day)
+            if name in self.partitions:
+                continue
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
+                f"FOR VALUES FROM ('{start.isoformat()}') "
+                f"TO ('{(start + timedelta(days=1)).isoformat()}')")
+            self.partitions.add(name)
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def apply_retention(self, now: datetime) -> dict[str, int]:
+        """Drop the daily partitions wholly older than retention, delete older rows of the
+        other history tables; returns what went, per table."""
+        cutoff = now - self.retention
+
+        async def work(conn: asyncpg.Connection) -> dict[str, int]:
+            gone: dict[str, int] = defaultdict(int)
+            for name, table in TABLES.items():
+                if table.partitioned_by is None:
+                    continue
+                parts = await conn.fetch(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1", name)
+                for part in parts:
+                    relname = part["relname"]
+                    day = datetime.strptime(relname.rsplit("_p", 1)[1], "%Y%m%d")
+                    if day.replace(tzinfo=UTC) + timedelta(days=1) <= cutoff:
+                        await conn.execute(f"DROP TABLE IF EXISTS {relname}")
+                        self.partitions.discard(relname)
+                        gone[name] += 1
+            for name, column in DELETE_OLD.items():
+                status = await conn.execute(f"DELETE FROM {name} WHERE {column} < $1", cutoff)
+                gone[name] += int(status.split()[-1])
+            return dict(gone)
+
+        result = await self.retrying(work)
+        return result or {}
