@@ -43,7 +43,7 @@ class Table:
     name: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
-    newer_when: str | None = None  # SQL on `t` (the row held) and EXCLUDED
+    newest: tuple[str, ...] = ()  # `*_current`: the columns that order a key's rows
     partitioned_by: str | None = None  # a daily-partitioned table's time column
 
     def insert_sql(self) -> str:
@@ -51,13 +51,18 @@ class Table:
         params = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
         head = (f"INSERT INTO {self.name} AS t ({cols}) VALUES ({params}) "
                 f"ON CONFLICT ({', '.join(self.key)}) DO ")
-        if self.newer_when is None:
+        if not self.newest:
             return head + "NOTHING"
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c not in self.key)
-        return head + f"UPDATE SET {sets} WHERE {self.newer_when}"
+        excluded = ", ".join(f"EXCLUDED.{c}" for c in self.newest)
+        held = ", ".join(f"t.{c}" for c in self.newest)
+        return head + f"UPDATE SET {sets} WHERE ({excluded}) > ({held})"
 
     def key_of(self, row: Row) -> tuple[Any, ...]:
         return tuple(row[self.columns.index(k)] for k in self.key)
+
+    def order_of(self, row: Row) -> tuple[Any, ...]:
+        return tuple(row[self.columns.index(k)] for k in self.newest)
 
 
 WINDOW_COLUMNS = ("station_id", "window_start", "window_end", "zone_id", "total_power_kw",
@@ -76,13 +81,12 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("station_windows", WINDOW_COLUMNS, ("station_id", "window_start"),
           partitioned_by="window_start"),
     Table("station_current", WINDOW_COLUMNS, ("station_id",),
-          newer_when="EXCLUDED.window_start > t.window_start"),
+          newest=("window_start",)),
     Table("zone_load", ZONE_COLUMNS, ("zone_id", "ts"), partitioned_by="ts"),
-    Table("zone_current", ZONE_COLUMNS, ("zone_id",), newer_when="EXCLUDED.ts > t.ts"),
+    Table("zone_current", ZONE_COLUMNS, ("zone_id",), newest=("ts",)),
     Table("dr_status_history", STATUS_COLUMNS, OFFSET_KEY),
     Table("dr_events", STATUS_COLUMNS, ("signal_id",),
-          newer_when="(EXCLUDED.updated_ts, EXCLUDED.kafka_offset) > "
-                     "(t.updated_ts, t.kafka_offset)"),
+          newest=("updated_ts", "kafka_offset")),
     Table("dr_reports", (
         "report_id", "signal_id", "zone_id", "signal_type", "priority", "target_reduction_kw",
         "target_reduction_pct", "target_cap_kw", "baseline_kw", "cap_kw", "planned_start_ts",
@@ -252,13 +256,13 @@ def decoders(settings: Settings) -> dict[str, Decoder]:
 
 
 def coalesce(table: Table, rows: list[Row]) -> list[Row]:
-    """A batch's rows for one table, one per key: the last for a `*_current` table (records
-    of one key arrive in order, on one partition), the first for history (a repeat of a
-    natural key is the same fact published again)."""
+    """A batch's rows for one table, one per key: the newest for a `*_current` table (one
+    statement cannot upsert a key twice, and a late record must not win), the first for
+    history (a repeat of a natural key is the same fact published again)."""
     seen: dict[tuple[Any, ...], Row] = {}
-    last = table.newer_when is not None
     for row in rows:
         key = table.key_of(row)
-        if last or key not in seen:
+        held = seen.get(key)
+        if held is None or (table.newest and table.order_of(row) > table.order_of(held)):
             seen[key] = row
     return list(seen.values())
