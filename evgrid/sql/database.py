@@ -66,16 +66,23 @@ class Database:
         """One log line per change of state, never one per attempt."""
         if up == self.up:
             return
-        self.up = up
-        if up:
+        was, self.up = self.up, up
+        if up and was is None:
             log.info("PostgreSQL reachable at %s", redacted(self.dsn))
+        elif up:  # as loud as the loss, so an operator at WARNING sees both
+            log.warning("PostgreSQL reachable again at %s; resuming", redacted(self.dsn))
         else:
             log.warning("PostgreSQL unreachable at %s (%s); waiting, nothing is committed "
                         "to Kafka meanwhile", redacted(self.dsn), detail)
 
     async def _connected(self) -> asyncpg.Connection:
         if self.conn is None or self.conn.is_closed():
-            self.conn = await asyncpg.connect(self.dsn, timeout=10, command_timeout=60)
+            # A commit must be durable before the sink commits its Kafka offsets: with
+            # synchronous_commit off, a server crash loses transactions it reported committed.
+            self.conn = await asyncpg.connect(
+                self.dsn, timeout=10, command_timeout=60,
+                server_settings={"synchronous_commit": "on",
+                                 "application_name": "evgrid-sql"})
         return self.conn
 
     async def _drop(self) -> None:
