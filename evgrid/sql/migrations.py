@@ -252,7 +252,8 @@ FROM station_current;
 -- Per zone, its latest live load (grid.zone_load, every few seconds).
 CREATE VIEW zone_load_summary AS
 SELECT zone_id, zone_total_power_kw, zone_capacity_kw,
-       CASE WHEN zone_capacity_kw > 0 THEN 100.0 * zone_total_power_kw / zone_capacity_kw
+       CASE WHEN zone_capacity_kw > 0
+            THEN round((100.0 * zone_total_power_kw / zone_capacity_kw)::numeric, 2)::float8
        END AS utilization_pct,
        stations_active, cap_kw, shortfall_kw, stations_uncontrollable, ts AS updated_at
 FROM zone_current;
