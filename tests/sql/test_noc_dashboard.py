@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import asyncpg
+import pytest
 import yaml
 
 from evgrid.sql.database import Database
@@ -42,6 +43,7 @@ def test_panels_use_the_provisioned_sql_data_source() -> None:
             assert target["datasource"] == {"type": sql["type"], "uid": "evgrid-sql"}
 
 
+@pytest.mark.integration
 async def test_every_panel_and_demo_query_runs_read_only(sql_dsn: str) -> None:
     db = Database(sql_dsn, 30)
     await db.migrate()
