@@ -18,7 +18,7 @@ BATCH_SECONDS = Histogram("evgrid_sql_batch_seconds", "One batch's transaction, 
 #: From the producer's timestamp on a record to its row being committed (visible).
 FRESHNESS = Histogram("evgrid_sql_freshness_seconds",
                       "From publishing (record timestamp) to the row being visible", ["topic"],
-                      buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
-                               30.0, 60.0))
+                      buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0,
+                               1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0))
 RETENTION = Counter("evgrid_sql_retention_removed",
                     "Partitions dropped or rows deleted by retention", ["table"])
