@@ -134,30 +134,75 @@ class Database:
                 batches[name] = kept
 
         async def work(conn: asyncpg.Connection) -> int:
+            made: set[str] = set()
             async with conn.transaction():
                 for name, table_rows in batches.items():
                     table = TABLES[name]
                     if table.partitioned_by is not None:
                         at = table.columns.index(table.partitioned_by)
-                        await self._ensure_partitions(conn, name, (r[at] for r in table_rows))
+                        made |= await self._ensure_partitions(conn, name,
+                                                              (r[at] for r in table_rows))
                     await conn.executemany(table.insert_sql(), table_rows)
+            self.partitions |= made  # only once committed: a rollback undoes them too
             return sum(len(r) for r in batches.values())
 
         return await self.retrying(work, stop)
 
+    async def write_each(self, records: list[tuple[str, list[tuple[str, Row]]]],
+                         now: datetime, stop: asyncio.Event | None = None
+                         ) -> tuple[int, list[tuple[str, str]]] | None:
+        """The slow path, when the database refused a batch's data (a NUL character in a
+        text, say): one transaction still, each record's rows under a savepoint of their
+        own, so one record it refuses is skipped — returned as (topic, reason) — and every
+        other record is written. Returns (rows offered, refused)."""
+        cutoff = now - self.retention
+
+        async def work(conn: asyncpg.Connection) -> tuple[int, list[tuple[str, str]]]:
+            offered, refused = 0, []
+            made: set[str] = set()
+            async with conn.transaction():
+                for topic, record_rows in records:
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            mine: set[str] = set()
+                            for name, row in record_rows:
+                                table = TABLES[name]
+                                if table.partitioned_by is not None:
+                                    at = row[table.columns.index(table.partitioned_by)]
+                                    if at < cutoff:
+                                        continue
+                                    mine |= await self._ensure_partitions(conn, name, [at],
+                                                                          made)
+                                await conn.execute(table.insert_sql(), *row)
+                                offered += 1
+                        made |= mine
+                    except UNREACHABLE:
+                        raise
+                    except asyncpg.PostgresError as exc:
+                        refused.append((topic, f"sql_{type(exc).__name__}"))
+                        log.warning("PostgreSQL refused a record of %s, skipped: %s", topic, exc)
+            self.partitions |= made
+            return offered, refused
+
+        return await self.retrying(work, stop)
+
     async def _ensure_partitions(self, conn: asyncpg.Connection, table: str,
-                                 times: Iterable[datetime]) -> None:
-        days = {t.astimezone(UTC).date() for t in times}
-        for day in sorted(days):
+                                 times: Iterable[datetime], pending: set[str] | None = None
+                                 ) -> set[str]:
+        """Make the daily partitions `times` fall in; returns the names made (known to exist
+        only once the caller's transaction commits)."""
+        made: set[str] = set()
+        for day in sorted({t.astimezone(UTC).date() for t in times}):
             name = partition_name(table, day)
-            if name in self.partitions:
+            if name in self.partitions or name in made or (pending and name in pending):
                 continue
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
                 f"FOR VALUES FROM ('{start.isoformat()}') "
                 f"TO ('{(start + timedelta(days=1)).isoformat()}')")
-            self.partitions.add(name)
+            made.add(name)
+        return made
 
     # -- retention ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -116,6 +117,7 @@ class Sink:
 
     async def _write(self, batch: dict[TopicPartition, list[Any]]) -> int:
         rows: dict[str, list[Row]] = defaultdict(list)
+        per_record: list[tuple[str, list[tuple[str, Row]]]] = []
         offsets: dict[TopicPartition, int] = {}
         stamps: list[tuple[str, int]] = []
         limit = self.settings.max_message_bytes
@@ -135,9 +137,17 @@ class Sink:
                     continue
                 for table, row in made:
                     rows[table].append(row)
+                per_record.append((tp.topic, made))
                 stamps.append((tp.topic, record.timestamp or 0))
         started = time.perf_counter()
-        offered = await self.db.write(rows, datetime.now(UTC), self.stopping)
+        try:
+            offered = await self.db.write(rows, datetime.now(UTC), self.stopping)
+        except asyncpg.PostgresError as exc:  # data the database refuses: find the record
+            log.warning("PostgreSQL refused a batch (%s); writing it record by record", exc)
+            each = await self.db.write_each(per_record, datetime.now(UTC), self.stopping)
+            offered = None if each is None else each[0]
+            for topic, reason in each[1] if each else ():
+                DEADLETTERS.labels(topic, reason).inc()
         if offered is None:
             return 0  # stopping while PostgreSQL was away: nothing committed, replayed later
         now = time.time()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from evgrid.metrics import DEADLETTERS
 from evgrid.settings import Settings
 from evgrid.topics import ensure_topics
 from tests.integration.harness import produce
@@ -86,9 +87,14 @@ async def test_views_match_hand_computed_rows_and_a_replay_changes_nothing(
     await ensure_topics(sql_settings)
     fleet_messages = messages(sql_settings)
     n = await fleet.publish(sql_settings, fleet_messages)
-    # One message that fits no model: skipped and counted, never blocking what follows.
+    # One message that fits no model, one whose text PostgreSQL cannot store (a NUL): each
+    # skipped and counted, never blocking the records around it.
     n += await produce(sql_settings.bootstrap_servers, sql_settings.topics.commands,
                        [(b"S9", b"{not json")])
+    n += await fleet.publish(sql_settings, [(sql_settings.topics.commands, fleet.command(
+        "c-nul", "E1", "Z1", "S\x009", 100, 1.0))])
+    n += await fleet.publish(sql_settings, [(sql_settings.topics.commands, fleet.command(
+        "c7", "E2", "Z2", "S3", 150, 9.0))])
 
     async with running(sql_settings) as sink:
         await until_committed(sink, n)
@@ -103,7 +109,10 @@ async def test_views_match_hand_computed_rows_and_a_replay_changes_nothing(
     assert await db.fetchval("SELECT utilization_pct FROM zone_load WHERE zone_id = 'Z1' "
                              "AND ts = $1", at(90)) == 60.0
     assert await count(db, "dr_status_history") == 4
-    assert await count(db, "commands") == 6
+    assert await count(db, "commands") == 7  # c1-c7, not c-nul
+    refused = {s.labels["reason"]: s.value for s in DEADLETTERS.collect()[0].samples
+               if s.name.endswith("_total") and s.labels["topic"] == sql_settings.topics.commands}
+    assert refused == {"not_json": 1.0, "sql_CharacterNotInRepertoireError": 1.0}, refused
     assert await count(db, "alerts") == 6
     assert await db.fetchval("SELECT state FROM dr_events WHERE signal_id = 'E2'") == "ENDED"
 
