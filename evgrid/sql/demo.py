@@ -44,7 +44,7 @@ class SqlDemo:
     def start(self) -> SqlDemo:
         self.pg.start()
         asyncio.run(self._schema())
-        self.pg._psql("evgrid", f"CREATE ROLE {DASHBOARD_USER} LOGIN IN ROLE {READONLY_ROLE}")
+        self.pg.psql("evgrid", f"CREATE ROLE {DASHBOARD_USER} LOGIN IN ROLE {READONLY_ROLE}")
         self.sink.start()
         asyncio.run(self.sink.wait_ready(timeout=90))
         self.say(f"     PostgreSQL + `evgrid sql` up; query it while the demo runs:\n"

@@ -66,20 +66,20 @@ def _server_user() -> pwd.struct_passwd | None:
 
 
 class LocalPostgres:
-    """One throw-away cluster: `start()`, `stop()`, `restart()`, `dsn()`; `kill()` for tests.
+    """One throw-away cluster: `start()`, `stop()`, `restart()`, `dsn()`, `destroy()`.
 
     `fsync` is off: the cluster is disposable, and a power cut is not what its tests inject
     (a server crash still recovers from its write-ahead log, which reached the OS at each
     commit). `synchronous_commit` stays on: off, a crash loses transactions that had already
     reported committed — and the sink commits Kafka offsets on that report."""
 
-    def __init__(self, port: int = 0, root: Path | None = None) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.port = port or free_port()
         self.bin = binaries()
         self.user = _server_user()
-        # Its own directory under /tmp even when the caller has one: a root-owned 0700 parent
+        # Its own directory in /tmp, not under the caller's: a root-owned 0700 parent
         # (pytest's tmp_path) would keep the `postgres` user out.
-        self.root = Path(tempfile.mkdtemp(prefix="evgrid-pg-", dir=root))
+        self.root = Path(tempfile.mkdtemp(prefix="evgrid-pg-"))
         self.data = self.root / "data"
         self.log_path = self.root / "postgres.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -117,7 +117,8 @@ class LocalPostgres:
         self._ensure_database()
         return self
 
-    def _psql(self, database: str, sql: str) -> str:
+    def psql(self, database: str, sql: str) -> str:
+        """One statement as the cluster's superuser; its output, unaligned."""
         out = subprocess.run(
             [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
              "-d", database, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
@@ -140,13 +141,8 @@ class LocalPostgres:
         raise RuntimeError(f"postgres not ready in {READY_TIMEOUT_S:.0f}s: {self.log_tail()}")
 
     def _ensure_database(self) -> None:
-        if not self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"):
-            self._psql("postgres", f"CREATE DATABASE {DATABASE}")
-
-    def create_database(self, name: str) -> str:
-        """A fresh database of this cluster (one per test), as a DSN."""
-        self._psql("postgres", f'CREATE DATABASE "{name}"')
-        return self.dsn(name)
+        if not self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"):
+            self.psql("postgres", f"CREATE DATABASE {DATABASE}")
 
     def dsn(self, database: str = DATABASE, user: str = USER) -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
@@ -168,9 +164,6 @@ class LocalPostgres:
         self.stop(mode)
         time.sleep(down_s)
         self.start()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def destroy(self) -> None:
         self.stop()

@@ -28,7 +28,9 @@ def postgres() -> Iterator[LocalPostgres]:
 
 @pytest.fixture
 def sql_dsn(postgres: LocalPostgres) -> str:
-    return postgres.create_database(f"t{uuid.uuid4().hex[:12]}")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    postgres.psql("postgres", f"CREATE DATABASE {name}")
+    return postgres.dsn(name)
 
 
 @pytest.fixture
