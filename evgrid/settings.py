@@ -41,8 +41,9 @@ class TopicNames(BaseModel):
     station_zones_repartition: str = "evgrid-station-zones-repartition"
     dr_repartition: str = "evgrid-dr-repartition"
     outcomes_repartition: str = "evgrid-outcomes-repartition"
-    # Internal: what the station side tells each zone's owner, keyed by zone_id.
-    station_load: str = "evgrid-station-load"
+    # Internal: each station's row (zone, limits, latest loads), keyed by station_id, in its
+    # zone's partition, compacted: the zone side's picture as a log.
+    station_rows: str = "evgrid-station-rows"
     # The OCPP gateway's: one final outcome per command, and chargers' connections.
     outcomes: str = "ocpp.commands.outcomes"
     station_status: str = "ocpp.station_status"
@@ -100,13 +101,7 @@ class Settings(BaseModel):
     ingest_max_records: int = Field(2000, ge=1)
     ingest_yield_every: int = Field(256, ge=1)
     checkpoint_interval_s: float = Field(30.0, gt=0)
-    # While the ingest is behind, how often each zone hears its stations' changed loads
-    # (coalesced over the batches in between: the zone side's work is then bounded by the
-    # fleet, not by the reading rate); caught up, they leave after every batch.
-    zone_loads_interval_s: float = Field(0.5, ge=0)
-    # A zone loaded after a rebalance waits this long at most for every member's loads.
-    zone_warmup_s: float = Field(30.0, ge=0)
-    # Faust's own consumer (zone mappings, DR signals, station loads): records per poll.
+    # Faust's own consumer (its tables' changelogs during recovery): records per poll.
     broker_max_poll_records: int = Field(500, ge=1)
     history_step_s: float = Field(5.0, gt=0)
     max_message_bytes: int = Field(1_000_000, gt=0)
@@ -277,9 +272,9 @@ class Settings(BaseModel):
         return f"{self.app_id}-dr-signals"
 
     @property
-    def zone_stage_group(self) -> str:
-        """The zone stage's consumer of station loads (not Faust's group: its own)."""
-        return f"{self.app_id}-zone-stage"
+    def station_config_group(self) -> str:
+        """The consumer group of zone mappings and command outcomes."""
+        return f"{self.app_id}-station-config"
 
     def replay_bound_s(self) -> float:
         """How far back a recovering worker replays meter values at most: older readings

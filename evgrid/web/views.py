@@ -14,7 +14,7 @@ import faust
 from faust.web import Request, Response, View, Web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from evgrid.agents.runtime import Runtime
+from evgrid.runtime import Runtime
 from evgrid.timeutil import iso
 from evgrid.web.events import ask_peers, local_event
 from evgrid.web.fleet import fleet_view, peer_fetcher, peer_urls
@@ -44,8 +44,12 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
         "dr": zone.controller.view(now),
         "overload": zone.load.alarm.active,
         "warm": zone.warm(now),
-        # When the newest station loads arrived (their age is `as_of` minus this).
+        # How complete the picture is: its members, those with a live reading, and when
+        # the newest reading behind it arrived.
+        "members": summary["stations"],
+        "members_reporting": zone.members_reporting(now, stale),
         "loads_at": None if zone.loads_at is None else iso(zone.loads_at),
+        "load_age_s": None if zone.loads_at is None else round(zone.load_age_s(now) or 0.0, 3),
         "station_list": stations,
         "as_of": iso(now),
     }
