@@ -62,6 +62,10 @@ ZONE_MEMBERS_SILENT = Gauge(
     "evgrid_zone_members_without_load",
     "Members of a zone with no live reading (they count 0 kW in its figures)", ["zone"]
 )
+ZONE_ROWS_LAG = Gauge(
+    "evgrid_zone_rows_lag",
+    "Station rows written to this worker's zone partitions and not yet applied"
+)
 ZONE_PARTITIONS_LOADING = Gauge(
     "evgrid_zone_partitions_loading",
     "Zone partitions whose station rows are still being read back (their zones are cold)"

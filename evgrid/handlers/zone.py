@@ -43,9 +43,10 @@ class ZoneStage:
         """A station's row (None: tombstoned, it left the zone of this partition)."""
         now = self.clock()
         if row is None:
-            left = self.zones.remove((record.key or b"").decode())
+            station_id = (record.key or b"").decode()
+            left = self.zones.remove(station_id, record.partition)
             if left is not None:
-                self.step(left, now, removed=(record.key or b"").decode())
+                self.step(left, now, removed=station_id)
             return
         connectors = in_connector_order(
             ConnectorReading(connector_id=c[0], connector_type=c[1], power_kw=c[2],

@@ -173,7 +173,15 @@ class RowIngest(HandledIngest):
         return dict(await self.consumer.beginning_offsets(tps))
 
     async def after_fetch(self, fetched: bool) -> None:
-        if not self.targets or self._assigned is not None or self.consumer is None:
+        if self._assigned is not None or self.consumer is None:
+            return
+        behind = 0
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                behind += max(0, end - self.positions.get(tp, end))
+        metrics.ZONE_ROWS_LAG.set(behind)
+        if not self.targets:
             return
         for tp, end in list(self.targets.items()):
             if await self.consumer.position(tp) >= end:

@@ -162,13 +162,16 @@ class ZoneStore:
             self.persist(zone)  # the zone exists from now on (views, keep_only)
         return zone, left
 
-    def remove(self, station_id: str) -> ZoneEntry | None:
-        """The station is no member any more (tombstoned, or moved): the zone it left."""
-        zone_id = self.member_of.pop(station_id, None)
+    def remove(self, station_id: str, partition: int | None = None) -> ZoneEntry | None:
+        """The station is no member any more (tombstoned in `partition`, or moved): the zone
+        it left. A tombstone only removes it from a zone of its own partition: the row that
+        moved it to a zone of another partition may have been read first."""
+        zone_id = self.member_of.get(station_id)
         zone = self.zones.get(zone_id) if zone_id is not None else None
-        if zone is None or not zone.load.remove(station_id):
+        if zone is None or (partition is not None and zone.partition != partition):
             return None
-        return zone
+        del self.member_of[station_id]
+        return zone if zone.load.remove(station_id) else None
 
     def persist(self, zone: ZoneEntry) -> None:
         """Write the zone's control record only when it changed."""
