@@ -16,10 +16,10 @@ import faust
 from faust.transport.producer import ProducerBuffer
 
 from evgrid.handlers.clock import RESOLUTION_S
-from evgrid.publisher import ControlLink
+from evgrid.publisher import ControlLink, raw_topic
 from evgrid.runtime import Runtime
 from evgrid.settings import Settings
-from evgrid.tables import define_tables, owned_partitions
+from evgrid.tables import define_tables
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,16 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=4 * 1024 * 1024,
     )
     tables = define_tables(app, settings)
+    # Faust's assignment drives every consumer of the worker, and it assigns the partitions
+    # of the topics its agents read: this one carries nothing, so nothing takes Faust's
+    # per-event path, and it is co-partitioned with every input.
+    driver = raw_topic(app, settings.topics.assignment, partitions=settings.partitions)
+
+    @app.agent(driver, name="evgrid.assignment", concurrency=1)
+    async def assignment(stream: faust.StreamT) -> None:
+        async for _ in stream:  # never written: a record here is somebody's mistake
+            pass
+
     rt = Runtime.build(app, settings, tables)
     app.evgrid = rt  # type: ignore[attr-defined]
     publisher = rt.publisher
@@ -84,7 +94,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **kwargs: object) -> None:
-        owned = owned_partitions(app)
+        owned = rt.clock.owned_partitions()
         for service in services:
             service.on_assigned(owned)
 
@@ -92,7 +102,7 @@ def create_app(settings: Settings) -> faust.App:
     async def on_recovered(app: faust.App, **kwargs: object) -> None:
         if superseded_recovery(app):
             return  # the newer rebalance's own recovery says so when it is done
-        rt.follow_assignment(owned_partitions(app))
+        rt.follow_assignment(rt.clock.owned_partitions())
         for service in services:
             service.on_recovered()
 

@@ -44,6 +44,8 @@ class TopicNames(BaseModel):
     # Internal: each station's row (zone, limits, latest loads), keyed by station_id, in its
     # zone's partition, compacted: the zone side's picture as a log.
     station_rows: str = "evgrid-station-rows"
+    # Internal, never written: Faust's assignment of its partitions drives every consumer.
+    assignment: str = "evgrid-assignment"
     # The OCPP gateway's: one final outcome per command, and chargers' connections.
     outcomes: str = "ocpp.commands.outcomes"
     station_status: str = "ocpp.station_status"

@@ -54,6 +54,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.station_zones_repartition, copartitioned=True),
         TopicSpec(t.dr_repartition, copartitioned=True),
         TopicSpec(t.demand_response, copartitioned=True),
+        TopicSpec(t.assignment, copartitioned=True),
         TopicSpec(t.station_rows, copartitioned=True, compacted=True,
                   configs=tuple(ROWS_CONFIG.items())),
         TopicSpec(t.commands, copartitioned=False),

@@ -20,7 +20,6 @@ from evgrid.handlers.signals import DRSignals
 from evgrid.handlers.zone import ZoneStage
 from evgrid.models import zone_load_report
 from evgrid.settings import Settings
-from evgrid.tables import owned_partitions
 
 #: How often the clock looks for due zones: transitions are at most this much late.
 RESOLUTION_S = 0.2
@@ -40,8 +39,10 @@ class ZoneClock:
         self.history: dict[str, deque[tuple[float, float, float | None, float]]] = {}
 
     def owned_partitions(self) -> set[int]:
-        """The zones' partitions this worker actively owns (the consumers follow the same)."""
-        return owned_partitions(self.app)
+        """The zones' partitions this worker actively owns: those of the assignment topic
+        Faust gives it (every consumer of the worker follows the same)."""
+        topic = self.settings.topics.assignment
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def run_once(self, now: float | None = None) -> int:
         """Step every owned zone that is due; returns how many were stepped."""

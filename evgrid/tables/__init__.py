@@ -72,10 +72,3 @@ def define_tables(app: faust.App, settings: Settings) -> Tables:
         for field, (name, help) in TABLES.items()
     })
 
-
-def owned_partitions(app: faust.App) -> set[int]:
-    """The co-partitioned partitions this worker actively owns. No input goes through Faust's
-    consumer, so its assignment is its tables': the zone-control changelog's partitions,
-    which every consumer of the worker follows (Faust's standby replicas are not owned)."""
-    topic = changelog_topic(app.conf.id, TABLES["zone_control"][0])
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
