@@ -358,6 +358,8 @@ class ZoneController:
                     "cap_kw": e.cap_kw,
                     "start_ts": e.signal.start_ts,
                     "end_ts": e.signal.end_ts,
+                    "activated_at": e.activated_at,
+                    "ended_at": e.ended_at,
                 }
                 for e in self.book.ordered() + recent
             ],
