@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         except AssertionError as exc:
             raise SystemExit(f"evgrid: the worker did not come up: {exc}") from None
         url = worker.url
-        console.print(f"     worker up: {url}/health  {url}/metrics  {url}/zones")
+        console.print(f"     worker up: {url}/ (the dashboard; also /zones, /metrics)")
         if args.ocpp:
             from evgrid.gateway.process import GatewayProcess
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"     gateway up: ws://127.0.0.1:{settings.gateway_port}/{{id}}")
         console.print(
             f"[bold]3/3[/] simulating {args.stations} stations in {args.zones} zones for "
-            f"{args.duration:.0f}s; DR: " + "; ".join(
+            f"{args.duration:.0f}s\n     DR: " + "; ".join(
                 f"{s.zone_id} -{s.reduce_pct or s.reduce_kw}{'%' if s.reduce_pct else ' kW'} "
                 f"at +{s.at_s:.0f}s" for s in specs)
         )
@@ -281,7 +281,7 @@ def event_block(track: EventTrack) -> list[str]:
         f"    energy {_kw(r['baseline_energy_kwh'], 2)} kWh at baseline, "
         f"{_kw(r['drawn_energy_kwh'], 2)} kWh drawn",
         f"    delivered {_kw(r['delivered_kwh'], 2)} kWh"
-        + ("" if pct is None else f" = {pct:.0f} % of target"),
+        + ("" if pct is None else f" = {pct:.1f} % of target"),
     ]
     ignored = sorted(s["station_id"] for s in r["stations"] if s["seconds_noncompliant"] > 0)
     if ignored:

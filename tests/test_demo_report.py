@@ -29,7 +29,7 @@ def test_every_line_fits_80_columns_and_names_what_happened() -> None:
     text = "\n".join(lines)
     assert "Z1  SIM-1764876000-1: short: 25 station(s) ignored their commands" in text
     assert "baseline 812.3 kW, cap 609.3 kW, reached in 12.3 s" in text
-    assert "delivered 3.70 kWh = 87 % of target" in text
+    assert "delivered 3.70 kWh = 87.4 % of target" in text
     assert "ST-00024" in text and "ST-00025" not in text
     assert "Z3  " in text and "no report yet" in text
     assert "Superseded 3" in text
