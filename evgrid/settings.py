@@ -110,7 +110,7 @@ class Settings(BaseModel):
     ac_min_current_a: float = Field(6.0, ge=0)
     """The smallest AC limit per phase other than 0 (IEC 61851-1: 6 A)."""
     ac_voltage_v: float = Field(230.0, gt=0)
-    """Phase voltage used to turn AC limits into amperes."""
+    """Phase voltage for turning AC limits into amperes."""
     ac_phases: int = Field(3, ge=1, le=3)
     """Phases assumed for AC connectors."""
     overload_hysteresis_pct: float = Field(2.0, ge=0, lt=100)

@@ -44,7 +44,7 @@ def _worker(name: str) -> bool:
     return name != "topics" and not name.startswith(("gateway_", "openadr_", "broker_"))
 
 
-#: The sections of today's page, in order. One settings class per process slots in here as
+#: The sections of the page, in order. One settings class per process slots in here as
 #: one Section per class.
 SECTIONS: tuple[Section, ...] = (
     Section("Worker and control loop", Settings, keep=_worker,

@@ -1,12 +1,12 @@
 """Event-time tumbling windows per station, kept as a few numbers per connector per open window.
 
 Faust's windowed tables expire on wall-clock time and never expire windows restored from the
-changelog (DESIGN.md), so the seed's 1-minute statistics live here, in plain state.
+changelog (faust-streaming #385), so the 1-minute statistics live here, in plain state.
 
-Semantics (written down in DESIGN terms):
+Semantics:
 
 * `total_power_kw` is the sum over connectors of each connector's *time-average* power, not the
-  seed's `SUM(power_kw)` (six 50 kW samples a minute said 300 kW; this says 50).
+  sum of the samples (six 50 kW samples a minute would say 300 kW; this says 50).
 * Sample-and-hold: a reading holds from its `event_ts` until the connector's next reading, but
   never beyond the stale limit (`event_ts + stale_after_s`, the same rule as the live load). The
   last reading of a window carries into the next window(s) while it is not stale, so a window
@@ -113,7 +113,7 @@ class _Acc:
 
 @dataclass(frozen=True, slots=True)
 class WindowStat:
-    """One closed (or, in a snapshot, still open) window: the seed's fields, epoch seconds."""
+    """One closed (or, in a snapshot, still open) window's statistics, epoch seconds."""
 
     window_start: float
     window_end: float

@@ -48,7 +48,7 @@ from evgrid.core.types import StationRow, Tunables
 #: While an event is active the zone is re-evaluated this often (new sessions, compliance).
 REALLOCATE_EVERY_S = 1.0
 
-#: Gateway outcome statuses (DESIGN.md, "Command outcomes"). Accepted makes a station
+#: Gateway outcome statuses. Accepted makes a station
 #: controllable again, Superseded says nothing about it; every other status (Rejected,
 #: NotSupported, CallError, Timeout, Offline, Expired) makes it uncontrollable.
 ACCEPTED, SUPERSEDED = "Accepted", "Superseded"
