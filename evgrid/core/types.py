@@ -179,8 +179,8 @@ class StationRow:
     """
 
     config: StationConfig
-    #: In connector-id order; a tuple, not a dict: the zone side holds one row per station
-    #: and a dict cost ~150 bytes more a row.
+    #: In connector-id order; a tuple, not a dict: the zone side holds one row per station,
+    #: and a tuple is the smaller of the two.
     connectors: tuple[ConnectorReading, ...] = ()
 
     @property

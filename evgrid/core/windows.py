@@ -71,9 +71,9 @@ def _with_session(
 class _Acc:
     """One connector in one open window: held energy and covered seconds so far, the last
     reading (held until the next), the peak and the session ids seen (None, one id, or a
-    tuple of them: most windows see one session, and a tuple costs 48 bytes). A window's
-    accumulators are a short list, found by `connector_id` (a dict of them cost ~140 bytes
-    more a station)."""
+    tuple of them: most windows see one session, and a tuple costs more than one string). A
+    window's accumulators are a short list, found by `connector_id` (smaller than a dict of
+    them)."""
 
     __slots__ = ("connector_id", "covered", "energy", "first", "kw", "last", "peak",
                  "session_id", "session_ids")
@@ -190,9 +190,8 @@ class StationWindows:
         # connector id -> value held at `_closed_end` (only non-stale ones are kept)
         self._carry: dict[int, Held] = {}
         self._closed_end: float | None = None  # end of the last closed window
-        # the last `keep` closed windows, oldest first, _STAT_FIELDS numbers each: a closed
-        # WindowStat object with its floats costs ~200 bytes, five of them per station more
-        # than the station's readings
+        # the last `keep` closed windows, oldest first, _STAT_FIELDS numbers each: a
+        # WindowStat object per closed window would cost more than the station's readings
         self._closed = array("d")
 
     def window_start(self, ts: float) -> float:
