@@ -118,7 +118,7 @@ chaos: venv kafka-jars
 	@$(BIN)/python -m pytest -q -ra -m chaos
 
 bench: venv kafka-jars
-	@echo "==> benchmarks against a fresh local broker (about 20 minutes; figures, not pass/fail; BENCH_ARGS=\"--phases latency\" for one phase)"
+	@echo "==> benchmarks against a fresh local broker (about 10 minutes; figures, not pass/fail; BENCH_ARGS=\"--phases latency\" for one phase)"
 	@$(BIN)/evgrid bench $(BENCH_ARGS)
 
 # docs/configuration.md is generated from the settings classes; a test fails while it is stale.
