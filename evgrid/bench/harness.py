@@ -36,8 +36,8 @@ class Sizes:
     zones: int = 100
     throughput_window_s: float = 120.0
     # DR latency: 100-station zones; 10,000 readings/s offered, then saturated: `saturation` ×
-    # what the worker applies, re-measured each second (over the 2× that defines saturation,
-    # without a generator at 5× the worker's rate taking the cores it shares with the worker)
+    # what the worker applies, re-measured each second (so the generator does not take the
+    # cores it shares with the worker)
     latency_stations: int = 10_000
     saturation: float = 2.5
     latency_events: int = 50

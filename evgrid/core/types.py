@@ -18,7 +18,7 @@ CONNECTOR_TYPES = DC_TYPES | AC_TYPES
 
 @dataclass(frozen=True, slots=True)
 class Tunables:
-    """The knobs DESIGN.md names, with its defaults. Built from `Settings.tunables()`."""
+    """The knobs the core reads, with their defaults. Built from `Settings.tunables()`."""
 
     stale_after_s: float = 120.0
     dead_band_kw: float = 1.0
@@ -36,7 +36,7 @@ class Tunables:
     connector_forget_s: float = 86_400.0
     # Scheduled or active DR events a zone holds at most; a signal beyond is refused.
     max_events_per_zone: int = 32
-    # -- chargers' clocks and suspension rotation (issue 12) --
+    # -- chargers' clocks and suspension rotation --
     future_tolerance_s: float = 60.0
     clock_skew_alert_s: float = 300.0
     suspend_rotation_s: float = 300.0
@@ -141,7 +141,8 @@ class StationConfig:
         self.connector_max_kw = shared_limits(self.connector_max_kw)
 
     def ceiling_kw(self, connector_types: list[str] | None = None) -> float:
-        """M in DESIGN.md: min of the station limit, the contract and the connectors' limits."""
+        """M of the allocation rule: the least of the station limit, the contract and the
+        connectors' limits."""
         ceiling = min(self.max_station_kw, self.contract_max_kw)
         if self.connector_max_kw and connector_types:
             total = sum(self.connector_max_kw.get(t, math.inf) for t in connector_types)
@@ -178,8 +179,8 @@ class StationRow:
     """
 
     config: StationConfig
-    #: In connector-id order; a tuple, not a dict: the zone side holds one row per station
-    #: and a dict cost ~150 bytes more a row.
+    #: In connector-id order; a tuple, not a dict: the zone side holds one row per station,
+    #: and a tuple is the smaller of the two.
     connectors: tuple[ConnectorReading, ...] = ()
 
     @property

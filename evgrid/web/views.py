@@ -101,6 +101,10 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
                 "capacity_kw": summary["zone_capacity_kw"],
                 "cap_kw": view["cap_kw"],
                 "history": [list(p) for p in rt.clock.history.get(zone_id, ())],
+                # Each activated event's baseline from activation to its end (null while it
+                # runs): the reference line the chart measures the curtailment against.
+                "baselines": [[e["activated_at"], e["ended_at"], e["baseline_kw"]]
+                              for e in view["events"] if e["baseline_kw"] is not None],
                 # Each station's last command outcome from the gateway (station -> status).
                 "outcomes": {station_id: o["status"]
                              for station_id, o in sorted(zone.last_outcomes.items())},
