@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         broker_max_poll_records=settings.broker_max_poll_records,
         consumer_auto_offset_reset="earliest",
-        # Stateful agents stay at concurrency 1 and at-least-once (DESIGN.md: #606, #177).
+        # At-least-once: faust-streaming #177, #323, #517 report duplicates under exactly_once.
         processing_guarantee="at_least_once",
         producer_max_request_size=settings.max_message_bytes + 65_536,
         # A poison message may be up to EVGRID_MAX_MESSAGE_BYTES and must still be fetched

@@ -66,7 +66,7 @@ class ControlLink(Service):
 
     aiokafka keeps one request in flight per broker connection, so on the worker's shared
     producer a command waited behind whatever megabyte of station loads and changelog was
-    being sent (measured: acks 250-380 ms under load, 20 ms without). Started before the
+    being sent, ten times as long under load as without. Started before the
     ingest Services and stopped after them (mode stops children in reverse)."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:

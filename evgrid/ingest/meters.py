@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 #: Stations written per step of a checkpoint before yielding to the event loop.
 CHECKPOINT_CHUNK = 500
 #: Checkpoint writes queued in Faust's producer buffer before the next chunk waits: unbounded,
-#: a 50,000-station checkpoint queued 22,000 of them (~90 MB).
+#: a large fleet's checkpoint would queue tens of thousands of them.
 CHECKPOINT_QUEUED_MAX = 2_000
 #: Station rows built per step before yielding to the event loop.
 ROWS_CHUNK = 500
@@ -130,11 +130,11 @@ class MeterIngest(AssignedConsumer):
     async def checkpoint_in_steps(self) -> None:
         """The periodic checkpoint, beside the batch loop rather than in it: the offsets are
         taken first, then the stations are written a chunk at a time, each waiting for
-        Faust's producer buffer to ebb (unbounded, a 50,000-station checkpoint queued
-        ~90 MB; waited for under the lock, it stopped ingestion for minutes at 1,000,000
-        connectors). Readings applied meanwhile are past the offsets committed: replayed
-        after a crash, they change nothing the checkpoint already holds. A rebalance
-        takes over (it checkpoints everything itself)."""
+        Faust's producer buffer to ebb (unbounded, a large fleet's checkpoint queues tens of
+        megabytes; waited for under the lock, it would stop ingestion for minutes). Readings
+        applied meanwhile are past the offsets committed: replayed after a crash, they change
+        nothing the checkpoint already holds. A rebalance takes over (it checkpoints
+        everything itself)."""
         self._last_checkpoint = time.monotonic()
         epoch = self._epoch
         async with self._lock:

@@ -81,7 +81,7 @@ class HandledIngest(AssignedConsumer):
     async def _committer(self) -> None:
         """Offsets are committed beside the fetch loop, never in front of it: the producer
         is shared with the meter ingest, and a flush behind a station checkpoint can take a
-        second (measured: signals waited 1.5 s when the loop flushed after each batch)."""
+        second, which a signal would otherwise wait for."""
         while not self.should_stop:
             await self.sleep(COMMIT_EVERY_S)
             if self._uncommitted and self._assigned is None and self.consumer is not None:
@@ -143,7 +143,7 @@ class RowIngest(HandledIngest):
     reached; `on_loaded` is told then. Partitions that stay keep their position and state.
     """
 
-    #: A row is one station: a hundred of them are ~2 ms of loop.
+    #: A row is one station: a hundred of them are a few milliseconds of loop.
     yield_every = 100
 
     def __init__(self, settings: Settings, publisher: Publisher,

@@ -37,7 +37,7 @@ class StationEntry:
     alarm: HysteresisAlarm
     config: StationConfig | None = None
     # What the zone owner was last told: connector_id, power, session_id for each connector,
-    # flat (a dict of tuples cost ~340 bytes a station, a third of its readings); memory only.
+    # flat (a dict of tuples costs a third as much again as the readings); memory only.
     forwarded: tuple = ()
     forwarded_at: float = 0.0
     windows_persisted: float | None = None  # window_end of the last closed window written
