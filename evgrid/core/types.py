@@ -132,6 +132,9 @@ class StationConfig:
     connector_max_kw: dict[str, float] | None = None
     profile_mode: str = "station"  # "station" (station-wide max profile) | "connector"
     stack_level: int = 1
+    #: When the mapping was taken (ms since the epoch, the mapping record's Kafka time): of two
+    #: rows of one station in different zones' partitions, the later mapping wins.
+    mapped_at: int = 0
 
     def __post_init__(self) -> None:
         # Every station holds a config on the station side and another on the zone side:
@@ -158,6 +161,7 @@ class StationConfig:
             "connector_max_kw": self.connector_max_kw,
             "profile_mode": self.profile_mode,
             "stack_level": self.stack_level,
+            "mapped_at": self.mapped_at,
         }
 
     @classmethod

@@ -38,12 +38,14 @@ def overload_message(alert: dict) -> bytes:
     return codec.dumps(OverloadAlert(**{**alert, "detected_at": from_epoch(alert["detected_at"])}))
 
 
-def config_of(sz: StationZone) -> StationConfig:
+def config_of(sz: StationZone, record: Record) -> StationConfig:
+    ts = getattr(record, "timestamp", None)
     return StationConfig(
         station_id=sz.station_id, zone_id=sz.zone_id, max_station_kw=sz.max_station_kw,
         contract_max_kw=sz.contract_max_kw,
         connector_max_kw=dict(sz.connector_max_kw) if sz.connector_max_kw else None,
         profile_mode=sz.profile_mode, stack_level=sz.stack_level,
+        mapped_at=ts if ts is not None and ts > 0 else int(time.time() * 1000),
     )
 
 
@@ -66,6 +68,7 @@ def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
             for c in entry.state.connectors.values()
         ],
         "outcome": entry.outcome,
+        "mapped_at": config.mapped_at,
     }
 
 
@@ -175,7 +178,7 @@ class StationSide:
     def on_mapping(self, sz: StationZone | None, record: Record) -> None:
         """A station's new mapping (None: a tombstone, the station leaves evgrid)."""
         station_id = sz.station_id if sz is not None else (record.key or b"").decode()
-        config = config_of(sz) if sz is not None else None
+        config = config_of(sz, record) if sz is not None else None
         entry = self.store.entry(station_id, record.partition)
         old = entry.config
         if old is not None and (config is None or self.zone_partition(old.zone_id)

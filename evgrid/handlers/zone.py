@@ -27,6 +27,7 @@ def row_config(row: StationRowMessage) -> StationConfig:
         max_station_kw=limits.max_station_kw, contract_max_kw=limits.contract_max_kw,
         connector_max_kw=dict(limits.connector_max_kw) if limits.connector_max_kw else None,
         profile_mode=limits.profile_mode, stack_level=limits.stack_level,
+        mapped_at=row.mapped_at,
     )
 
 
@@ -52,7 +53,10 @@ class ZoneStage:
             ConnectorReading(connector_id=c[0], connector_type=c[1], power_kw=c[2],
                              event_ts=c[3], session_id=c[4], arrival_ts=c[5])
             for c in row.connectors)
-        zone, left = self.zones.apply_row(row_config(row), connectors, now)
+        applied = self.zones.apply_row(row_config(row), connectors, now)
+        if applied is None:
+            return  # a row of an older mapping, in the partition of the zone it left
+        zone, left = applied
         if left is not None:
             self.step(left, now, removed=row.station_id)
         if row.outcome is not None:

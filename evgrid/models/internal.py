@@ -45,3 +45,6 @@ class StationRowMessage(BaseModel):
     limits: StationLimits
     connectors: list[ConnectorLoad] = []
     outcome: LastOutcome | None = None
+    #: When the station's mapping was taken (ms): a row of an older mapping, read after a
+    #: newer one from another zone's partition, changes nothing.
+    mapped_at: int = Field(default=0, ge=0)

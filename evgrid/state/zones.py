@@ -142,13 +142,18 @@ class ZoneStore:
     # -- changes ----------------------------------------------------------------------------
 
     def apply_row(self, config: StationConfig, connectors: tuple[ConnectorReading, ...],
-                  now: float) -> tuple[ZoneEntry, ZoneEntry | None]:
+                  now: float) -> tuple[ZoneEntry, ZoneEntry | None] | None:
         """A station's row: its zone, limits and latest readings. Returns its zone and, when
-        the row moves it from another zone, the zone it left."""
+        the row moves it from another zone, the zone it left; None for a row of a mapping
+        older than the one the station is a member by (rows of two partitions are read in
+        no particular order)."""
         station_id = config.station_id
         left = None
         previous = self.member_of.get(station_id)
         if previous is not None and previous != config.zone_id:
+            current = self.zones[previous].load.stations.get(station_id)
+            if current is not None and config.mapped_at < current.config.mapped_at:
+                return None
             left = self.remove(station_id)
         zone = self.zone(config.zone_id, now)
         zone.load.upsert(StationRow(config, connectors), now, self.tunables.stale_after_s)

@@ -1,16 +1,23 @@
-"""The batch path without a broker: decode → core → coalesced zone messages, dead letters,
-re-routing by key and by partition, and replay from a checkpoint that counts nothing twice."""
+"""The station side without a broker, fed through the worker's route table: decode → core →
+one coalesced row per changed station in its zone's partition, tombstones where a station
+leaves, dead letters, re-routing by key and by partition, and replay from a checkpoint that
+counts nothing twice."""
 
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from evgrid.core.types import StationConfig, Tunables
-from evgrid.ingest.stations import StationIngest
+from evgrid import metrics
+from evgrid.core.types import Tunables
+from evgrid.handlers.stations import StationSide
+from evgrid.publisher import Publisher
+from evgrid.runtime import input_path
 from evgrid.state.stations import StationStore
 from evgrid.state.tables_io import partition_of
+from evgrid.timeutil import iso
 from tests.fakes import PARTITIONS, RecordingPublisher, memory_tables, record, settings
 
 METER = "ocpp.meter_values"
@@ -21,41 +28,58 @@ def reading(station_id: str, kw: float, ts: float, connector_id: int = 1) -> dic
             "connector_type": "CCS", "power_kw": kw, "event_ts": ts * 1000}
 
 
-class Side:
-    def __init__(self, tables=None) -> None:
-        self.settings = settings()
-        self.out = RecordingPublisher(self.settings)
-        self.store = StationStore(tables or memory_tables(), Tunables(), PARTITIONS,
-                                  self.settings.topics.station_zones)
-        self.ingest = StationIngest(self.settings, self.store, self.out)
+def zone_in(partition: int, avoid: str = "") -> str:
+    """A zone id of `partition` (other than `avoid`)."""
+    return next(z for z in (f"Z{i}" for i in range(100))
+                if partition_of(z, PARTITIONS) == partition and z != avoid)
 
-    def map(self, station_id: str, zone_id: str) -> None:
-        self.ingest.on_mapping(station_id, partition_of(station_id, PARTITIONS),
-                               StationConfig(station_id, zone_id, 150.0, 150.0))
+
+class Side:
+    """One worker's station side; the zone side's handlers are not part of it. `out`: a
+    publisher of the caller's (default: one that keeps what it would send)."""
+
+    def __init__(self, tables=None, out: Publisher | None = None) -> None:
+        self.settings = settings()
+        self.t = self.settings.topics
+        self.out = out or RecordingPublisher(self.settings)
+        self.store = StationStore(tables or memory_tables(), Tunables(), PARTITIONS,
+                                  self.t.station_zones)
+        self.side = StationSide(self.settings, self.store, self.out)
+        unused = SimpleNamespace(on_row=None, on_signal=None)
+        self.inputs = input_path(self.settings, self.out, self.side, unused, unused)
+
+    def map(self, station_id: str, zone_id: str | None) -> None:
+        self.inputs.dispatch(record(self.t.station_zones, station_id, None if zone_id is None
+                                    else {"station_id": station_id, "zone_id": zone_id,
+                                          "max_station_kw": 150.0, "contract_max_kw": 150.0}))
 
     def feed(self, *records) -> None:
         for r in records:
-            self.ingest.on_meter_value(r)
-        self.ingest.flush_zone_loads()
+            self.inputs.dispatch(r)
+        self.side.flush_rows()
 
-    def zone_messages(self, kind: str) -> list[dict]:
-        topic = self.settings.topics.station_load
-        return [v for _k, v in self.out.sent(topic) if v["kind"] == kind]
+    def rows(self) -> list[tuple[str | None, dict | None, int]]:
+        return self.out.placed(self.t.station_rows)
 
 
-def test_readings_of_one_batch_reach_each_zone_as_one_coalesced_message() -> None:
+def test_readings_of_one_batch_reach_each_zone_as_one_row_per_station() -> None:
     side = Side()
     now = time.time()
+    za, zb = zone_in(0), zone_in(1)
     for i in range(6):
-        side.map(f"S{i}", "ZA" if i < 4 else "ZB")
+        side.map(f"S{i}", za if i < 4 else zb)
     side.out.pending.clear()
-    side.feed(*(record(METER, f"S{i}", reading(f"S{i}", 10.0 + i, now), offset=i)
-                for i in range(6)))
-    loads = side.zone_messages("loads")
-    assert sorted(m["zone_id"] for m in loads) == ["ZA", "ZB"]
-    za = next(m for m in loads if m["zone_id"] == "ZA")
-    assert sorted(s["station_id"] for s in za["stations"]) == ["S0", "S1", "S2", "S3"]
-    assert za["stations"][0]["connectors"][0][:3] == [1, "CCS", 10.0]
+    side.feed(*(record(METER, f"S{i}", reading(f"S{i}", 10.0 + i + step, now + step),
+                       offset=2 * i + step)
+                for i in range(6) for step in (0, 1)))
+    rows = side.rows()
+    assert sorted(key for key, _v, _p in rows) == [f"S{i}" for i in range(6)]
+    for key, row, partition in rows:
+        i = int(key[1:])
+        assert (row["zone_id"], partition) == ((za, 0) if i < 4 else (zb, 1))
+        assert row["connectors"][0][:3] == [1, "CCS", 10.0 + i + 1]  # the newest reading
+        assert row["limits"]["max_station_kw"] == 150.0 and row["outcome"] is None
+    assert side.side.flush_rows() == 0  # sent: nothing changed since
 
 
 def test_a_steady_reading_is_not_forwarded_again_within_the_heartbeat() -> None:
@@ -65,9 +89,21 @@ def test_a_steady_reading_is_not_forwarded_again_within_the_heartbeat() -> None:
     side.feed(record(METER, "S1", reading("S1", 10.0, now - 2)))
     side.out.pending.clear()
     side.feed(record(METER, "S1", reading("S1", 10.01, now - 1), offset=1))
-    assert side.zone_messages("loads") == []
+    assert side.rows() == []
     side.feed(record(METER, "S1", reading("S1", 12.0, now), offset=2))
-    assert len(side.zone_messages("loads")) == 1
+    assert len(side.rows()) == 1
+
+
+def test_a_reading_of_an_unmapped_station_is_kept_but_sends_no_row() -> None:
+    side = Side()
+    side.feed(record(METER, "S1", reading("S1", 10.0, time.time())))
+    assert side.rows() == []
+    assert side.store.get("S1").state.connectors[1].power_kw == 10.0
+    assert side.side.unmapped == {"S1"}
+    side.map("S1", "ZA")  # mapped: its row, with the reading it had
+    (key, row, _p), = side.rows()
+    assert key == "S1" and row["connectors"][0][2] == 10.0
+    assert side.side.unmapped == set()
 
 
 @pytest.mark.parametrize(
@@ -78,14 +114,13 @@ def test_a_misrouted_reading_is_rerouted_keyed_by_its_station(key, partition, re
     side = Side()
     right = partition_of("S1", PARTITIONS)
     part = (right + 1) % PARTITIONS if partition == "wrong" else partition
+    labels = {"topic": METER, "reason": reason}
+    before = metrics.REPARTITIONED.labels(**labels)._value.get()
     side.feed(record(METER, key, reading("S1", 10.0, time.time()), partition=part))
-    rerouted = side.out.sent(side.settings.topics.meter_repartition)
+    rerouted = side.out.sent(side.t.meter_repartition)
     assert rerouted == [("S1", reading("S1", 10.0, rerouted[0][1]["event_ts"] / 1000))]
     assert side.store.get("S1") is None  # applied only when it comes back, rightly placed
-    from evgrid import metrics
-
-    labels = {"topic": METER, "reason": reason}
-    assert metrics.REPARTITIONED.labels(**labels)._value.get() >= 1
+    assert metrics.REPARTITIONED.labels(**labels)._value.get() == before + 1
 
 
 def test_bad_readings_are_dead_lettered_with_their_reason_and_the_batch_goes_on() -> None:
@@ -96,7 +131,7 @@ def test_bad_readings_are_dead_lettered_with_their_reason_and_the_batch_goes_on(
         record(METER, "S1", {**reading("S1", -5.0, time.time())}, offset=2),
         record(METER, "S1", reading("S1", 7.0, time.time()), offset=3),
     )
-    letters = side.out.sent(side.settings.topics.deadletter)
+    letters = side.out.sent(side.t.deadletter)
     assert [(v["offset"], v["reason"]) for _k, v in letters] == [
         (1, "not_json"), (2, "power_kw:greater_than_equal")]
     assert side.store.get("S1").state.connectors[1].power_kw == 7.0
@@ -129,14 +164,51 @@ def test_replay_from_a_checkpoint_applies_nothing_twice() -> None:
     assert a.windows.snapshot() == b.windows.snapshot()
 
 
-def test_a_station_that_moves_leaves_its_old_zone_and_joins_the_new_one() -> None:
+def test_a_station_that_moves_is_tombstoned_only_where_its_zone_partition_changes() -> None:
+    side = Side()
+    za = zone_in(0)
+    za2, zb = zone_in(0, avoid=za), zone_in(1)
+    side.map("S1", za)
+    side.map("S1", za2)  # same partition: the new row replaces the old one
+    assert [(k, v and v["zone_id"], p) for k, v, p in side.rows()] == [
+        ("S1", za, 0), ("S1", za2, 0)]
+    side.out.pending.clear()
+    side.map("S1", zb)  # another partition: the old one's row is tombstoned there
+    assert [(k, v and v["zone_id"], p) for k, v, p in side.rows()] == [
+        ("S1", None, 0), ("S1", zb, 1)]
+    side.out.pending.clear()
+    side.map("S1", None)  # tombstone: it leaves evgrid
+    assert side.rows() == [("S1", None, 1)]
+    assert side.store.tables.station_config.get(b"S1") is None
+    side.feed(record(METER, "S1", reading("S1", 10.0, time.time())))
+    assert side.rows() == [("S1", None, 1)]  # unmapped: its readings reach no zone
+
+
+def test_an_outcome_travels_with_the_row_and_every_later_row_repeats_it() -> None:
     side = Side()
     side.map("S1", "ZA")
-    side.map("S1", "ZB")
-    topic = side.settings.topics.station_load
-    kinds = [(k, v["kind"]) for k, v in side.out.sent(topic)]
-    assert ("ZA", "left") in kinds and kinds.count(("ZB", "joined")) == 1
-    side.ingest.on_mapping("S1", partition_of("S1", PARTITIONS), None)  # tombstone
-    assert side.out.sent(topic)[-1] == ("ZB", {"kind": "left", "zone_id": "ZB",
-                                               "station_id": "S1"})
-    assert side.store.tables.station_config.get(b"S1") is None
+    side.out.pending.clear()
+    ts = time.time()
+    side.feed(record(side.t.outcomes, "S1", {
+        "command_id": "c1", "station_id": "S1", "action": "SET", "status": "Rejected",
+        "reason": "profile rejected", "ts": iso(ts)}))
+    side.feed(record(METER, "S1", reading("S1", 10.0, time.time()), offset=1))
+    rows = side.rows()
+    assert [v["outcome"] for _k, v, _p in rows] == [
+        ["c1", "Rejected", "profile rejected", pytest.approx(ts, abs=1e-3)]] * 2
+    assert {p for _k, _v, p in rows} == {partition_of("ZA", PARTITIONS)}
+
+
+def test_rows_of_stations_another_worker_owns_now_are_not_sent() -> None:
+    side = Side()
+    mine, theirs = (next(f"S{i}" for i in range(100) if partition_of(f"S{i}", PARTITIONS) == p)
+                    for p in (0, 1))
+    for station_id in (mine, theirs):
+        side.map(station_id, "ZA")
+    side.out.pending.clear()
+    now = time.time()
+    for station_id in (mine, theirs):
+        side.inputs.dispatch(record(METER, station_id, reading(station_id, 10.0, now)))
+    side.side.forget_partitions({0})
+    assert side.side.flush_rows() == 1
+    assert [k for k, _v, _p in side.rows()] == [mine]
