@@ -1,30 +1,23 @@
-"""The app factory: one Faust app per settings object, with its tables, agents, ingest Service,
+"""The app factory: one Faust app per settings object, with its tables, batch consumers,
 clock and views. A factory rather than a module-level app, so tests and benchmarks can run
 isolated apps with their own topic names and ids.
 
-Faust carries the zone mappings and the outcomes, its tables, rebalancing, timers and web;
-meter values, DR signals and the zone stage's station loads each go through a consumer
-Service of their own that follows Faust's assignment (README "Performance" says why).
+Faust carries the app, its tables, rebalancing, timers and the web server. No input goes
+through Faust's per-event path: meter values, zone mappings with command outcomes, DR signals
+and station rows each have a batch consumer of their own that follows Faust's assignment
+(`evgrid.ingest`), all through one route table (`evgrid.runtime.input_path`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.transport.producer import ProducerBuffer
-from faust.types import Message
 
-from evgrid.agents.clock import RESOLUTION_S, ZoneClock
-from evgrid.agents.runtime import Runtime
-from evgrid.ingest.consumer import AssignedConsumer
-from evgrid.ingest.handlers import SignalIngest, ZoneIngest
-from evgrid.ingest.service import MeterIngest
+from evgrid.handlers.clock import RESOLUTION_S
 from evgrid.publisher import ControlLink, raw_topic
+from evgrid.runtime import Runtime
 from evgrid.settings import Settings
 from evgrid.tables import define_tables
 
@@ -33,13 +26,6 @@ log = logging.getLogger(__name__)
 #: Table changelog writes go through Faust's producer buffer; at its default of 100 messages it
 #: logs a warning and stalls the stream every few milliseconds under load.
 ProducerBuffer.max_messages = 10_000
-
-#: Events per batch handed to the mapping and outcome agents. A batch is handled without
-#: awaiting (with an await inside, the fuzz chaos test saw dead letters go missing: Faust's
-#: take_events is not made for it), so it holds the loop — and a DR signal on the signal
-#: ingest — for as long as it takes.
-BATCH_MAX = 100
-BATCH_WITHIN_S = 0.005
 
 
 def superseded_recovery(app: faust.App) -> bool:
@@ -69,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         broker_max_poll_records=settings.broker_max_poll_records,
         consumer_auto_offset_reset="earliest",
-        # Stateful agents stay at concurrency 1 and at-least-once (DESIGN.md: #606, #177).
+        # At-least-once: faust-streaming #177, #323, #517 report duplicates under exactly_once.
         processing_guarantee="at_least_once",
         producer_max_request_size=settings.max_message_bytes + 65_536,
         # A poison message may be up to EVGRID_MAX_MESSAGE_BYTES and must still be fetched
@@ -77,43 +63,22 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=4 * 1024 * 1024,
     )
     tables = define_tables(app, settings)
+    # Faust's assignment drives every consumer of the worker, and it assigns the partitions
+    # of the topics its agents read: this one carries nothing, so nothing takes Faust's
+    # per-event path, and it is co-partitioned with every input.
+    driver = raw_topic(app, settings.topics.assignment, partitions=settings.partitions)
+
+    @app.agent(driver, name="evgrid.assignment", concurrency=1)
+    async def assignment(stream: faust.StreamT) -> None:
+        async for _ in stream:  # never written: a record here is somebody's mistake
+            pass
+
     rt = Runtime.build(app, settings, tables)
-    rt.clock = ZoneClock(app, settings, rt.stage, rt.dr)
     app.evgrid = rt  # type: ignore[attr-defined]
     publisher = rt.publisher
-    t = settings.topics
-    n = settings.partitions
-
-    def batched(on_message: Callable[[Message], None]) -> Callable[[faust.StreamT], Any]:
-        """An agent body: batches of events, each handled synchronously, outputs drained
-        once per batch."""
-
-        async def agent(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                for event in events:
-                    # Table writes take their partition from the current event (Faust #497).
-                    stream._set_current_event(event)
-                    publisher.guarded(on_message, event.message)
-                await publisher.drain()
-                # Faust flushes its own producer before it commits; the control link's
-                # messages (commands on an outcome or a station leaving) are acked here.
-                try:
-                    await publisher.control_acked()
-                except KafkaError as exc:  # after aiokafka's own retries: say so, go on
-                    log.error("evgrid: control messages not acknowledged: %r", exc)
-
-        return agent
-
-    app.agent(raw_topic(app, t.station_zones, t.station_zones_repartition, partitions=n),
-              name="evgrid.station-config", concurrency=1)(batched(rt.configs.on_message))
-    app.agent(raw_topic(app, t.outcomes, t.outcomes_repartition, partitions=n),
-              name="evgrid.outcomes", concurrency=1)(batched(rt.outcomes.on_message))
-
+    services = rt.ingests
+    # The control loop's producer first: started before the consumers, stopped after them.
     # Instances, not classes: rebalance signals may arrive before Faust would build them.
-    # Meter values, DR signals and station loads each have a consumer of their own.
-    services: list[AssignedConsumer] = [MeterIngest(rt), SignalIngest(rt), ZoneIngest(rt)]
-    rt.ingests = services
-    # The control loop's producer first: started before the Services, stopped after them.
     publisher.control = ControlLink(settings)
     app._extra_services.extend([publisher.control, *services])  # type: ignore[list-item]
 
@@ -129,8 +94,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **kwargs: object) -> None:
-        owned = {tp.partition for tp in app.assignor.assigned_actives()
-                 if tp.topic == t.station_zones}
+        owned = rt.clock.owned_partitions()
         for service in services:
             service.on_assigned(owned)
 
@@ -138,7 +102,7 @@ def create_app(settings: Settings) -> faust.App:
     async def on_recovered(app: faust.App, **kwargs: object) -> None:
         if superseded_recovery(app):
             return  # the newer rebalance's own recovery says so when it is done
-        rt.zones.keep_only(rt.clock.owned_partitions(), time.time())
+        rt.follow_assignment(rt.clock.owned_partitions())
         for service in services:
             service.on_recovered()
 

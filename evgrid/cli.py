@@ -18,9 +18,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 #: Every sub-command besides `worker`, and the module whose `add_parser` defines it. Only the
-#: command that runs is imported: a worker used to build the whole parser and so carried the
-#: gateway's, bench's and OpenADR's imports (ocpp, jsonschema, websockets, rich), ~11 MB of
-#: its RSS.
+#: command that runs is imported, so a worker does not carry the gateway's, bench's and
+#: OpenADR's imports (ocpp, jsonschema, websockets, rich) in its memory.
 COMMANDS = {
     "kafka": "evgrid.broker.cli",
     "gateway": "evgrid.gateway.cli",
@@ -45,7 +44,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evgrid",
         description="Demand-response engine for EV charging. Settings come from EVGRID_* "
-        "environment variables (see the README).",
+        "environment variables (see docs/configuration.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import textwrap
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from evgrid.settings import Settings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
 
-console = Console(width=max(110, shutil.get_terminal_size((110, 40)).columns))
+# The terminal's width, or 80 columns when the output is piped: everything printed fits 80.
+console = Console()
 
 
 @dataclass
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         except AssertionError as exc:
             raise SystemExit(f"evgrid: the worker did not come up: {exc}") from None
         url = worker.url
-        console.print(f"     worker up: {url}/health  {url}/metrics  {url}/zones")
+        console.print(f"     worker up: {url}/ (the dashboard; also /zones, /metrics)")
         from evgrid.sql.demo import start_sql
 
         sql = start_sql(settings, workdir, console.print)
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"     gateway up: ws://127.0.0.1:{settings.gateway_port}/{{id}}")
         console.print(
             f"[bold]3/3[/] simulating {args.stations} stations in {args.zones} zones for "
-            f"{args.duration:.0f}s; DR: " + "; ".join(
+            f"{args.duration:.0f}s\n     DR: " + "; ".join(
                 f"{s.zone_id} -{s.reduce_pct or s.reduce_kw}{'%' if s.reduce_pct else ' kW'} "
                 f"at +{s.at_s:.0f}s" for s in specs)
         )
@@ -190,8 +192,8 @@ async def simulate(
         t = Table(title=f"evgrid demo — {elapsed:5.0f}s / {args.duration:.0f}s   "
                         f"readings {stats.readings if stats else 0}   "
                         f"commands {stats.commands if stats else 0}")
-        for col in ("zone", "load kW", "capacity kW", "cap kW", "util %", "stations",
-                    "DR", "non-compliant"):
+        for col in ("zone", "load kW", "cap kW", "capacity kW", "stations", "DR",
+                    "non-compliant"):
             t.add_column(col, justify="right")
         for z in fleet.zone_ids:
             info = zones.get(z, {})
@@ -200,9 +202,8 @@ async def simulate(
             cap = dr.get("cap_kw")
             t.add_row(
                 z, f"{info.get('zone_total_power_kw', 0):.0f}",
-                f"{info.get('zone_capacity_kw', 0):.0f}",
                 "—" if cap is None else f"{cap:.0f}",
-                f"{info.get('utilization_pct', 0):.0f}",
+                f"{info.get('zone_capacity_kw', 0):.0f}",
                 str(info.get("stations", 0)),
                 (track.state if track else "—"),
                 str(len(track.noncompliant)) if track else "—",
@@ -257,44 +258,64 @@ def _kw(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def verdict(report: dict) -> str:
+    """One phrase for how an event went, from its settlement report."""
+    pct = report["delivered_pct_of_target"]
+    ignored = sum(1 for s in report["stations"] if s["seconds_noncompliant"] > 0)
+    if pct is None:
+        return "nothing to deliver"
+    if pct >= 95.0:
+        return "target met (≥ 95 %)"
+    if ignored:
+        return f"short: {ignored} station(s) ignored their commands"
+    if report["time_to_cap_s"] is not None:
+        return "cap reached; the chargers' ramp down to it cost the rest"
+    return "target not met"
+
+
+def event_block(track: EventTrack) -> list[str]:
+    """One event of the closing report, a few lines of at most 80 columns each."""
+    r = track.report
+    if r is None:
+        signal = track.status.get("signal_id") or track.spec.signal_id or "its event"
+        return [f"{track.spec.zone_id}  {signal}: no report yet (the event had not ended)"]
+    pct = r["delivered_pct_of_target"]
+    to_cap = r["time_to_cap_s"]
+    lines = [
+        f"{r['zone_id']}  {r['signal_id']}: {verdict(r)}",
+        f"    baseline {_kw(r['baseline_kw'])} kW, cap {_kw(r['cap_kw'])} kW, "
+        + ("cap not reached" if to_cap is None else f"reached in {to_cap:.1f} s"),
+        f"    energy {_kw(r['baseline_energy_kwh'], 2)} kWh at baseline, "
+        f"{_kw(r['drawn_energy_kwh'], 2)} kWh drawn",
+        f"    delivered {_kw(r['delivered_kwh'], 2)} kWh"
+        + ("" if pct is None else f" = {pct:.1f} % of target"),
+    ]
+    ignored = sorted(s["station_id"] for s in r["stations"] if s["seconds_noncompliant"] > 0)
+    if ignored:
+        lines += textwrap.wrap("non-compliant: " + ", ".join(ignored), width=80,
+                               initial_indent="    ", subsequent_indent="      ")
+    return lines
+
+
+def report_lines(tracks: list[EventTrack], stats: SimStats,
+                 outcomes: dict[str, int] | None = None) -> list[str]:
+    """The closing report: one block per DR event, then the fleet's counts; 80 columns."""
+    lines = ["DR events, from their settlement reports (grid.dr_reports):", ""]
+    for track in tracks:
+        lines += [*event_block(track), ""]
+    lines.append(f"readings published: {stats.readings}")
+    by_action = ", ".join(f"{a} {n}" for a, n in sorted(stats.commands_by_action.items()))
+    lines.append(f"commands the fleet obeyed or saw: {stats.commands}"
+                 + (f" ({by_action})" if by_action else ""))
+    if outcomes:
+        lines += textwrap.wrap("command outcomes from the gateway: " + ", ".join(
+            f"{status} {n}" for status, n in sorted(outcomes.items())), width=80,
+            subsequent_indent="    ")
+    return lines
+
+
 def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings,
             outcomes: dict[str, int] | None = None) -> None:
-    t = Table(title="DR events — from their settlement reports (grid.dr_reports)")
-    for col in ("zone", "signal", "baseline kW", "cap kW", "energy at baseline kWh",
-                "drawn kWh", "delivered kWh", "% of target", "s to cap", "non-compliant",
-                "verdict"):
-        t.add_column(col, justify="right")
-    for tr in tracks:
-        r = tr.report
-        if r is None:
-            t.add_row(tr.spec.zone_id, tr.status.get("signal_id", "—"), *["—"] * 8,
-                      "no report: the event had not ended")
-            continue
-        pct = r["delivered_pct_of_target"]
-        noncompliant = sorted(s["station_id"] for s in r["stations"]
-                              if s["seconds_noncompliant"] > 0)
-        if pct is None:
-            verdict = "nothing to deliver"
-        elif pct >= 95.0:
-            verdict = "met (≥ 95 % of target)"
-        elif noncompliant:
-            verdict = f"short: {len(noncompliant)} station(s) ignored commands"
-        elif r["time_to_cap_s"] is not None:
-            verdict = "cap reached; the chargers' ramp to it cost the rest"
-        else:
-            verdict = "not met"
-        t.add_row(
-            r["zone_id"], r["signal_id"], _kw(r["baseline_kw"]), _kw(r["cap_kw"]),
-            _kw(r["baseline_energy_kwh"], 2), _kw(r["drawn_energy_kwh"], 2),
-            _kw(r["delivered_kwh"], 2), "—" if pct is None else f"{pct:.0f}",
-            "—" if r["time_to_cap_s"] is None else f"{r['time_to_cap_s']:.1f}",
-            ", ".join(noncompliant) or "0", verdict,
-        )
-    console.print(t)
-    console.print(
-        f"readings published: {stats.readings}; commands obeyed/seen by the fleet: "
-        f"{stats.commands} {stats.commands_by_action}"
-    )
-    if outcomes:
-        console.print("command outcomes from the gateway: " + ", ".join(
-            f"{status} {n}" for status, n in sorted(outcomes.items())))
+    console.print()
+    for line in report_lines(tracks, stats, outcomes):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

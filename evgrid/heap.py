@@ -1,7 +1,8 @@
 """The worker's heap: how often Python collects, and handing freed C memory back.
 
-Both are measured choices (README "Performance"): full collections held DR signals for
-~200 ms, and glibc kept freed batch and checkpoint buffers resident.
+Both keep DR fast and memory low under load: CPython's default thresholds make full
+collections that hold DR signals behind them, and glibc keeps freed batch and checkpoint
+buffers resident.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from collections.abc import Callable
 
 def tune_gc() -> None:
     """Fewer, cheaper garbage collections: with CPython's default thresholds the objects of
-    every fetched batch outlived two young collections, so full collections (~200 ms with
-    5,000 stations, finding nothing) ran every few seconds under load and held every DR
-    signal behind them (measured: event-loop lag 200-260 ms, DR acks up to 380 ms). With a
-    young generation of 50,000 a batch dies young; what the import and start-up built is
-    frozen out of every later scan."""
+    every fetched batch outlive two young collections, so full collections (long, and
+    finding nothing) run every few seconds under load and hold every DR signal behind them.
+    With a young generation of 50,000 a batch dies young; what the import and start-up built
+    is frozen out of every later scan."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)

@@ -58,11 +58,20 @@ CHECKPOINT_STATIONS = Counter(
 ZONE_LOAD_AGE = Gauge(
     "evgrid_zone_load_age_seconds", "Age of the newest station loads behind a zone", ["zone"]
 )
-LOADS_UNKNOWN_MEMBER = Counter(
-    "evgrid_loads_unknown_member", "Station loads for a station its zone does not list (yet)"
+ZONE_MEMBERS_SILENT = Gauge(
+    "evgrid_zone_members_without_load",
+    "Members of a zone with no live reading (they count 0 kW in its figures)", ["zone"]
+)
+ZONE_ROWS_LAG = Gauge(
+    "evgrid_zone_rows_lag",
+    "Station rows written to this worker's zone partitions and not yet applied"
+)
+ZONE_PARTITIONS_LOADING = Gauge(
+    "evgrid_zone_partitions_loading",
+    "Zone partitions whose station rows are still being read back (their zones are cold)"
 )
 DR_DEFERRED = Counter(
-    "evgrid_dr_deferred", "DR signals held until a zone loaded after a rebalance is warm"
+    "evgrid_dr_deferred", "DR signals held until a zone whose rows are being read back is warm"
 )
 DR_REPORTS = Counter("evgrid_dr_reports", "Settlement reports published (one per DR event)")
 INGEST_PARTITIONS_LOADED = Counter(

@@ -30,8 +30,8 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.settings.web_port}"
 
     def start(self) -> WorkerProcess:
-        # Two malloc arenas instead of one per thread: ~30 MB less RSS at 100k connectors for
-        # no measurable speed (README "Performance"); an operator's own value wins.
+        # Two malloc arenas instead of one per thread: less RSS, at no cost in speed (see
+        # docs/performance.md); an operator's own value wins.
         env = {"MALLOC_ARENA_MAX": "2", **os.environ, **self.settings.to_env()}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Where agents' outputs go: the output topics and the dead-letter path.
+"""Where handlers' outputs go: the output topics and the dead-letter path.
 
 Handlers are synchronous; what they send is queued here and handed to the Kafka producer once
 per batch (`drain`), straight to aiokafka rather than through Faust's per-message buffer task,
@@ -66,7 +66,7 @@ class ControlLink(Service):
 
     aiokafka keeps one request in flight per broker connection, so on the worker's shared
     producer a command waited behind whatever megabyte of station loads and changelog was
-    being sent (measured: acks 250-380 ms under load, 20 ms without). Started before the
+    being sent, ten times as long under load as without. Started before the
     ingest Services and stopped after them (mode stops children in reverse)."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -91,7 +91,7 @@ class ControlLink(Service):
             await self.producer.stop()
             self.producer = None
 
-    async def send(self, topic: str, key: bytes | None, value: bytes,
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
                    headers: list | None) -> asyncio.Future:
         assert self.producer is not None
         fut = await self.producer.send(topic, value, key=key, headers=headers)
@@ -121,8 +121,10 @@ class Publisher:
         self.station_alerts = t.station_alerts
         self.zone_load = t.zone_load
         self.deadletters = t.deadletter
-        self.station_load = t.station_load
-        self.pending: list[tuple[str, bytes | None, bytes, list | None, Callback | None]] = []
+        self.station_rows = t.station_rows
+        #: (topic, key, value, headers, callback, partition); partition None: the key's.
+        self.pending: list[tuple[str, bytes | None, bytes | None, list | None,
+                                 Callback | None, int | None]] = []
         #: The control loop's outputs leave on their own producer once one is linked.
         self.control: ControlLink | None = None
         self.control_topics = frozenset({t.commands, t.dr_status, t.compliance_alerts,
@@ -141,13 +143,14 @@ class Publisher:
         self,
         topic: str,
         key: str | bytes | None,
-        value: bytes,
+        value: bytes | None,
         callback: Callback | None = None,
         headers: dict[str, bytes] | None = None,
+        partition: int | None = None,
     ) -> None:
-        """Queue one message; it leaves with the next `drain()`."""
+        """Queue one message (value None: a tombstone); it leaves with the next `drain()`."""
         hdrs = list(headers.items()) if headers else None
-        self.pending.append((topic, as_key(key), value, hdrs, callback))
+        self.pending.append((topic, as_key(key), value, hdrs, callback, partition))
 
     async def drain(self) -> int:
         """Hand everything queued to the producers (awaits only for buffer space). Control
@@ -160,7 +163,7 @@ class Publisher:
         control = self.control if self.control is not None and self.control.producer else None
         rest = []
         for message in batch:
-            topic, key, value, headers, callback = message
+            topic, key, value, headers, callback, _partition = message
             if control is None or topic not in self.control_topics:
                 rest.append(message)
                 continue
@@ -168,8 +171,8 @@ class Publisher:
             if callback is not None:
                 fut.add_done_callback(callback)
         send = self.app.producer.send
-        for topic, key, value, headers, callback in rest:
-            fut = await send(topic, key, value, None, None, headers)
+        for topic, key, value, headers, callback, partition in rest:
+            fut = await send(topic, key, value, partition, None, headers)
             if callback is not None:
                 fut.add_done_callback(callback)
         return len(batch)

@@ -1,7 +1,8 @@
 """The one settings object: every knob, read from `EVGRID_*` environment variables.
 
-Defaults are DESIGN.md's. A field `foo_bar` is set by `EVGRID_FOO_BAR`; topic names by
-`EVGRID_TOPIC_<NAME>` (e.g. `EVGRID_TOPIC_METER_VALUES`).
+A field `foo_bar` is set by `EVGRID_FOO_BAR`; topic names by `EVGRID_TOPIC_<NAME>` (e.g.
+`EVGRID_TOPIC_METER_VALUES`). Each field's docstring is its documentation:
+`python -m evgrid.settings_doc` writes docs/configuration.md from them.
 """
 
 from __future__ import annotations
@@ -22,163 +23,234 @@ ENV_PREFIX = "EVGRID_"
 class TopicNames(BaseModel):
     """Every topic evgrid reads or writes. The one topic registry builds on these names."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     meter_values: str = "ocpp.meter_values"
+    """Input: one reading of one connector (key station_id)."""
     demand_response: str = "grid.demand_response"
+    """Input: DR signals (key zone_id)."""
     station_zones: str = "config.station_zones"
+    """Input, compacted: each station's zone and limits (key station_id)."""
     commands: str = "ocpp.commands.set_charging_profile"
+    """Output: one charging-limit command per station (key station_id)."""
     overload_alerts: str = "alerts.grid.overload"
+    """Output: contract and zone overload episodes."""
     compliance_alerts: str = "alerts.dr.compliance"
+    """Output: stations that stay above their DR target, and when they comply again."""
     dr_status: str = "grid.dr_status"
+    """Output: the state of each DR event on every change (key zone_id)."""
     dr_reports: str = "grid.dr_reports"
+    """Output: one settlement report per ended DR event (key zone_id)."""
     signal_alerts: str = "alerts.dr.signals"
+    """Output: refused DR signals (too many events in a zone), once per episode."""
     station_alerts: str = "alerts.stations"
+    """Output: station alerts such as CLOCK_SKEW."""
     deadletter: str = "evgrid.deadletter"
-    # Internal: readings whose Kafka key or partition did not match their station_id.
+    """Output: every rejected input message with its reason."""
     meter_repartition: str = "evgrid-meter-values-repartition"
-    # Internal: zone mappings and DR signals whose key or partition was wrong, re-routed.
+    """Internal: readings whose Kafka key or partition did not match their station_id."""
     station_zones_repartition: str = "evgrid-station-zones-repartition"
+    """Internal: zone mappings whose key or partition was wrong, re-routed."""
     dr_repartition: str = "evgrid-dr-repartition"
+    """Internal: DR signals whose key or partition was wrong, re-routed."""
     outcomes_repartition: str = "evgrid-outcomes-repartition"
-    # Internal: what the station side tells each zone's owner, keyed by zone_id.
-    station_load: str = "evgrid-station-load"
-    # The OCPP gateway's: one final outcome per command, and chargers' connections.
+    """Internal: command outcomes whose key or partition was wrong, re-routed."""
+    station_rows: str = "evgrid-station-rows"
+    """Internal: each station's row (zone, limits, latest loads, last outcome), keyed by
+    station_id, in its zone's partition, compacted: the zone side's picture as a log."""
+    assignment: str = "evgrid-assignment"
+    """Internal, never written: Faust's assignment of its partitions drives every consumer."""
     outcomes: str = "ocpp.commands.outcomes"
+    """From `evgrid gateway`: one final outcome per command (key station_id)."""
     station_status: str = "ocpp.station_status"
-    # Live load per zone (key zone_id), published by the worker every few seconds for the
-    # OpenADR VEN's TELEMETRY_USAGE reports.
+    """From `evgrid gateway`: chargers' connections, boots and connector statuses."""
     zone_load: str = "grid.zone_load"
-    # Each station's closed 1-minute window (key station_id): one record per station per
-    # window, the seed's `station_current_load` stream; the SQL sink's history of stations.
+    """Output: live load per zone (key zone_id) every `EVGRID_HISTORY_STEP_S`, for the
+    OpenADR VEN's TELEMETRY_USAGE reports."""
     station_windows: str = "grid.station_windows"
+    """Output: each station's closed 1-minute window (key station_id), one record per station
+    per window: the seed's `station_current_load` stream, read by `evgrid sql`."""
 
 
 class Settings(BaseModel):
     """Runtime configuration of a worker, the simulator, the demo and the benchmarks."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     app_id: str = "evgrid"
+    """Faust app id: the consumer groups, table and internal topic names derive from it."""
     broker: str = "kafka://127.0.0.1:9092"
+    """Kafka bootstrap servers, `host:port` or `kafka://host:port` (`;` between several)."""
     store: str = "rocksdb://"
+    """Faust table store: `rocksdb://`, or `memory://` for tests."""
     data_dir: Path = Path("var/data")
+    """Where the worker keeps its RocksDB tables."""
     web_host: str = "127.0.0.1"
+    """Address the web port binds and advertises to peers (the container sets 0.0.0.0)."""
     web_port: int = Field(6066, ge=0, le=65535)
+    """The worker's web port: dashboard, `/metrics`, `/health`, JSON views."""
     api_token: str | None = None
+    """When set, the JSON views and the dashboard require `Authorization: Bearer <token>`."""
     partitions: int = Field(4, ge=1)
+    """Partitions of every co-partitioned topic (inputs, internal topics, changelogs)."""
     replication_factor: int = Field(1, ge=1)
+    """Replication factor of the topics the worker creates."""
     topics: TopicNames = TopicNames()
 
     stale_after_s: float = Field(120.0, gt=0)
+    """A connector not heard from for this long counts as 0 kW."""
     dead_band_kw: float = Field(1.0, ge=0)
+    """A station's target change smaller than this is not re-sent."""
     compliance_tolerance_pct: float = Field(5.0, ge=0)
+    """A station may exceed its target by this share (or the kW below, whichever is larger)."""
     compliance_tolerance_kw: float = Field(1.0, ge=0)
+    """A station may exceed its target by this many kW (or the share above)."""
     compliance_grace_s: float = Field(60.0, ge=0)
+    """How long a station may stay above its target before it is non-compliant."""
     window_s: float = Field(60.0, gt=0)
+    """Length of the tumbling windows of station statistics."""
     allowed_lateness_s: float = Field(60.0, ge=0)
+    """How late a reading may arrive and still count in its window."""
     dc_min_kw: float = Field(5.0, ge=0)
+    """The smallest limit a DC connector is given other than 0."""
     ac_min_current_a: float = Field(6.0, ge=0)
+    """The smallest AC limit per phase other than 0 (IEC 61851-1: 6 A)."""
     ac_voltage_v: float = Field(230.0, gt=0)
+    """Phase voltage for turning AC limits into amperes."""
     ac_phases: int = Field(3, ge=1, le=3)
+    """Phases assumed for AC connectors."""
     overload_hysteresis_pct: float = Field(2.0, ge=0, lt=100)
+    """An overload episode ends only this far below the limit."""
     event_retention_s: float = Field(86_400.0, ge=0)
+    """Ended DR events are kept this long for the views, then removed."""
     connector_forget_s: float = Field(86_400.0, gt=0)
+    """A connector without readings for this long is forgotten."""
     max_events_per_zone: int = Field(32, ge=1)
-    # -- chargers' clocks and suspension rotation (issue 12; core/clock.py, core/allocator.py) --
-    # A reading stamped more than this ahead of its arrival is dead-lettered; also the clock-
-    # reset tolerance (an older stamp heard this much later is a clock that jumped back).
+    """Scheduled or active DR events a zone holds at most; a signal beyond is refused."""
     future_tolerance_s: float = Field(60.0, ge=0)
-    # A station whose measured clock offset exceeds this raises one CLOCK_SKEW per episode.
+    """A reading stamped more than this ahead of its arrival is dead-lettered; an older stamp
+    heard this much later is a clock that jumped back, and is taken."""
     clock_skew_alert_s: float = Field(300.0, gt=0)
-    # Under SHED / priority 1, who is suspended to meet the cap rotates this often.
+    """A station whose measured clock offset exceeds this raises one CLOCK_SKEW per episode."""
     suspend_rotation_s: float = Field(300.0, gt=0)
+    """Under SHED or priority 1, who is suspended to meet the cap rotates this often."""
 
-    # RocksDB's defaults (64 MB write buffers, a 2 GB block cache) are per table partition.
     rocksdb_write_buffer_mb: int = Field(4, ge=1)
+    """Advanced: RocksDB write buffer per table partition (RocksDB's own default is 64 MB)."""
     rocksdb_block_cache_mb: int = Field(8, ge=1)
-    tick_interval_s: float = Field(1.0, gt=0)
-    # The meter-value ingest (a batch consumer beside Faust's): records per fetch, how often
-    # it yields to DR work, how often station state is checkpointed and offsets committed.
+    """Advanced: RocksDB block cache per table partition (RocksDB's own default is 2 GB)."""
     ingest_max_records: int = Field(2000, ge=1)
+    """Advanced: records per fetch of the meter-value ingest."""
     ingest_yield_every: int = Field(256, ge=1)
+    """Advanced: the meter-value ingest gives way to the control loop every this many
+    readings."""
     checkpoint_interval_s: float = Field(30.0, gt=0)
-    # While the ingest is behind, how often each zone hears its stations' changed loads
-    # (coalesced over the batches in between: the zone side's work is then bounded by the
-    # fleet, not by the reading rate); caught up, they leave after every batch.
-    zone_loads_interval_s: float = Field(0.5, ge=0)
-    # A zone loaded after a rebalance waits this long at most for every member's loads.
-    zone_warmup_s: float = Field(30.0, ge=0)
-    # Faust's own consumer (zone mappings, DR signals, station loads): records per poll.
+    """How often station state is checkpointed and the ingest's offsets committed."""
     broker_max_poll_records: int = Field(500, ge=1)
+    """Advanced: records per poll of Faust's own consumer (its tables' changelogs during
+    recovery)."""
     history_step_s: float = Field(5.0, gt=0)
+    """How often each zone's load is sampled for the dashboard and `grid.zone_load`."""
     max_message_bytes: int = Field(1_000_000, gt=0)
+    """An input message larger than this is dead-lettered."""
     deadletter_raw_limit: int = Field(65_536, gt=0)
-    # Kafka security: TLS (optionally mutual) and SASL; PLAINTEXT is the local default.
+    """A dead letter keeps at most this many bytes of the raw message."""
     broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
+    """Kafka security protocol of every client evgrid makes."""
     broker_ssl_cafile: Path | None = None
+    """PEM of the CA that signed the broker's certificate (default: the system trust store)."""
     broker_ssl_certfile: Path | None = None
+    """Client certificate for mutual TLS (with the key file)."""
     broker_ssl_keyfile: Path | None = None
+    """Client key for mutual TLS (with the certificate file)."""
     broker_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    """SASL mechanism for the `SASL_*` protocols."""
     broker_sasl_username: str | None = None
+    """SASL user name (required for `SASL_*`)."""
     broker_sasl_password: str | None = None
+    """SASL password (required for `SASL_*`)."""
     broker_session_timeout_s: float = Field(10.0, gt=0)
+    """Kafka consumer-group session timeout: how soon a dead worker's partitions move."""
     broker_rebalance_timeout_s: float = Field(10.0, gt=0)
+    """Kafka consumer-group rebalance timeout."""
     log_level: str = "info"
+    """Log level of every process (`debug`, `info`, `warning`, `error`)."""
 
-    # `evgrid gateway`: the OCPP 1.6J / 2.0.1 central-system endpoint.
     gateway_host: str = "127.0.0.1"
+    """Address `evgrid gateway` listens on for chargers (0.0.0.0 for the network)."""
     gateway_port: int = Field(9000, ge=0, le=65535)
+    """Port of the OCPP endpoint; `/metrics` and `/health` are served on it too."""
     gateway_instance_id: str = Field("gw1", min_length=1, max_length=64)
-    # Every instance of a multi-gateway deployment, comma-separated (empty: this one alone).
+    """This gateway instance's id (unique per instance)."""
     gateway_instances: str = ""
+    """Every instance of a multi-gateway deployment, comma-separated (empty: this one alone)."""
     gateway_response_timeout_s: float = Field(30.0, gt=0)
+    """How long a charger has to answer a command before one retry, then `Timeout`."""
     gateway_ping_interval_s: float = Field(60.0, ge=0)
+    """WebSocket ping interval (0: no pings)."""
     gateway_heartbeat_interval_s: int = Field(300, ge=1)
+    """Heartbeat interval given to chargers in BootNotification's answer."""
     gateway_max_frame_bytes: int = Field(65_536, ge=1024)
-    # Charge point ids allowed to connect, comma-separated; empty allows any.
+    """A larger frame closes that charger's connection (1009)."""
     gateway_allowed_ids: str = ""
-    # OCPP security profile: 0 none, 1 HTTP Basic, 2 TLS + HTTP Basic.
+    """Charge point ids allowed to connect, comma-separated; empty allows any."""
     gateway_security_profile: int = Field(0, ge=0, le=2)
-    # `charge_point_id:hash` lines (`evgrid gateway hash-password`); needed for profiles 1, 2.
+    """OCPP security profile: 0 none, 1 HTTP Basic, 2 TLS + HTTP Basic."""
     gateway_passwords_file: Path | None = None
+    """`charge_point_id:hash` lines (`evgrid gateway hash-password`); profiles 1 and 2."""
     gateway_tls_certfile: Path | None = None
+    """TLS certificate of the gateway (profile 2)."""
     gateway_tls_keyfile: Path | None = None
-    # Connector type when neither the charger nor the zone map says.
+    """TLS key of the gateway (profile 2)."""
     gateway_connector_type: ConnectorType = "Type2"
-    # `evgrid openadr`: the OpenADR 2.0b VEN (optional extra `evgrid[openadr]`).
+    """Connector type when neither the charger nor the zone map says."""
     openadr_vtn_url: str | None = None
+    """The utility's VTN (required for `evgrid openadr`)."""
     openadr_ven_name: str = "evgrid"
+    """The VEN name registered at the VTN."""
     openadr_ven_id: str | None = None
+    """The VEN id, when the utility assigned one beforehand (else the VTN assigns it)."""
     openadr_cert: Path | None = None
+    """The VEN's certificate, PEM (required while signatures are on)."""
     openadr_key: Path | None = None
+    """The VEN's private key, PEM (required while signatures are on)."""
     openadr_key_passphrase: str | None = None
+    """Passphrase of the VEN's key, if it has one."""
     openadr_ca_file: Path | None = None
+    """CA bundle for an `https://` VTN (default: the system roots)."""
     openadr_vtn_fingerprint: str | None = None
-    # Off only when set explicitly (EVGRID_OPENADR_SIGNATURES=false).
+    """Fingerprint of the VTN's certificate (required while signatures are on)."""
     openadr_signatures: bool = True
-    # None: poll as often as the VTN asks at registration.
+    """XML signatures on messages; off only when set explicitly (tests)."""
     openadr_poll_interval_s: float | None = Field(None, gt=0)
+    """How often the VEN polls (default: as often as the VTN asks at registration)."""
     openadr_targets_file: Path | None = None
-    # SIMPLE signal levels 1/2/3 as a reduction of the zone's baseline, in percent.
+    """YAML or JSON file mapping OpenADR targets to evgrid zones (required)."""
     openadr_simple_level1_pct: float = Field(25.0, ge=0, le=100)
+    """SIMPLE level 1 as a reduction of the zone's baseline, in percent."""
     openadr_simple_level2_pct: float = Field(50.0, ge=0, le=100)
+    """SIMPLE level 2 as a reduction of the zone's baseline, in percent."""
     openadr_simple_level3_pct: float = Field(100.0, ge=0, le=100)
-    # A shortfall above this is one the engine cannot close: the VEN opts out, truthfully.
+    """SIMPLE level 3 as a reduction of the zone's baseline, in percent (a SHED)."""
     openadr_shortfall_optout_kw: float = Field(1.0, ge=0)
-    # Zone load older than this is not reported to the VTN as live.
+    """A zone shortfall above this is one the engine cannot close: the VEN opts out."""
     openadr_report_stale_s: float = Field(30.0, gt=0)
+    """Zone load older than this is not reported to the VTN."""
     openadr_retry_max_s: float = Field(30.0, gt=0)
+    """Longest wait between registration attempts while the VTN is unreachable."""
     openadr_web_port: int = Field(6067, ge=0, le=65535)
-    # `evgrid sql`: the PostgreSQL sink. A libpq URL; a password may sit in it or in PGPASSWORD.
+    """The VEN's `/health` and `/metrics` port."""
     sql_dsn: str = "postgresql://evgrid@127.0.0.1:5432/evgrid"
-    # History older than this is dropped (whole days of the partitioned tables).
+    """The PostgreSQL `evgrid sql` writes to, a libpq URL (a password in it or in
+    PGPASSWORD)."""
     sql_retention_days: float = Field(30.0, gt=0)
-    # Records per database transaction at most (one transaction per fetched batch).
+    """History older than this is removed (whole days of the partitioned tables)."""
     sql_batch_max: int = Field(5000, ge=1)
+    """Records per database transaction at most (one transaction per fetched batch)."""
     sql_web_port: int = Field(6068, ge=0, le=65535)
+    """The sink's `/health` and `/metrics` port."""
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:
@@ -292,13 +364,13 @@ class Settings(BaseModel):
         return f"{self.app_id}-dr-signals"
 
     @property
-    def zone_stage_group(self) -> str:
-        """The zone stage's consumer of station loads (not Faust's group: its own)."""
-        return f"{self.app_id}-zone-stage"
+    def station_config_group(self) -> str:
+        """The consumer group of zone mappings and command outcomes."""
+        return f"{self.app_id}-station-config"
 
     def replay_bound_s(self) -> float:
         """How far back a recovering worker replays meter values at most: older readings
-        are stale and their windows closed (DESIGN.md: stale + window + lateness)."""
+        are stale and their windows closed (stale + window + lateness)."""
         return self.stale_after_s + self.window_s + self.allowed_lateness_s
 
     def tunables(self) -> Tunables:

@@ -22,11 +22,22 @@ from evgrid.tables import TABLES, changelog_topic
 log = logging.getLogger(__name__)
 
 
+#: The station-rows topic is read back from its beginning by every new zone owner: compacted
+#: soon and often, so a read-back is about one row per station, not the rows of days.
+ROWS_CONFIG = {"segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1",
+               "delete.retention.ms": "86400000"}
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
     copartitioned: bool
     compacted: bool = False
+    configs: tuple[tuple[str, str], ...] = ()
+
+    def topic_configs(self) -> dict[str, str]:
+        base = {"cleanup.policy": "compact"} if self.compacted else {}
+        return {**base, **dict(self.configs)}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -43,7 +54,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.station_zones_repartition, copartitioned=True),
         TopicSpec(t.dr_repartition, copartitioned=True),
         TopicSpec(t.demand_response, copartitioned=True),
-        TopicSpec(t.station_load, copartitioned=True),
+        TopicSpec(t.assignment, copartitioned=True),
+        TopicSpec(t.station_rows, copartitioned=True, compacted=True,
+                  configs=tuple(ROWS_CONFIG.items())),
         TopicSpec(t.commands, copartitioned=False),
         TopicSpec(t.overload_alerts, copartitioned=False),
         TopicSpec(t.compliance_alerts, copartitioned=False),
@@ -107,7 +120,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
                 name=s.name,
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                topic_configs=s.topic_configs(),
             )
             for s in specs
             if s.name not in counts

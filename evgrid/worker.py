@@ -34,7 +34,7 @@ def run_worker(settings: Settings) -> int:
     class EvgridWorker(Worker):
         def on_setup_root_logger(self, logger: logging.Logger, _level: int) -> None:
             # aiokafka and faust log at DEBUG on every message; building those records
-            # cost ~7 % of the hot path even though nothing printed them.
+            # costs hot-path time even when nothing prints them.
             logger.setLevel(level)
             for name in ("aiokafka", "faust", "mode", "kafka"):
                 logging.getLogger(name).setLevel(max(level, logging.INFO))

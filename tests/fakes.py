@@ -1,4 +1,4 @@
-"""Broker-free stand-ins shared by the state, ingest and agent tests: in-memory tables with
+"""Broker-free stand-ins shared by the state, ingest and handler tests: in-memory tables with
 Faust's table surface, a recording publisher, and records shaped like Kafka's."""
 
 from __future__ import annotations
@@ -45,12 +45,45 @@ class RecordingPublisher(Publisher):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(None, settings)  # type: ignore[arg-type]  (never drains)
+        self._next_offset: dict[tuple[str, int], int] = {}
 
     def sent(self, topic: str) -> list[tuple[str | None, dict]]:
         return [
             (key.decode() if key else None, orjson.loads(value) if value else {})
-            for t, key, value, _h, _cb in self.pending if t == topic
+            for t, key, value, *_rest in self.pending if t == topic
         ]
+
+    def placed(self, topic: str) -> list[tuple[str | None, dict | None, int]]:
+        """(key, decoded value or None for a tombstone, the partition it goes to)."""
+        return [
+            (key.decode() if key else None, orjson.loads(value) if value else None,
+             self.where(key, partition))
+            for t, key, value, _h, _cb, partition in self.pending if t == topic
+        ]
+
+    @staticmethod
+    def where(key: bytes | None, partition: int | None) -> int:
+        """Where Kafka puts a message: the partition it was sent to, else its key's."""
+        if partition is not None:
+            return partition
+        return partition_of(key.decode(), PARTITIONS) if key else 0
+
+    def take(self, topic: str) -> list[Rec]:
+        """The topic's queued messages, taken out of the queue, as the records a consumer
+        of the topic fetches: each in its partition, at the next offset there."""
+        taken: list[Rec] = []
+        kept = []
+        for message in self.pending:
+            t, key, value, _h, _cb, partition = message
+            if t != topic:
+                kept.append(message)
+                continue
+            tp = (t, self.where(key, partition))
+            offset = self._next_offset.get(tp, 0)
+            self._next_offset[tp] = offset + 1
+            taken.append(Rec(t, tp[1], offset, key, value))
+        self.pending = kept
+        return taken
 
 
 def settings(**overrides: object) -> Settings:

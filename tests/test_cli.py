@@ -17,7 +17,7 @@ def test_help_lists_every_sub_command() -> None:
 
 
 def test_a_worker_does_not_import_the_other_commands_modules() -> None:
-    """~11 MB of a worker's RSS went to modules only other sub-commands use."""
+    """A worker's memory does not carry modules only other sub-commands use."""
     probe = ("import sys; from evgrid.cli import build_parser; "
              "build_parser(['worker']).parse_args(['worker']); "
              f"print([m for m in {HEAVY!r} if m in sys.modules])")

@@ -14,10 +14,12 @@ from tests.fakes import settings
 class Producer:
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.args: list[tuple] = []
         self.futures: list[asyncio.Future] = []
 
     async def send(self, topic, *args, **kwargs) -> asyncio.Future:
         self.sent.append(topic)
+        self.args.append((topic, *args))
         fut = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         return fut
@@ -44,10 +46,10 @@ async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_ac
     s = out.settings
     out.send(s.topics.commands, "S1", b"{}")
     out.send(s.topics.dr_status, "Z1", b"{}")
-    out.send(s.topics.station_load, "Z1", b"{}")
+    out.send(s.topics.station_rows, "Z1", b"{}")
     await out.drain()
     assert own.sent == [s.topics.commands, s.topics.dr_status]
-    assert shared.sent == [s.topics.station_load]
+    assert shared.sent == [s.topics.station_rows]
     flushed = asyncio.create_task(out.flush())
     await asyncio.sleep(0.01)
     assert not flushed.done()  # the command is not acked yet: no offset may be committed
@@ -55,6 +57,19 @@ async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_ac
         fut.set_result(None)
     await asyncio.wait_for(flushed, 1.0)
     assert out.control.unacked == set()
+
+
+async def test_a_message_sent_to_a_partition_leaves_there_and_a_tombstone_as_null() -> None:
+    """Station rows go to their zone's partition, not their key's."""
+    out, shared, _own = linked()
+    rows = out.settings.topics.station_rows
+    out.send(rows, "S1", b"{}", partition=3)
+    out.send(rows, "S1", None, partition=1)
+    out.send(rows, "S2", b"{}")
+    await out.drain()
+    # Faust's producer: (topic, key, value, partition, timestamp, headers)
+    assert [a[:4] for a in shared.args] == [(rows, b"S1", b"{}", 3), (rows, b"S1", None, 1),
+                                            (rows, b"S2", b"{}", None)]
 
 
 async def test_without_a_control_link_everything_leaves_on_the_shared_producer() -> None:
@@ -83,11 +98,11 @@ async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_
 
     own.send, shared.send = control_send, slow_shared_send  # type: ignore[method-assign]
     for n in range(3):
-        out.send(s.topics.station_load, f"Z{n}", b"{}")
+        out.send(s.topics.station_rows, f"Z{n}", b"{}")
     acked: list[str] = []
     out.send(s.topics.commands, "S1", b"{}", callback=lambda _f: acked.append("S1"))
     assert await out.drain() == 4
-    assert order == [s.topics.commands] + [s.topics.station_load] * 3
+    assert order == [s.topics.commands] + [s.topics.station_rows] * 3
     own.futures[0].set_result(None)
     await asyncio.sleep(0)
     assert acked == ["S1"]  # callbacks still follow the acks
@@ -124,7 +139,7 @@ def test_a_handler_that_raises_dead_letters_its_record_as_an_internal_error() ->
         raise KeyError("a bug")
 
     out.guarded(handle, record(topic, "S1", b"{}", offset=7))
-    (_topic, key, value, _h, _cb), = out.pending
+    (_topic, key, value, _h, _cb, _partition), = out.pending
     letter = orjson.loads(value)
     assert (key, letter["reason"], letter["offset"]) == (b"S1", "internal_error", 7)
     assert "a bug" in letter["error"]

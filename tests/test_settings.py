@@ -6,7 +6,7 @@ from evgrid.core.types import Tunables
 from evgrid.settings import Settings
 
 
-def test_defaults_match_design() -> None:
+def test_documented_defaults() -> None:
     s = Settings.from_env({})
     assert s.topics.meter_values == "ocpp.meter_values"
     assert s.topics.deadletter == "evgrid.deadletter"

@@ -36,8 +36,8 @@ class Sizes:
     zones: int = 100
     throughput_window_s: float = 120.0
     # DR latency: 100-station zones; 10,000 readings/s offered, then saturated: `saturation` ×
-    # what the worker applies, re-measured each second (over the 2× that defines saturation,
-    # without a generator at 5× the worker's rate taking the cores it shares with the worker)
+    # what the worker applies, re-measured each second (so the generator does not take the
+    # cores it shares with the worker)
     latency_stations: int = 10_000
     saturation: float = 2.5
     latency_events: int = 50
@@ -46,6 +46,13 @@ class Sizes:
     load_settle_s: float = 5.0
     drain_cap_s: float = 60.0
     rate_probe_readings: int = 300_000  # when the throughput phase did not run
+    # flood: mappings, then a second later readings faster than one worker applies, and
+    # zones curtailed while the picture may still be settling
+    flood_zones: int = 100
+    flood_per_zone: int = 100
+    flood_rate: float = 60_000.0
+    flood_signals: int = 10
+    flood_signal_gap_s: float = 3.0
     # memory: RSS at idle and at these fleet sizes (2 connectors per station)
     memory_connectors: tuple[int, ...] = (100_000, 1_000_000)
     memory_deadline_s: float = 240.0
@@ -73,6 +80,8 @@ SMOKE = Sizes(
     messages=4_000, noop_messages=2_000, stations=400, zones=8, throughput_window_s=10.0,
     latency_stations=200, latency_events=2, background_rate=300.0, load_settle_s=0.5,
     drain_cap_s=1.0, rate_probe_readings=2_000, event_timeout_s=5.0,
+    flood_zones=4, flood_per_zone=10, flood_rate=500.0, flood_signals=2,
+    flood_signal_gap_s=0.5,
     memory_connectors=(400, 2_000), memory_deadline_s=60.0, memory_checkpoint_s=1.0,
     recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
     scaling_messages=2_000, scaling_window_s=10.0, sql_stations=200, sql_rate=300.0,

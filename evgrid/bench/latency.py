@@ -25,7 +25,13 @@ from evgrid.bench.load import (
     producer,
     stream_readings,
 )
-from evgrid.bench.stats import histogram_delta, histogram_figures, parse_histogram, percentiles
+from evgrid.bench.stats import (
+    histogram_delta,
+    histogram_figures,
+    metric_sum,
+    parse_histogram,
+    percentiles,
+)
 from evgrid.process import WorkerProcess
 from evgrid.settings import Settings
 from evgrid.timeutil import iso
@@ -93,13 +99,13 @@ async def reaction_histogram(worker: WorkerProcess) -> list[tuple[float, float]]
 
 async def drained(bench: Bench, worker: WorkerProcess, lag: LagProbe, cap_s: float) -> float:
     """Let the backlog a previous condition left drain (at most `cap_s`) — the meter values
-    and the zone side's station loads behind them — so each condition starts from a worker
+    and the zone side's station rows behind them — so each condition starts from a worker
     that keeps up when it can; returns the meter lag it starts with."""
     deadline = time.monotonic() + cap_s
-    zone_side = worker.settings.topics.station_load
     while True:
-        backlog = (await bench.observe([worker]))[1]
-        behind = await lag.lag(zone_side)  # committed by Faust every few seconds
+        _, text = await worker.get("/metrics")
+        backlog = metric_sum(text, "evgrid_consumer_lag")
+        behind = metric_sum(text, "evgrid_zone_rows_lag")
         if (backlog == 0 and behind == 0) or time.monotonic() >= deadline:
             return backlog
         await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

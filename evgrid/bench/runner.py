@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from evgrid.bench import gateway, latency, memory, recovery, scaling, sql, throughput
+from evgrid.bench import flood, gateway, latency, memory, recovery, scaling, sql, throughput
 from evgrid.bench.harness import SMOKE, Bench, Phase, Sizes, say
 from evgrid.broker.local import LocalKafka
 from evgrid.settings import Settings
@@ -28,8 +28,8 @@ from evgrid.settings import Settings
 #: The phases, in the order they run (throughput first: the saturated DR latency offers twice
 #: the rate it measured). A new phase is a module with a `PHASE` and a line here.
 PHASES: dict[str, Phase] = {phase.name: phase for phase in (
-    throughput.PHASE, latency.PHASE, memory.PHASE, recovery.PHASE, scaling.PHASE,
-    gateway.PHASE, sql.PHASE,
+    throughput.PHASE, latency.PHASE, flood.PHASE, memory.PHASE, recovery.PHASE,
+    scaling.PHASE, gateway.PHASE, sql.PHASE,
 )}
 
 

@@ -1,4 +1,4 @@
-"""Bytes of station-side state per connector, measured with tracemalloc (issue 11, item 5).
+"""Bytes of station-side state per connector, measured with tracemalloc.
 
     python -m evgrid.bench.state_memory [connectors] [--connectors-per-station N]
 

@@ -9,7 +9,7 @@ bisection, so results are deterministic and Σt = C to float precision.
 A floor above what a station can use (an EV drawing 3 kW on a charger whose DC minimum is 5 kW)
 must not push its target above its demand: the effective floor is `min(m, min(d, M))`.
 
-**No limit between 0 and a connector's minimum level** (DESIGN.md "Allocation"). A connector's
+**No limit between 0 and a connector's minimum level.** A connector's
 minimum level `μ` is the lowest non-zero limit it can be sent: 6 A per phase for AC (IEC 61851-1),
 the DC minimum for DC. A connector either gets 0 (suspended) or a limit in `[μ, max(u, μ)]`
 (`u` = its demand capped by its type limit): a car drawing less than `μ` keeps `μ`, which it

@@ -1,6 +1,6 @@
 """Chargers' clocks: future stamps, clock resets, each station's measured offset, skew alerts.
 
-DESIGN.md: chargers' clocks are wrong more often than not. The rules, as the core applies them:
+Chargers' clocks are wrong more often than not. The rules, as the core applies them:
 
 * **Future stamps.** A reading whose `event_ts` is more than `future_tolerance_s` (60 s) ahead
   of its arrival is bad input (`event_ts_in_future`): `in_future` says so, the agent

@@ -1,8 +1,8 @@
 """The life of DR events in one zone: SCHEDULED → ACTIVE → ENDED.
 
 The cap is anchored to the zone's *uncurtailed* load at activation and held for the whole
-event. (The seed recomputed the reduction from the *current* load every window, so once stations
-complied the next window cut again and the zone ratcheted down to zero.)
+event. (Recomputing the reduction from the *current* load every window would ratchet: once
+stations comply, the next window cuts again, and the zone goes down to zero.)
 
 The book keeps live (scheduled or active) events apart from ended ones: the hot path iterates
 only the live ones, bounded by `max_live`; ended events are kept for retention in end order, so

@@ -4,7 +4,7 @@ The controller feeds every active event's accumulator a `ZoneSample` on each ste
 ticks — at least once a second during an event — outcomes, station changes). Between two steps
 each load, target and flag is held at the value of the earlier step (sample-and-hold), so the
 integrals are exact for loads that are constant between steps, and the error for any other is
-bounded by one step's change. Loads are DESIGN.md's station loads (a stale connector counts
+bounded by one step's change. Loads are the station loads (a stale connector counts
 0 kW), so the zone's drawn energy is the sum of its stations' energies, and the delivered
 reduction is exactly `baseline energy − drawn energy`.
 

@@ -18,7 +18,7 @@ CONNECTOR_TYPES = DC_TYPES | AC_TYPES
 
 @dataclass(frozen=True, slots=True)
 class Tunables:
-    """The knobs DESIGN.md names, with its defaults. Built from `Settings.tunables()`."""
+    """The knobs the core reads, with their defaults. Built from `Settings.tunables()`."""
 
     stale_after_s: float = 120.0
     dead_band_kw: float = 1.0
@@ -36,7 +36,7 @@ class Tunables:
     connector_forget_s: float = 86_400.0
     # Scheduled or active DR events a zone holds at most; a signal beyond is refused.
     max_events_per_zone: int = 32
-    # -- chargers' clocks and suspension rotation (issue 12) --
+    # -- chargers' clocks and suspension rotation --
     future_tolerance_s: float = 60.0
     clock_skew_alert_s: float = 300.0
     suspend_rotation_s: float = 300.0
@@ -132,6 +132,9 @@ class StationConfig:
     connector_max_kw: dict[str, float] | None = None
     profile_mode: str = "station"  # "station" (station-wide max profile) | "connector"
     stack_level: int = 1
+    #: When the mapping was taken (ms since the epoch, the mapping record's Kafka time): of two
+    #: rows of one station in different zones' partitions, the later mapping wins.
+    mapped_at: int = 0
 
     def __post_init__(self) -> None:
         # Every station holds a config on the station side and another on the zone side:
@@ -141,7 +144,8 @@ class StationConfig:
         self.connector_max_kw = shared_limits(self.connector_max_kw)
 
     def ceiling_kw(self, connector_types: list[str] | None = None) -> float:
-        """M in DESIGN.md: min of the station limit, the contract and the connectors' limits."""
+        """M of the allocation rule: the least of the station limit, the contract and the
+        connectors' limits."""
         ceiling = min(self.max_station_kw, self.contract_max_kw)
         if self.connector_max_kw and connector_types:
             total = sum(self.connector_max_kw.get(t, math.inf) for t in connector_types)
@@ -157,6 +161,7 @@ class StationConfig:
             "connector_max_kw": self.connector_max_kw,
             "profile_mode": self.profile_mode,
             "stack_level": self.stack_level,
+            "mapped_at": self.mapped_at,
         }
 
     @classmethod
@@ -178,8 +183,8 @@ class StationRow:
     """
 
     config: StationConfig
-    #: In connector-id order; a tuple, not a dict: the zone side holds one row per station
-    #: and a dict cost ~150 bytes more a row.
+    #: In connector-id order; a tuple, not a dict: the zone side holds one row per station,
+    #: and a tuple is the smaller of the two.
     connectors: tuple[ConnectorReading, ...] = ()
 
     @property

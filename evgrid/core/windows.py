@@ -1,12 +1,12 @@
 """Event-time tumbling windows per station, kept as a few numbers per connector per open window.
 
 Faust's windowed tables expire on wall-clock time and never expire windows restored from the
-changelog (DESIGN.md), so the seed's 1-minute statistics live here, in plain state.
+changelog (faust-streaming #385), so the 1-minute statistics live here, in plain state.
 
-Semantics (written down in DESIGN terms):
+Semantics:
 
 * `total_power_kw` is the sum over connectors of each connector's *time-average* power, not the
-  seed's `SUM(power_kw)` (six 50 kW samples a minute said 300 kW; this says 50).
+  sum of the samples (six 50 kW samples a minute would say 300 kW; this says 50).
 * Sample-and-hold: a reading holds from its `event_ts` until the connector's next reading, but
   never beyond the stale limit (`event_ts + stale_after_s`, the same rule as the live load). The
   last reading of a window carries into the next window(s) while it is not stale, so a window
@@ -71,9 +71,9 @@ def _with_session(
 class _Acc:
     """One connector in one open window: held energy and covered seconds so far, the last
     reading (held until the next), the peak and the session ids seen (None, one id, or a
-    tuple of them: most windows see one session, and a tuple costs 48 bytes). A window's
-    accumulators are a short list, found by `connector_id` (a dict of them cost ~140 bytes
-    more a station)."""
+    tuple of them: most windows see one session, and a tuple costs more than one string). A
+    window's accumulators are a short list, found by `connector_id` (smaller than a dict of
+    them)."""
 
     __slots__ = ("connector_id", "covered", "energy", "first", "kw", "last", "peak",
                  "session_id", "session_ids")
@@ -113,7 +113,7 @@ class _Acc:
 
 @dataclass(frozen=True, slots=True)
 class WindowStat:
-    """One closed (or, in a snapshot, still open) window: the seed's fields, epoch seconds."""
+    """One closed (or, in a snapshot, still open) window's statistics, epoch seconds."""
 
     window_start: float
     window_end: float
@@ -190,9 +190,8 @@ class StationWindows:
         # connector id -> value held at `_closed_end` (only non-stale ones are kept)
         self._carry: dict[int, Held] = {}
         self._closed_end: float | None = None  # end of the last closed window
-        # the last `keep` closed windows, oldest first, _STAT_FIELDS numbers each: a closed
-        # WindowStat object with its floats costs ~200 bytes, five of them per station more
-        # than the station's readings
+        # the last `keep` closed windows, oldest first, _STAT_FIELDS numbers each: a
+        # WindowStat object per closed window would cost more than the station's readings
         self._closed = array("d")
 
     def window_start(self, ts: float) -> float:

@@ -67,7 +67,7 @@ class ZoneLoad:
         return self._capacity
 
     def summary(self, now: float, stale_after_s: float) -> dict:
-        """The zone summary of DESIGN.md, exact at `now` (read-only: a view may call it)."""
+        """The zone summary, exact at `now` (read-only: a view may call it)."""
         loads = [row.load_kw(now, stale_after_s) for row in self.stations.values()]
         total = sum(loads)
         capacity = sum(row.config.max_station_kw for row in self.stations.values())

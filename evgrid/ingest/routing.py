@@ -1,18 +1,34 @@
-"""Don't trust producers' keys, nor their partitioners (DESIGN.md).
+"""The one input path: topic → model → handler, with the decode, dead-letter and re-route
+rules written once.
 
-A message is processed in place only when its key is the id it carries *and* it sits in the
-partition Kafka's default partitioner (murmur2) gives that key; otherwise it is re-routed
-through a repartition topic, keyed right. librdkafka clients default to CRC32, sarama to
-FNV-1a: a right key in the wrong partition breaks co-partitioning just the same.
+Every record any consumer of the worker fetches goes through `InputPath.dispatch`: its topic's
+`Route` says how to decode it, whose id it carries and which handler takes it. A record that
+does not decode is dead-lettered with its reason; one whose key or partition is not its own
+id's is re-routed; everything else reaches its handler as a typed message.
+
+Don't trust producers' keys, nor their partitioners: a message is processed in place only when
+its key is the id it carries *and* it sits in the partition Kafka's default partitioner
+(murmur2) gives that key. librdkafka clients default to CRC32, sarama to FNV-1a: a right key in
+the wrong partition breaks co-partitioning just the same.
 """
 
 from __future__ import annotations
 
-from evgrid import metrics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from evgrid import codec, metrics
+from evgrid.codec import DecodeError
 from evgrid.publisher import Publisher, Record
 from evgrid.state.tables_io import partition_of
 
 KEY, PARTITION = "key", "partition"
+
+#: A handler takes the decoded message (None for a tombstone) and the record it came in.
+Handler = Callable[[Any, Record], None]
 
 
 class Router:
@@ -34,7 +50,7 @@ class Router:
             record.topic, record.key, record.partition, entity_id
         ) is None:
             return False
-        self.out.send(self.repartition_topic, entity_id, record.value or b"")
+        self.out.send(self.repartition_topic, entity_id, record.value)
         return True
 
     def expected_partition(self, entity_id: str) -> int:
@@ -57,3 +73,57 @@ class Router:
             return None
         metrics.REPARTITIONED.labels(topic=topic, reason=reason).inc()
         return reason
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What one topic carries and who takes it.
+
+    `entity_id` names the id a message must be keyed and partitioned by; with a `router`, a
+    misplaced message goes through the router's repartition topic (which routes to the same
+    `Route`, and is trusted). `tombstones`: a null value is a removal of the entity its key
+    names, handed over as None."""
+
+    model: type[BaseModel]
+    handle: Handler
+    entity_id: Callable[[Any], str] | None = None
+    router: Router | None = None
+    tombstones: bool = False
+
+
+class InputPath:
+    """The route table of one worker: `dispatch` is all a consumer calls."""
+
+    def __init__(self, out: Publisher, max_message_bytes: int) -> None:
+        self.out = out
+        self.max_message_bytes = max_message_bytes
+        self.routes: dict[str, Route] = {}
+
+    def add(self, topics: Iterable[str], route: Route) -> None:
+        for topic in topics:
+            self.routes[topic] = route
+
+    def dispatch(self, record: Record) -> None:
+        route = self.routes[record.topic]
+        if route.tombstones and not record.value:
+            self._tombstone(route, record)
+            return
+        try:
+            message = codec.decode(route.model, record.value, self.max_message_bytes)
+        except DecodeError as err:
+            self.out.deadletter(record, err)
+            return
+        if route.router is not None and route.entity_id is not None and \
+                route.router.rerouted(record, route.entity_id(message)):
+            return
+        route.handle(message, record)
+
+    def _tombstone(self, route: Route, record: Record) -> None:
+        if not record.key:
+            self.out.deadletter(record, DecodeError(
+                "tombstone_without_key", "a tombstone must carry its id as key"))
+            return
+        entity_id = record.key.decode("utf-8", "replace")
+        if route.router is not None and route.router.rerouted(record, entity_id):
+            return
+        route.handle(None, record)

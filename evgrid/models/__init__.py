@@ -1,4 +1,4 @@
-"""Message models: the wire contract of DESIGN.md, separate from any I/O."""
+"""Message models: the wire contract (docs/architecture.md), separate from any I/O."""
 
 from evgrid.models.gateway import CommandOutcome, StationStatus
 from evgrid.models.inputs import DemandResponseSignal, MeterValue, StationZone

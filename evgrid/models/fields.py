@@ -1,4 +1,4 @@
-"""Field types shared by the message models: the validation rules of DESIGN.md in one place."""
+"""Field types shared by the message models: the validation rules in one place."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The three input messages, validated as DESIGN.md specifies.
+"""The input messages, validated as docs/architecture.md specifies.
 
 Strict types: a string where a number belongs is bad input, not something to coerce, because
 a gateway that sends `"power_kw": "7.4"` is misconfigured and the operator should hear of it.
@@ -86,7 +86,7 @@ class DemandResponseSignal(BaseModel):
         return self
 
 
-#: The three ways a DR signal says how much (DESIGN.md, grid.demand_response).
+#: The three ways a DR signal says how much.
 TARGET_FIELDS = ("target_reduction_kw", "target_reduction_pct", "cap_kw")
 
 
@@ -108,7 +108,7 @@ class StationZone(BaseModel):
 
 class GatewayOutcome(BaseModel):
     """A command's outcome as the worker reads it (`ocpp.commands.outcomes`, key
-    `station_id`): the fields DESIGN.md names; anything a gateway adds is ignored."""
+    `station_id`): the fields the control loop needs; anything a gateway adds is ignored."""
 
     model_config = _INPUT
 

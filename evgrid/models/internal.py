@@ -1,15 +1,17 @@
-"""Messages of the internal `evgrid-station-load` topic (keyed by zone_id): the station side
-tells each zone's owner about its stations. One small model per kind, decoded by the one codec
-and dispatched by a table of handlers on the zone side; an unknown kind is dead-lettered.
+"""Messages of the internal station-rows topic: the zone side's picture as a log.
 
-Loads are coalesced: one `loads` message carries every station of the zone whose picture
-changed in one ingest batch, each connector as a compact positional tuple."""
+One record per station, keyed `station_id`, placed in its zone's partition (not the key's),
+compacted: the newest record of each station is what the zone's owner needs to know of it —
+zone, limits, the latest reading of each connector and the gateway's last outcome. A station
+that leaves a zone (moved to a zone of another partition, or unmapped) is tombstoned in the old
+zone's partition. A new owner reads its partitions back from the beginning and has the whole
+picture, whatever happened around the rebalance."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 from evgrid.models.fields import ConnectorType, Identifier, NonNegativeKw
 
@@ -17,13 +19,8 @@ _INTERNAL = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 #: (connector_id, connector_type, power_kw, event_ts, session_id, arrival_ts)
 ConnectorLoad = tuple[int, ConnectorType, NonNegativeKw, float, str | None, float]
-
-
-class StationLoad(BaseModel):
-    model_config = _INTERNAL
-
-    station_id: Identifier
-    connectors: list[ConnectorLoad]
+#: (command_id, status, reason, ts): the gateway's last outcome for the station.
+LastOutcome = tuple[Identifier, str, str | None, float]
 
 
 class StationLimits(BaseModel):
@@ -38,47 +35,16 @@ class StationLimits(BaseModel):
     stack_level: int = Field(default=1, ge=0, le=99)
 
 
-class StationJoined(BaseModel):
-    """A station is (still) a member of the zone, with these limits."""
+class StationRowMessage(BaseModel):
+    """Everything the zone's owner knows of one station, as of this record."""
 
     model_config = _INTERNAL
 
-    kind: Literal["joined"] = "joined"
     zone_id: Identifier
     station_id: Identifier
     limits: StationLimits
-
-
-class StationLeft(BaseModel):
-    model_config = _INTERNAL
-
-    kind: Literal["left"] = "left"
-    zone_id: Identifier
-    station_id: Identifier
-
-
-class ZoneLoads(BaseModel):
-    model_config = _INTERNAL
-
-    kind: Literal["loads"] = "loads"
-    zone_id: Identifier
-    stations: list[StationLoad]
-
-
-class StationOutcome(BaseModel):
-    """The gateway's outcome of a command to one of the zone's stations."""
-
-    model_config = _INTERNAL
-
-    kind: Literal["outcome"] = "outcome"
-    zone_id: Identifier
-    station_id: Identifier
-    command_id: Identifier
-    status: str
-    reason: str | None = None
-    ts: float
-
-
-ZoneMessageT = StationJoined | StationLeft | ZoneLoads | StationOutcome
-ZoneMessage = Annotated[ZoneMessageT, Field(discriminator="kind")]
-ZONE_MESSAGE: TypeAdapter[ZoneMessageT] = TypeAdapter(ZoneMessage)
+    connectors: list[ConnectorLoad] = []
+    outcome: LastOutcome | None = None
+    #: When the station's mapping was taken (ms): a row of an older mapping, read after a
+    #: newer one from another zone's partition, changes nothing.
+    mapped_at: int = Field(default=0, ge=0)

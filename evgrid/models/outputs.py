@@ -125,6 +125,9 @@ class DRStatus(BaseModel):
     updated_ts: Timestamp
     # How old the newest station loads behind this decision are (None: none arrived yet).
     load_age_s: float | None = Field(default=None, ge=0)
+    # How complete the zone's picture is: its members, and those with a live reading.
+    members: int = Field(default=0, ge=0)
+    members_reporting: int = Field(default=0, ge=0)
 
 
 class DeadLetter(BaseModel):
@@ -243,6 +246,10 @@ class ZoneLoadReport(BaseModel):
     cap_kw: float | None = Field(default=None, ge=0)
     shortfall_kw: float = Field(default=0.0, ge=0)
     stations_uncontrollable: int = Field(default=0, ge=0)
+    # How complete the picture is: members, those with a live reading, the newest's age.
+    members: int = Field(default=0, ge=0)
+    members_reporting: int = Field(default=0, ge=0)
+    load_age_s: float | None = Field(default=None, ge=0)
     ts: Timestamp
 
 
@@ -252,6 +259,8 @@ def zone_load_report(
     cap_kw: float | None = None,
     shortfall_kw: float = 0.0,
     stations_uncontrollable: int = 0,
+    members_reporting: int = 0,
+    load_age_s: float | None = None,
 ) -> ZoneLoadReport:
     """Build a zone's `grid.zone_load` message from its zone summary (`zone_id`,
     `zone_total_power_kw`, `zone_capacity_kw`, `stations_active`) and the governing DR event's
@@ -264,6 +273,9 @@ def zone_load_report(
         cap_kw=None if cap_kw is None else round(max(0.0, cap_kw), 3),
         shortfall_kw=round(max(0.0, shortfall_kw), 3),
         stations_uncontrollable=stations_uncontrollable,
+        members=int(summary.get("stations", 0)),
+        members_reporting=members_reporting,
+        load_age_s=None if load_age_s is None else round(load_age_s, 3),
         ts=datetime.fromtimestamp(now, tz=UTC),
     )
 

@@ -10,7 +10,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-#: (connector type, max kW, phases) — the mix DESIGN.md's operators run.
+#: (connector type, max kW, phases) — a charging network's usual mix.
 CONNECTOR_KINDS: tuple[tuple[str, float], ...] = (
     ("CCS", 150.0),
     ("CCS", 350.0),

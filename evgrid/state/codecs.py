@@ -33,8 +33,8 @@ class VersionedCodec(Generic[T]):
     from_data: Callable[[dict[str, Any]], T]
 
     def dumps(self, value: T) -> bytes:
-        # A right-sized copy: orjson's own result keeps a 4 KB block for a 1.2 KB station
-        # checkpoint, and a checkpoint queues tens of thousands of them (measured: 90 MB).
+        # A right-sized copy: orjson's own result keeps a 4 KB block however small the
+        # record, and a checkpoint queues tens of thousands of them.
         return memoryview(orjson.dumps({"v": self.version, **self.to_data(value)})).tobytes()
 
     def loads(self, raw: bytes) -> T:

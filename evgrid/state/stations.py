@@ -38,10 +38,13 @@ class StationEntry:
     alarm: HysteresisAlarm
     config: StationConfig | None = None
     # What the zone owner was last told: connector_id, power, session_id for each connector,
-    # flat (a dict of tuples cost ~340 bytes a station, a third of its readings); memory only.
+    # flat (a dict of tuples costs a third as much again as the readings); memory only.
     forwarded: tuple = ()
     forwarded_at: float = 0.0
     windows_persisted: float | None = None  # window_end of the last closed window written
+    # The gateway's last outcome for the station (command_id, status, reason, ts), told to
+    # the zone owner with the station's row; memory only.
+    outcome: tuple | None = None
 
     def worth_forwarding(self, reading: ConnectorReading, heartbeat_s: float) -> bool:
         """Forward a reading that changes the zone's picture, or keeps it fresh."""
@@ -95,6 +98,16 @@ class StationStore:
             self._get_or_create(station_id, partition).config = STATION_CONFIG.loads(raw)
         return n
 
+    def keep_only(self, partitions: set[int]) -> set[int]:
+        """After a rebalance: drop the partitions another worker owns now, rebuild the new
+        ones from their checkpoints; returns the new ones."""
+        for partition in set(self.owned) - partitions:
+            self.drop_partition(partition)
+        new = partitions - set(self.owned)
+        for partition in new:
+            self.load_partition(partition)
+        return new
+
     def drop_partition(self, partition: int) -> None:
         """Another worker owns it now: forget it (its checkpoint was written on revoke)."""
         for station_id in self.owned.pop(partition, ()):
@@ -135,14 +148,13 @@ class StationStore:
         self.dirty.setdefault(entry.partition, set()).add(entry.station_id)
 
     def set_config(self, entry: StationEntry, config: StationConfig | None) -> None:
-        """Called inside the config agent's event: the table write takes its partition."""
         entry.config = config
         key = entry.station_id.encode()
         if config is None:
-            if self.tables.station_config.get(key) is not None:
-                del self.tables.station_config[key]
+            self.writer.delete(self.tables.station_config, entry.partition, key)
         else:
-            self.tables.station_config[key] = STATION_CONFIG.dumps(config)
+            self.writer.put(self.tables.station_config, entry.partition, key,
+                            STATION_CONFIG.dumps(config))
 
     # -- durability -------------------------------------------------------------------------
 

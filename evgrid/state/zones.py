@@ -1,9 +1,11 @@
 """The zone side's state: each owned zone's members, loads and DR controller, in memory.
 
-Loads are never persisted: after a restart or a rebalance every station side re-forwards its
-stations, and a zone loaded from its tables stays *cold* — it does not act — until every
-member has reported again or `warmup_s` has passed, so a new owner never decides on a partial
-picture. Members' limits and the controller are written when they change.
+Members, limits and loads are a view of the station-rows topic (one compacted row per
+station, in its zone's partition): a new owner reads its partitions of it back from the
+beginning, and until it has reached the end it saw at assignment every zone of those
+partitions is *cold* — it holds its DR signals and decides nothing — so no decision is made on
+half a picture. The DR controller and the overload alarm are written to the zone-control
+table when they change.
 """
 
 from __future__ import annotations
@@ -17,19 +19,11 @@ from typing import Any
 from evgrid.core.control import ZoneController
 from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
 from evgrid.core.zone import ZoneLoad
-from evgrid.state.codecs import STATION_CONFIG, ZONE_CONTROL, ZoneControlRecord
-from evgrid.state.tables_io import PartitionWriter, items_in_partition, partition_of
+from evgrid.state.codecs import ZONE_CONTROL, ZoneControlRecord
+from evgrid.state.tables_io import PartitionWriter, partition_of
 from evgrid.tables import Tables
 
 log = logging.getLogger(__name__)
-
-
-def member_key(zone_id: str, station_id: str) -> bytes:
-    return f"{zone_id}|{station_id}".encode()
-
-
-def zone_of_member(key: bytes) -> bytes:
-    return key.split(b"|", 1)[0]
 
 
 @dataclass(slots=True)
@@ -39,8 +33,7 @@ class ZoneEntry:
     load: ZoneLoad
     controller: ZoneController
     persisted: bytes = b""
-    cold_until: float = 0.0  # wall time; 0 = warm
-    waiting_for: set[str] = field(default_factory=set)  # members not heard since loaded
+    cold: bool = False  # its partition's rows are still being read back
     loads_at: float | None = None  # Kafka time of the newest reading in the picture
     # Each station's last command outcome from the gateway (views, dashboard).
     last_outcomes: dict[str, dict] = field(default_factory=dict)
@@ -52,10 +45,12 @@ class ZoneEntry:
     pending_signals: list[tuple[object, object, float]] = field(default_factory=list)
 
     def warm(self, now: float) -> bool:
-        if self.cold_until and (not self.waiting_for or now >= self.cold_until):
-            self.cold_until = 0.0
-            self.waiting_for.clear()
-        return not self.cold_until
+        return not self.cold
+
+    def members_reporting(self, now: float, stale_after_s: float) -> int:
+        """Members with a live reading: the rest count 0 kW in every figure of the zone."""
+        return sum(1 for row in self.load.stations.values()
+                   if any(c.is_live(now, stale_after_s) for c in row.connectors))
 
     def load_age_s(self, now: float) -> float | None:
         return None if self.loads_at is None else max(0.0, now - self.loads_at)
@@ -63,19 +58,33 @@ class ZoneEntry:
 
 class ZoneStore:
     def __init__(self, tables: Tables, tunables: Tunables, partitions: int,
-                 source_topic: str, warmup_s: float) -> None:
+                 source_topic: str) -> None:
         self.tables = tables
         self.tunables = tunables
         self.partitions = partitions
         self.writer = PartitionWriter(source_topic)
-        self.warmup_s = warmup_s
         self.zones: dict[str, ZoneEntry] = {}
+        #: station_id -> the zone whose member it is (a tombstone names only the station).
+        self.member_of: dict[str, str] = {}
+        #: Partitions whose rows are being read back: their zones are cold.
+        self.loading: set[int] = set()
+        self.owned: set[int] = set()
 
     def zone(self, zone_id: str, now: float) -> ZoneEntry:
         zone = self.zones.get(zone_id)
         if zone is None:
             zone = self.zones[zone_id] = self._load(zone_id, now)
         return zone
+
+    # -- reading a partition's rows back -------------------------------------------------------
+
+    def loaded(self, partition: int) -> list[ZoneEntry]:
+        """The partition's rows are read up to the end seen at assignment: its zones warm."""
+        self.loading.discard(partition)
+        warmed = [zone for zone in self.in_partitions({partition}) if zone.cold]
+        for zone in warmed:
+            zone.cold = False
+        return warmed
 
     def find(self, zone_id: str, now: float) -> ZoneEntry | None:
         """A zone this worker has state for (views: no empty zone is created)."""
@@ -96,12 +105,16 @@ class ZoneStore:
                 yield zone
 
     def keep_only(self, partitions: set[int], now: float) -> None:
-        """After a rebalance: forget zones we no longer own, load the owned ones that have
-        state, so their events end on time even if no message for them arrives again."""
+        """After a rebalance: forget zones we no longer own; a partition new to us is to be
+        read back (its zones cold until then); load the owned zones that have control state,
+        so their events end on time even if no message for them arrives again."""
         dropped = [zone_id for zone_id, zone in self.zones.items()
                    if zone.partition not in partitions]
         for zone_id in dropped:
-            del self.zones[zone_id]
+            for station_id in self.zones.pop(zone_id).load.stations:
+                self.member_of.pop(station_id, None)
+        self.loading = (self.loading & partitions) | (partitions - self.owned)
+        self.owned = set(partitions)
         loaded = []
         for key in list(self.tables.zone_control.keys()):
             zone_id = key.decode()
@@ -110,67 +123,60 @@ class ZoneStore:
                 loaded.append(zone_id)
         log.info("evgrid zones: partitions %s: kept %d, dropped %s, loaded %s (cold: %s)",
                  sorted(partitions), len(self.zones) - len(loaded), sorted(dropped),
-                 sorted(loaded), sorted(z for z in loaded if self.zones[z].cold_until))
+                 sorted(loaded), sorted(z for z in loaded if self.zones[z].cold))
 
     def _load(self, zone_id: str, now: float) -> ZoneEntry:
         t = self.tunables
         partition = partition_of(zone_id, self.partitions)
         load = ZoneLoad(zone_id, hysteresis_pct=t.overload_hysteresis_pct)
         raw = self.tables.zone_control.get(zone_id.encode())
+        cold = partition in self.loading
         if raw is None:
-            return ZoneEntry(zone_id, partition, load, ZoneController(zone_id, t))
+            return ZoneEntry(zone_id, partition, load, ZoneController(zone_id, t), cold=cold)
         record = ZONE_CONTROL.loads(raw)
-        prefix = member_key(zone_id, "")
-        for key, cfg in items_in_partition(self.tables.zone_stations, partition,
-                                           self.partitions, zone_of_member):
-            if key.startswith(prefix):
-                load.upsert(StationRow(STATION_CONFIG.loads(cfg)))
         load.alarm = record.alarm
-        zone = ZoneEntry(zone_id, partition, load,
-                         ZoneController.from_dict(record.controller, t), persisted=raw)
-        if load.stations:
-            zone.cold_until = now + self.warmup_s
-            zone.waiting_for = set(load.stations)
-        return zone
+        return ZoneEntry(zone_id, partition, load,
+                         ZoneController.from_dict(record.controller, t), persisted=raw,
+                         cold=cold)
 
     # -- changes ----------------------------------------------------------------------------
 
-    def join(self, zone: ZoneEntry, config: StationConfig, now: float) -> bool:
-        """Add or update a member; True when it is new to the zone."""
-        old = zone.load.stations.get(config.station_id)
-        if old is not None and old.config == config:
-            return False
-        connectors = old.connectors if old is not None else ()
+    def apply_row(self, config: StationConfig, connectors: tuple[ConnectorReading, ...],
+                  now: float) -> tuple[ZoneEntry, ZoneEntry | None] | None:
+        """A station's row: its zone, limits and latest readings. Returns its zone and, when
+        the row moves it from another zone, the zone it left; None for a row of a mapping
+        older than the one the station is a member by (rows of two partitions are read in
+        no particular order)."""
+        station_id = config.station_id
+        left = None
+        previous = self.member_of.get(station_id)
+        if previous is not None and previous != config.zone_id:
+            current = self.zones[previous].load.stations.get(station_id)
+            if current is not None and config.mapped_at < current.config.mapped_at:
+                return None
+            left = self.remove(station_id)
+        zone = self.zone(config.zone_id, now)
         zone.load.upsert(StationRow(config, connectors), now, self.tunables.stale_after_s)
-        self.writer.put(self.tables.zone_stations, zone.partition,
-                        member_key(zone.zone_id, config.station_id), STATION_CONFIG.dumps(config))
-        if not zone.persisted:
-            self.persist(zone)  # the zone exists from now on (views, keep_only)
-        return old is None
-
-    def leave(self, zone: ZoneEntry, station_id: str) -> bool:
-        if not zone.load.remove(station_id):
-            return False
-        zone.waiting_for.discard(station_id)
-        self.writer.delete(self.tables.zone_stations, zone.partition,
-                           member_key(zone.zone_id, station_id))
-        return True
-
-    def update_loads(self, zone: ZoneEntry, station_id: str,
-                     connectors: tuple[ConnectorReading, ...], now: float) -> bool:
-        """A member's latest readings; False for a station the zone does not know."""
-        row = zone.load.stations.get(station_id)
-        if row is None:
-            return False
-        updated = StationRow(row.config, connectors)
-        zone.load.upsert(updated, now, self.tunables.stale_after_s)
-        zone.waiting_for.discard(station_id)
+        self.member_of[station_id] = config.zone_id
+        newest = max((c.arrival_ts for c in connectors), default=None)
         # When the newest reading behind the picture reached Kafka, not when it reached us:
         # a zone side behind its input shows that lag in `load_age_s`.
-        newest = updated.last_heard_ts()
         if newest is not None and (zone.loads_at is None or newest > zone.loads_at):
             zone.loads_at = newest
-        return True
+        if not zone.persisted:
+            self.persist(zone)  # the zone exists from now on (views, keep_only)
+        return zone, left
+
+    def remove(self, station_id: str, partition: int | None = None) -> ZoneEntry | None:
+        """The station is no member any more (tombstoned in `partition`, or moved): the zone
+        it left. A tombstone only removes it from a zone of its own partition: the row that
+        moved it to a zone of another partition may have been read first."""
+        zone_id = self.member_of.get(station_id)
+        zone = self.zones.get(zone_id) if zone_id is not None else None
+        if zone is None or (partition is not None and zone.partition != partition):
+            return None
+        del self.member_of[station_id]
+        return zone if zone.load.remove(station_id) else None
 
     def persist(self, zone: ZoneEntry) -> None:
         """Write the zone's control record only when it changed."""

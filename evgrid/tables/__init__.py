@@ -4,9 +4,7 @@ Faust serialises table values from `value_type` only and does not support pydant
 every table stores raw bytes; what the bytes mean is `evgrid.state.codecs`' business, and only
 `evgrid.state` reads or writes these tables.
 
-Zone members are keyed `zone_id|station_id`, not `station_id`: when a station moves between
-zones its old and new rows live in different partitions, and Faust's RocksDB store resolves a
-bare key to whichever partition last wrote it — a delete of the old row could hit the new one.
+Zone members are no table: they are the station-rows topic, read back by each zone's owner.
 """
 
 from __future__ import annotations
@@ -23,8 +21,7 @@ class Tables:
     station_state: faust.Table  # station_id -> checkpoint: readings, open windows, alarm
     station_config: faust.Table  # station_id -> StationConfig (the station side's mapping)
     station_windows: faust.Table  # station_id -> the last closed 1-minute windows
-    zone_stations: faust.Table  # "zone_id|station_id" -> the member's config (zone side)
-    zone_control: faust.Table  # zone_id -> members, DR controller, zone overload alarm
+    zone_control: faust.Table  # zone_id -> DR controller, zone overload alarm
 
 
 #: Table name -> what it holds. Their changelog topics are created with the others by
@@ -35,7 +32,6 @@ TABLES = {
     "station_state": ("station-state", "checkpoint: readings, open windows, alarm"),
     "station_config": ("station-config", "station -> zone and limits"),
     "station_windows": ("station-windows", "closed 1-minute windows"),
-    "zone_stations": ("zone-stations", "members of each zone with their limits"),
     "zone_control": ("zone-control", "DR controller and overload state per zone"),
 }
 #: Changed on every checkpoint; the others change rarely and get the smallest RocksDB budget.
@@ -75,3 +71,4 @@ def define_tables(app: faust.App, settings: Settings) -> Tables:
         field: table(name, help, field not in BUSY_TABLES)
         for field, (name, help) in TABLES.items()
     })
+

@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from evgrid.agents.runtime import Runtime
+from evgrid.runtime import Runtime
 from evgrid.timeutil import iso
 from evgrid.web.fleet import peer_fetcher, peer_urls
 

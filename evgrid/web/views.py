@@ -14,7 +14,7 @@ import faust
 from faust.web import Request, Response, View, Web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from evgrid.agents.runtime import Runtime
+from evgrid.runtime import Runtime
 from evgrid.timeutil import iso
 from evgrid.web.events import ask_peers, local_event
 from evgrid.web.fleet import fleet_view, peer_fetcher, peer_urls
@@ -44,8 +44,12 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
         "dr": zone.controller.view(now),
         "overload": zone.load.alarm.active,
         "warm": zone.warm(now),
-        # When the newest station loads arrived (their age is `as_of` minus this).
+        # How complete the picture is: its members, those with a live reading, and when
+        # the newest reading behind it arrived.
+        "members": summary["stations"],
+        "members_reporting": zone.members_reporting(now, stale),
         "loads_at": None if zone.loads_at is None else iso(zone.loads_at),
+        "load_age_s": None if zone.loads_at is None else round(zone.load_age_s(now) or 0.0, 3),
         "station_list": stations,
         "as_of": iso(now),
     }
@@ -97,6 +101,10 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
                 "capacity_kw": summary["zone_capacity_kw"],
                 "cap_kw": view["cap_kw"],
                 "history": [list(p) for p in rt.clock.history.get(zone_id, ())],
+                # Each activated event's baseline from activation to its end (null while it
+                # runs): the reference line the chart measures the curtailment against.
+                "baselines": [[e["activated_at"], e["ended_at"], e["baseline_kw"]]
+                              for e in view["events"] if e["baseline_kw"] is not None],
                 # Each station's last command outcome from the gateway (station -> status).
                 "outcomes": {station_id: o["status"]
                              for station_id, o in sorted(zone.last_outcomes.items())},

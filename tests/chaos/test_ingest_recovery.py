@@ -1,4 +1,4 @@
-"""Issue 11: the batch ingest killed with -9 while 10,000 readings/s arrive — mid-batch, and
+"""The batch ingest killed with -9 while 10,000 readings/s arrive — mid-batch, and
 (with checkpoints every 0.5 s over 2,000 stations) often mid-checkpoint. After each restart the
 worker must resume exactly from its committed offsets: every reading at or after them is
 re-read (applied or superseded by a newer one already checkpointed), none before them, every

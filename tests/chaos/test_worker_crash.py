@@ -62,7 +62,7 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
             assert sorted(c["station_id"] for c in clears) == sorted(loads)
             assert len({c["command_id"] for c in clears}) == len(loads)
             # The ENDED status leaves in the same step as the CLEARs, just after them on
-            # another topic: seen a moment later (a CI run read the topics in between).
+            # another topic, so the reader may see it a moment later.
             await seen.wait(t.dr_status, lambda s: any(x["state"] == "ENDED" for x in s),
                             timeout=10)
             after = [x for x in seen.messages[t.dr_status] if x["_seen"] > active["_seen"]]

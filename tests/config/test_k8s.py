@@ -1,6 +1,6 @@
 """The Kubernetes manifests: `kustomize build` of the base and of every overlay, each object
 valid against the Kubernetes JSON schemas (kubernetes-validate, offline, strict) or, for KEDA's
-kinds, against the schema in tests/config/schemas; then the promises the README makes about
+kinds, against the schema in tests/config/schemas; then the promises docs/deploying.md makes about
 them (ceiling = partitions, readiness on /health, state on a volume, ...) are checked."""
 
 from __future__ import annotations
@@ -198,8 +198,8 @@ def test_worker_settings_in_the_manifests_are_real_settings(objects: list[dict],
     assert settings.data_dir == Path("/var/lib/evgrid")
 
 
-def test_readme_names_every_secret() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Deploying"):]
+def test_deploying_page_names_every_secret() -> None:
+    page = (ROOT / "docs" / "deploying.md").read_text()
+    section = page[page.index("## Secrets"):]
     for name in SECRETS:
         assert f"create secret generic {name} " in section, name

@@ -57,6 +57,6 @@ def test_rules_and_dashboard_use_only_exported_metrics() -> None:
     used = rules | metric_names("\n".join(exprs))
     assert used, "no evgrid metric referenced at all"
     assert used <= exported, f"not exported by evgrid: {sorted(used - exported)}"
-    # Every alert family the issue asks for is covered.
+    # Every alert family an operator needs is covered.
     for needed in ("utilization", "shortfall", "noncompliant", "deadletter", "consumer_lag"):
         assert any(needed in name for name in rules), needed

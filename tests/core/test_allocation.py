@@ -1,4 +1,4 @@
-"""The allocator: worked examples and hypothesis properties (DESIGN.md "Allocation")."""
+"""The allocator: worked examples and hypothesis properties."""
 
 from __future__ import annotations
 
@@ -222,7 +222,8 @@ def assert_signalable(alloc, stations) -> None:
 
 
 def test_emergency_four_ac_stations_at_16a_to_30_percent() -> None:
-    """Issue 12: priority 1, floors 0, cap 30 % of the load. Before: 3.31 kW (4.8 A) each."""
+    """Priority 1, floors 0, cap 30 % of the load: one suspended and three at 6.4 A, not
+    four at 4.8 A (3.31 kW), which chargers would clamp up to 6 A."""
     kw16 = 3 * 230 * 16 / 1000  # 11.04 kW
     stations = [StationDemand(f"AC{i}", kw16, 0.0, 22.0, (ac(1, kw16),)) for i in range(4)]
     cap = 0.3 * 4 * kw16

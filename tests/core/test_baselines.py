@@ -15,7 +15,7 @@ FOUR_DC = {"S1": 50.0, "S2": 50.0, "S3": 50.0, "S4": 50.0}
 
 
 def test_second_event_takes_its_baseline_from_the_uncurtailed_load() -> None:
-    """DESIGN.md's example: 200 kW, E1 −40 → 160; E2 −80 while E1 holds the zone at 160 →
+    """The documented example: 200 kW, E1 −40 → 160; E2 −80 while E1 holds the zone at 160 →
     E2's baseline is 200 and its cap 120; E2's RESTORE → back to 160."""
     z = SimZone(FOUR_DC)
     d = z.send(signal("E1", kw=40.0), T0)

@@ -1,4 +1,4 @@
-"""Chargers' clocks (issue 12): future stamps, arrival-time liveness, clock resets, offsets,
+"""Chargers' clocks: future stamps, arrival-time liveness, clock resets, offsets,
 windows on corrected time, one CLOCK_SKEW alert per episode."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Agent:
 
 
 def test_one_reading_stamped_an_hour_ahead_does_not_freeze_the_station() -> None:
-    """Issue 12: 50 kW stamped +1 h, then correct readings at 10 kW -> the station shows 10."""
+    """50 kW stamped +1 h, then correct readings at 10 kW -> the station shows 10."""
     a = Agent()
     assert not a.hear(50.0, T0 + 3600, T0)
     for i in range(1, 7):

@@ -3,7 +3,7 @@ eu.chargetime.ocpp:v1_6, OCPP 2.0.1 on the npm package ocpp-rpc — against a re
 the gateway and the local broker.
 
 The charger that rejects its profile is re-allocated around as soon as its `Rejected` outcome
-reaches the worker (issue 13 item 5): the compliance grace is set long enough (60 s) that the
+reaches the worker: the compliance grace is set long enough (60 s) that the
 meter-verified non-compliance path cannot be what moves the others."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 12's chargers with wrong clocks, on the real broker: a reading stamped an hour ahead
+"""Chargers with wrong clocks, on the real broker: a reading stamped an hour ahead
 is dead-lettered and freezes nothing; a charger three hours behind counts at its real load with
 its offset visible and one CLOCK_SKEW alert; a clock that jumps back after a reboot is
 followed."""

@@ -1,4 +1,4 @@
-"""Issue 4 acceptance, end to end on the real broker; the test plays the stations."""
+"""The DR control loop end to end on the real broker; the test plays the stations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12 on the real broker: overlapping events from uncurtailed baselines, stations that
+"""DR semantics on the real broker: overlapping events from uncurtailed baselines, stations that
 leave a curtailed zone released at once, a signal storm that cannot stall another zone, and a
 settlement report for every event."""
 

@@ -1,4 +1,4 @@
-"""Acceptance of the foundation: validated ingestion on the real broker, dead letters for every
+"""Ingestion on the real broker: validated readings in state, dead letters for every
 malformed message, state that survives a SIGTERM restart."""
 
 from __future__ import annotations

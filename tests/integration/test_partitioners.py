@@ -1,4 +1,4 @@
-"""Producers that do not partition like Kafka's Java client (issue 11): librdkafka's default
+"""Producers that do not partition like Kafka's Java client: librdkafka's default
 (CRC32, as kcat, confluent-kafka and many gateways use) puts a right key in another partition
 than murmur2 does. With two workers, every station must still reach its zone and every signal
 its zone's owner."""

@@ -1,4 +1,4 @@
-"""Issue 11: a rebalance keeps the state of the partitions that stay. A second worker joins;
+"""A rebalance keeps the state of the partitions that stay. A second worker joins;
 the first keeps half its partitions in memory — not reloaded, not replayed — and both answer
 for every station."""
 

@@ -54,7 +54,7 @@ def test_outage_story_with_a_fake_clock() -> None:
     ("faust.transport.drivers.aiokafka", "Commit failed: KafkaConnectionError: closed", True),
     ("aiokafka.consumer.group_coordinator", "Discovered coordinator 1 for group g", False),
     ("faust.agents", "Agent crashed: ValueError", False),
-    ("evgrid.agents", "Connect call failed", False),  # our own lines are never swallowed
+    ("evgrid.handlers", "Connect call failed", False),  # our own lines are never swallowed
 ])
 def test_which_records_are_broker_retries(logger: str, message: str, expected: bool) -> None:
     assert broker_failure(logger, message) is expected
@@ -88,7 +88,7 @@ def test_filter_and_watcher_thread_step(caplog: pytest.LogCaptureFixture) -> Non
     assert len(passed) == 1 and passed[0].name == "evgrid.broker"
     assert "unreachable" in passed[0].getMessage()
     assert BROKER_CONNECTED._value.get() == 0 and not watch.connected
-    other = record("evgrid.agents.zone", "zone Z1 activated", logging.INFO)
+    other = record("evgrid.handlers.zone", "zone Z1 activated", logging.INFO)
     assert watch.filter(other) and other.getMessage() == "zone Z1 activated"
 
     with caplog.at_level(logging.WARNING, logger="evgrid.broker"):

@@ -1,5 +1,5 @@
-"""Every bad-input class DESIGN.md lists is rejected with a readable reason; seed-shaped
-messages are accepted."""
+"""Every bad-input class the contract lists is rejected with a readable reason; messages of
+the documented shape are accepted."""
 
 from __future__ import annotations
 

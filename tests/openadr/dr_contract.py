@@ -1,6 +1,6 @@
-"""`grid.demand_response` as DESIGN.md specifies it after issue 14 (one of three amounts),
-written from DESIGN.md for these tests: the VEN's messages are checked against the contract,
-not against evgrid's own input model (which another change is extending)."""
+"""`grid.demand_response` as docs/architecture.md specifies it (one of three amounts),
+written from the contract for these tests: the VEN's messages are checked against the
+contract itself, not against evgrid's own input model."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`evgrid openadr` end to end (issue 14's acceptance): a real openleadr VTN (XML signatures
+"""`evgrid openadr` end to end: a real openleadr VTN (XML signatures
 on, certificates made here), the VEN as its own process, the real local Kafka broker and a real
 worker (`evgrid worker`). The test plays the stations: it maps them to zones and sends their
 readings, and lowers them when the worker's commands arrive; the worker's `grid.zone_load` is
@@ -35,7 +35,7 @@ from tests.openadr.vtn import Vtn
 pytestmark = pytest.mark.integration
 
 POLL_S = 1.0
-OUTAGE_S = 30.0  # the issue's figure: the VTN is gone this long mid-event
+OUTAGE_S = 30.0  # the VTN is gone this long mid-event
 VEN = "evgrid-test-ven"
 #: The stations the test plays: Z1 (e1, cancelled), Z3 (e2, implicitly cancelled); Z2 is a
 #: zone of e1 with no stations (its DR event runs; the shortfall step speaks for it).

@@ -48,7 +48,7 @@ from evgrid.core.types import StationRow, Tunables
 #: While an event is active the zone is re-evaluated this often (new sessions, compliance).
 REALLOCATE_EVERY_S = 1.0
 
-#: Gateway outcome statuses (DESIGN.md, "Command outcomes"). Accepted makes a station
+#: Gateway outcome statuses. Accepted makes a station
 #: controllable again, Superseded says nothing about it; every other status (Rejected,
 #: NotSupported, CallError, Timeout, Offline, Expired) makes it uncontrollable.
 ACCEPTED, SUPERSEDED = "Accepted", "Superseded"
@@ -358,6 +358,8 @@ class ZoneController:
                     "cap_kw": e.cap_kw,
                     "start_ts": e.signal.start_ts,
                     "end_ts": e.signal.end_ts,
+                    "activated_at": e.activated_at,
+                    "ended_at": e.ended_at,
                 }
                 for e in self.book.ordered() + recent
             ],

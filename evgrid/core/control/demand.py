@@ -5,7 +5,7 @@ captured from the live load when the first event activates, and for a station th
 charging mid-event, from its load when it is first seen drawing (before any command lowers it).
 A station's demand is the larger of that and its load now, so complying never lowers its share,
 and an event that activates while another holds the zone down takes its baseline from these
-demands, not from the load the other event has already curtailed (DESIGN.md, DR lifecycle).
+demands, not from the load the other event has already curtailed.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def station_demand(
     row: StationRow, held: Mapping[int, float], may_suspend: bool, effective_kw: float,
     t: Tunables, now: float,
 ) -> StationDemand:
-    """d, m and M of DESIGN.md's allocation rule for one station, per connector too."""
+    """d, m and M of the allocation rule for one station, per connector too."""
     conns = []
     for c in row.connectors:  # in connector-id order
         connector_id = c.connector_id

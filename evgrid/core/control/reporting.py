@@ -20,7 +20,7 @@ def zone_sample(
     compliance: Mapping[str, StationCompliance], uncontrollable: Mapping[str, float],
     shortfall_kw: float, t: Tunables, now: float,
 ) -> ZoneSample:
-    """Station loads as DESIGN.md defines them (a stale connector counts 0 kW)."""
+    """Station loads (a stale connector counts 0 kW)."""
     per = {}
     for station_id, row in stations.items():
         prev = commanded.get(station_id)

@@ -1,5 +1,6 @@
-"""The meter-value Service's batch loop without a broker: zone loads coalesced over batches
-until the interval passes, and never committed before they are handed to the producer."""
+"""The meter-value Service's batch loop without a broker: station rows coalesced over
+batches until the interval passes, and never committed before they are handed to the
+producer."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import asyncio
 import time
 from types import SimpleNamespace
 
+import orjson
 from aiokafka import TopicPartition
 
-from evgrid.ingest.service import MeterIngest
+from evgrid.ingest import meters
+from evgrid.ingest.meters import MeterIngest
+from evgrid.ingest.records import SignalIngest
 from evgrid.publisher import Publisher
-from tests.fakes import settings
-from tests.ingest.test_station_ingest import METER, Side, reading, record
+from evgrid.state.tables_io import partition_of
+from tests.fakes import PARTITIONS, settings
+from tests.handlers.test_stations import METER, Side, reading, record
 
 
 class Producer:
@@ -21,9 +26,11 @@ class Producer:
     def __init__(self, log: list) -> None:
         self.log = log
         self.buffer = SimpleNamespace(size=0, should_stop=False)  # Faust's, for table writes
+        self.messages: list[tuple[str, bytes | None, bytes | None, int | None]] = []
 
     async def send(self, topic, key, value, partition, timestamp, headers):
         self.log.append(("sent", topic))
+        self.messages.append((topic, key, value, partition))
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -45,69 +52,89 @@ class Consumer:
         return self.end
 
 
-def service(interval_s: float) -> tuple[MeterIngest, Side, list]:
-    side = Side()
+def service() -> tuple[MeterIngest, Side, list]:
     log: list = []
     app = SimpleNamespace(producer=Producer(log))
-    side.out = Publisher(app, settings())  # type: ignore[arg-type]
-    side.ingest.out = side.out
-    rt = SimpleNamespace(settings=settings(zone_loads_interval_s=interval_s), ingest=side.ingest,
-                         publisher=side.out, stations=side.store, app=app)
-    ingest = MeterIngest(rt)  # type: ignore[arg-type]
+    side = Side(out=Publisher(app, settings()))  # type: ignore[arg-type]
+    ingest = MeterIngest(side.settings, side.out, side.inputs.dispatch, side.store, side.side)
     ingest.consumer = Consumer(log)  # type: ignore[assignment]
     return ingest, side, log
 
 
-def loads_sent(log: list, topic: str) -> int:
+def in_partition_0(n: int) -> list[str]:
+    """`n` station ids whose partition is 0 (where these tests' records sit)."""
+    return [f"S{i}" for i in range(200) if partition_of(f"S{i}", PARTITIONS) == 0][:n]
+
+
+def rows_sent(log: list, topic: str) -> int:
     return sum(1 for what, t in log if what == "sent" and t == topic)
 
 
-async def test_zone_loads_wait_for_the_interval_and_precede_every_commit() -> None:
-    ingest, side, log = service(interval_s=60.0)
-    station_load = side.settings.topics.station_load
-    for i in range(4):
-        side.map(f"S{i}", "ZA")
+async def test_rows_wait_for_the_interval_and_precede_every_commit() -> None:
+    ingest, side, log = service()
+    station_rows = side.t.station_rows
+    ids = in_partition_0(4)
+    for station_id in ids:
+        side.map(station_id, "ZA")
     side.out.pending.clear()
     now = time.time()
     tp = TopicPartition(METER, 0)
     ingest.owned = {0}
     for batch in range(3):  # three batches, every station in each
-        records = [record(METER, f"S{i}", reading(f"S{i}", 10.0 + batch, now + batch),
-                          offset=batch * 4 + i, partition=0) for i in range(4)]
+        records = [record(METER, s, reading(s, 10.0 + batch, now + batch),
+                          offset=batch * 4 + i, partition=0) for i, s in enumerate(ids)]
         await ingest._apply({tp: records})
-    assert loads_sent(log, station_load) == 0  # coalesced, not yet due
+    assert rows_sent(log, station_rows) == 0  # coalesced, not yet due
     await ingest.checkpoint_and_commit()
-    # One message for the zone, with each station's newest reading, before the commit.
-    assert loads_sent(log, station_load) == 1
+    # One row for each station, with its newest reading, before the commit.
+    assert rows_sent(log, station_rows) == 4
+    rows = [(key, orjson.loads(value), partition) for topic, key, value, partition
+            in ingest.out.app.producer.messages if topic == station_rows]
+    assert sorted(key.decode() for key, _v, _p in rows) == sorted(ids)
+    zone_partition = partition_of("ZA", PARTITIONS)
+    assert {(row["connectors"][0][2], p) for _k, row, p in rows} == {(12.0, zone_partition)}
     first_commit = next(i for i, (what, _) in enumerate(log) if what == "committed")
-    last_load = max(i for i, (what, t) in enumerate(log) if what == "sent" and t == station_load)
-    assert last_load < first_commit
+    last_row = max(i for i, (what, t) in enumerate(log) if what == "sent" and t == station_rows)
+    assert last_row < first_commit
     assert log[first_commit][1] == {tp: 12}
-    assert ("flushed", None) in log[last_load:first_commit]
+    assert ("flushed", None) in log[last_row:first_commit]
 
 
-async def test_zone_loads_leave_once_the_interval_passed() -> None:
-    ingest, side, log = service(interval_s=0.0)
-    side.map("S0", "ZA")
+async def test_rows_leave_once_the_interval_passed_even_when_behind(monkeypatch) -> None:
+    ingest, side, log = service()
+    monkeypatch.setattr(meters, "ROWS_CHUNK", 1)  # a chunk a station: the loop between
+    ids = in_partition_0(2)
+    for station_id in ids:
+        side.map(station_id, "ZA")
     side.out.pending.clear()
     tp = TopicPartition(METER, 0)
-    await ingest._apply({tp: [record(METER, "S0", reading("S0", 10.0, time.time()),
-                                     partition=0)]})
-    await ingest.send_zone_loads()
-    assert loads_sent(log, side.settings.topics.station_load) == 1
+    now = time.time()
+    await ingest._apply({tp: [record(METER, s, reading(s, 10.0, now), offset=i, partition=0)
+                              for i, s in enumerate(ids)]})
+    ingest._behind = 1000  # the batch left records behind it
+    ingest._last_rows = time.monotonic()
+    control: list[str] = []
+
+    async def control_first() -> None:
+        control.append("way given")
+
+    side.out.control_first = control_first  # type: ignore[method-assign]
+    await ingest.after_fetch(True)
+    assert rows_sent(log, side.t.station_rows) == 0  # behind, within the interval
+    ingest._last_rows = time.monotonic() - meters.ROWS_INTERVAL_S
+    await ingest.after_fetch(True)
+    assert rows_sent(log, side.t.station_rows) == 2
+    assert len(control) == 2  # the loop given way after each chunk
 
 
 async def test_signals_a_cold_zone_holds_are_never_committed_past() -> None:
-    from evgrid.ingest.handlers import SignalIngest
-
     s = settings()
     log: list = []
     app = SimpleNamespace(producer=Producer(log))
     held = record(s.topics.demand_response, "Z1", b"{}", offset=5, partition=1)
     zones = SimpleNamespace(held_signals=lambda: iter([held]))
-    rt = SimpleNamespace(settings=s, publisher=Publisher(app, s), app=app,  # type: ignore[arg-type]
-                         zones=zones, dr=SimpleNamespace(on_message=lambda record: None))
-    signals = SignalIngest(rt)  # type: ignore[arg-type]
+    signals = SignalIngest(s, Publisher(app, s), lambda record: None,  # type: ignore[arg-type]
+                           zones)  # type: ignore[arg-type]
     signals.consumer = Consumer(log)  # type: ignore[assignment]
     signals.owned = {0, 1}
     held_tp = TopicPartition(s.topics.demand_response, 1)
@@ -120,18 +147,13 @@ async def test_signals_a_cold_zone_holds_are_never_committed_past() -> None:
 async def test_a_periodic_checkpoint_commits_the_offsets_it_started_from(monkeypatch) -> None:
     """Ingestion goes on while the checkpoint waits for Faust's buffer; what was applied
     meanwhile is not committed (a crash replays it, and it changes nothing held)."""
-    import evgrid.ingest.service as service_module
-    from evgrid.state.tables_io import partition_of
-    from tests.fakes import PARTITIONS
-
-    ingest, side, log = service(interval_s=60.0)
-    monkeypatch.setattr(service_module, "CHECKPOINT_CHUNK", 1)
-    ids = [f"S{i}" for i in range(200) if partition_of(f"S{i}", PARTITIONS) == 0][:4]
+    ingest, side, log = service()
+    monkeypatch.setattr(meters, "CHECKPOINT_CHUNK", 1)
+    ids = in_partition_0(4)
     for station_id in ids:
         side.map(station_id, "ZA")
     tp = TopicPartition(METER, 0)
     ingest.owned = {0}
-    side.store.owned = {0}
     now = time.time()
 
     def batch(offset: int, station_id: str, ts: float) -> dict:
@@ -164,29 +186,30 @@ async def test_a_periodic_checkpoint_commits_the_offsets_it_started_from(monkeyp
     assert [what for what in log if what[0] == "committed"] == []
 
 
-async def test_loads_leave_after_each_batch_when_caught_up_and_wait_when_behind() -> None:
-    ingest, side, log = service(interval_s=60.0)
-    station_load = side.settings.topics.station_load
-    side.map("S0", "ZA")
+async def test_rows_leave_after_each_batch_when_caught_up_and_wait_when_behind() -> None:
+    ingest, side, log = service()
+    station_rows = side.t.station_rows
+    (station_id,) = in_partition_0(1)
+    side.map(station_id, "ZA")
     side.out.pending.clear()
     tp = TopicPartition(METER, 0)
     ingest.owned = {0}
-    ingest._last_zone_loads = time.monotonic()  # the interval has not passed
+    ingest._last_rows = time.monotonic()  # the interval has not passed
     now = time.time()
     offset = 0
 
     async def fetch() -> dict:
-        return {tp: [record(METER, "S0", reading("S0", 10.0 + offset, now + offset),
+        return {tp: [record(METER, station_id, reading(station_id, 10.0 + offset, now + offset),
                             offset=offset, partition=0)]}
 
     ingest.fetch = fetch  # type: ignore[method-assign]
     ingest.consumer.end = 100  # type: ignore[union-attr]  (99 more records wait)
     await ingest._step()
-    assert loads_sent(log, station_load) == 0  # behind: coalesced
+    assert rows_sent(log, station_rows) == 0  # behind: coalesced
     offset = 1
     ingest.consumer.end = 2  # type: ignore[union-attr]  (this batch reaches the end)
     await ingest._step()
-    assert loads_sent(log, station_load) == 1  # caught up: at once, both batches in one
+    assert rows_sent(log, station_rows) == 1  # caught up: at once, both batches in one
 
 
 class GrowingPartition:
@@ -221,7 +244,7 @@ class GrowingPartition:
 
 
 async def test_a_reading_landing_while_a_new_partition_starts_is_not_skipped() -> None:
-    ingest, _side, _log = service(interval_s=0.5)
+    ingest, _side, _log = service()
     ingest.replay_bound_s = 600.0
     partition = GrowingPartition()
     ingest.consumer = partition  # type: ignore[assignment]
@@ -229,36 +252,3 @@ async def test_a_reading_landing_while_a_new_partition_starts_is_not_skipped() -
     start = await ingest._start_offsets([tp])
     assert partition.timestamps_ms, "the reading should have landed during the queries"
     assert start[tp] == 0  # from the reading that landed, not past it
-
-
-async def test_stations_are_re_forwarded_again_half_a_warm_up_after_an_assignment() -> None:
-    """A new zone owner can miss what was sent before it started reading; the second copy
-    reaches it while the zone is still cold. A newer assignment cancels the second copy."""
-    from evgrid.state.tables_io import partition_of
-    from tests.fakes import PARTITIONS
-
-    ingest, side, log = service(interval_s=60.0)
-    station_id = next(f"S{i}" for i in range(100) if partition_of(f"S{i}", PARTITIONS) == 0)
-    side.map(station_id, "ZA")
-    await ingest._apply({TopicPartition(METER, 0): [
-        record(METER, station_id, reading(station_id, 10.0, time.time()), partition=0)]})
-    side.out.pending.clear()
-    ingest.owned = {0}
-    station_load = side.settings.topics.station_load
-
-    before = loads_sent(log, station_load)
-
-    ingest.assigned({0})
-    await side.out.drain()
-    assert loads_sent(log, station_load) - before == 2  # joined + loads
-    due_in = ingest._reforward_due - time.monotonic()
-    assert 0 < due_in <= side.settings.zone_warmup_s / 2
-    await ingest.reforward_again()
-    assert loads_sent(log, station_load) - before == 4  # the same again
-    assert ingest._reforward_due == 0.0
-
-    ingest.assigned({0})
-    ingest._assigned = {0}  # a newer assignment arrived meanwhile: it re-forwards itself
-    await side.out.drain()
-    await ingest.reforward_again()
-    assert loads_sent(log, station_load) - before == 6

@@ -1,33 +1,35 @@
-"""The station side: meter values and zone mappings in, coalesced zone messages out.
+"""The station side: meter values, zone mappings and command outcomes in; each station's row
+out, on the station-rows topic in its zone's partition.
 
-Synchronous and broker-free: the ingest Service feeds it batches of records, the config agent
-feeds it mappings; it decodes, calls the core, updates `StationStore`, and queues output on
-the publisher. What changed in a batch reaches each zone's owner as one `loads` message.
+Synchronous and broker-free: the consumers hand it typed messages through the input path; it
+calls the core, updates `StationStore`, and queues output on the publisher. What changed for a
+station reaches its zone's owner as one row (coalesced over a batch, or over an interval while
+the ingest is behind); a station that leaves a zone's partition is tombstoned there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections import defaultdict
+from typing import Any
 
 from evgrid import codec, metrics
 from evgrid.codec import DecodeError
 from evgrid.core.clock import CLOCK_SKEW, FUTURE_REASON, in_future
 from evgrid.core.overload import contract_alert
 from evgrid.core.types import ConnectorReading, StationConfig
-from evgrid.ingest.routing import Router
-from evgrid.models import MeterValue, OverloadAlert, StationAlert, station_window
-from evgrid.models.internal import (
-    StationJoined,
-    StationLeft,
-    StationLimits,
-    StationLoad,
-    ZoneLoads,
+from evgrid.models import (
+    MeterValue,
+    OverloadAlert,
+    StationAlert,
+    StationZone,
+    station_window,
 )
+from evgrid.models.inputs import GatewayOutcome
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.stations import StationEntry, StationStore
+from evgrid.state.tables_io import partition_of
 from evgrid.timeutil import from_epoch, iso
 
 
@@ -42,43 +44,59 @@ def overload_message(alert: dict) -> bytes:
     return codec.dumps(OverloadAlert(**{**alert, "detected_at": from_epoch(alert["detected_at"])}))
 
 
-def joined_message(config: StationConfig) -> StationJoined:
-    return StationJoined(
-        zone_id=config.zone_id,
-        station_id=config.station_id,
-        limits=StationLimits(
-            max_station_kw=config.max_station_kw,
-            contract_max_kw=config.contract_max_kw,
-            connector_max_kw=config.connector_max_kw,
-            profile_mode=config.profile_mode,  # type: ignore[arg-type]
-            stack_level=config.stack_level,
-        ),
+def config_of(sz: StationZone, record: Record) -> StationConfig:
+    ts = getattr(record, "timestamp", None)
+    return StationConfig(
+        station_id=sz.station_id, zone_id=sz.zone_id, max_station_kw=sz.max_station_kw,
+        contract_max_kw=sz.contract_max_kw,
+        connector_max_kw=dict(sz.connector_max_kw) if sz.connector_max_kw else None,
+        profile_mode=sz.profile_mode, stack_level=sz.stack_level,
+        mapped_at=ts if ts is not None and ts > 0 else int(time.time() * 1000),
     )
 
 
-class StationIngest:
+def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
+    """The station's row (`evgrid.models.internal.StationRowMessage`), as plain data: built
+    once per forwarded station, so without a model in between."""
+    return {
+        "zone_id": config.zone_id,
+        "station_id": entry.station_id,
+        "limits": {
+            "max_station_kw": config.max_station_kw,
+            "contract_max_kw": config.contract_max_kw,
+            "connector_max_kw": config.connector_max_kw,
+            "profile_mode": config.profile_mode,
+            "stack_level": config.stack_level,
+        },
+        "connectors": [
+            (c.connector_id, c.connector_type, c.power_kw, c.event_ts, c.session_id,
+             c.arrival_ts)
+            for c in entry.state.connectors.values()
+        ],
+        "outcome": entry.outcome,
+        "mapped_at": config.mapped_at,
+    }
+
+
+class StationSide:
+    """The station side of one worker: every station of the partitions it owns."""
+
     def __init__(self, settings: Settings, store: StationStore, publisher: Publisher) -> None:
         self.settings = settings
         self.tunables = settings.tunables()
         self.store = store
         self.out = publisher
-        self.router = Router(settings.partitions, settings.topics.meter_repartition, publisher)
+        self.rows_topic = settings.topics.station_rows
         self.heartbeat_s = self.tunables.stale_after_s / 4
         self.unmapped: set[str] = set()
-        #: Stations whose loads the zone owner must hear after this batch, by zone.
-        self._changed: dict[str, dict[str, StationEntry]] = defaultdict(dict)
+        #: Stations whose row the zone owner must hear after this batch.
+        self._changed: dict[str, StationEntry] = {}
+        self._zone_partitions: dict[str, int] = {}
 
     # -- meter values ----------------------------------------------------------------------
 
-    def on_meter_value(self, record: Record) -> None:
-        try:
-            mv = codec.decode(MeterValue, record.value, self.settings.max_message_bytes)
-        except DecodeError as err:
-            self.out.deadletter(record, err)
-            return
+    def on_meter_value(self, mv: MeterValue, record: Record) -> None:
         station_id = mv.station_id
-        if self.router.rerouted(record, station_id):
-            return
         event_ts = mv.event_ts.timestamp()
         arrival_ts = arrival_of(record)
         entry = self.store.entry(station_id, record.partition)
@@ -118,7 +136,7 @@ class StationIngest:
             return
         self._check_contract(entry, config)
         if entry.worth_forwarding(reading, self.heartbeat_s):
-            self._changed[config.zone_id][station_id] = entry
+            self._changed[station_id] = entry
 
     def _refuse_future(self, record: Record, entry: StationEntry, event_ts: float,
                        arrival_ts: float) -> None:
@@ -163,62 +181,69 @@ class StationIngest:
             f"{alert['total_power_kw']:.1f} kW vs contract {config.contract_max_kw:.1f}",
         )
 
-    def flush_zone_loads(self, max_zones: int | None = None) -> int:
-        """One `loads` message per zone for what changed since the last flush (for at most
-        `max_zones` zones: the caller yields to the loop between chunks); returns how many."""
-        sent = 0
-        for zone_id in list(self._changed)[:max_zones]:
-            entries = self._changed.pop(zone_id)
-            stations = []
-            for entry in entries.values():
-                entry.mark_forwarded()
-                stations.append(StationLoad(
-                    station_id=entry.station_id,
-                    connectors=[
-                        (c.connector_id, c.connector_type, c.power_kw, c.event_ts, c.session_id,
-                         c.arrival_ts)
-                        for c in entry.state.connectors.values()
-                    ],
-                ))
-            message = ZoneLoads(zone_id=zone_id, stations=stations)
-            self.out.send(self.out.station_load, zone_id, codec.dumps(message))
-            sent += 1
-        return sent
+    # -- zone mappings and outcomes --------------------------------------------------------
 
-    def reforward(self, partitions: set[int]) -> None:
-        """After a rebalance: tell every zone owner about our stations again, so a new owner
-        gets the whole picture (it stays cold until it has)."""
-        for partition in partitions:
-            for entry in self.store.in_partition(partition):
-                if entry.config is not None:
-                    self._send_joined(entry.config)
-                    self._changed[entry.config.zone_id][entry.station_id] = entry
-        self.flush_zone_loads()
-
-    # -- zone mappings ---------------------------------------------------------------------
-
-    def on_mapping(self, station_id: str, partition: int, config: StationConfig | None) -> None:
-        """A station's new mapping (None: removed). Runs inside the config agent's event."""
-        entry = self.store.entry(station_id, partition)
+    def on_mapping(self, sz: StationZone | None, record: Record) -> None:
+        """A station's new mapping (None: a tombstone, the station leaves evgrid)."""
+        station_id = sz.station_id if sz is not None else (record.key or b"").decode()
+        config = config_of(sz, record) if sz is not None else None
+        entry = self.store.entry(station_id, record.partition)
         old = entry.config
-        if old is not None and (config is None or old.zone_id != config.zone_id):
-            left = StationLeft(zone_id=old.zone_id, station_id=station_id)
-            self.out.send(self.out.station_load, old.zone_id, codec.dumps(left))
+        if old is not None and (config is None or self.zone_partition(old.zone_id)
+                                != self.zone_partition(config.zone_id)):
+            # Its row leaves the old zone's partition (in the same partition the new row
+            # replaces it, and the zone side sees the move).
+            self.out.send(self.rows_topic, station_id, None,
+                          partition=self.zone_partition(old.zone_id))
         self.store.set_config(entry, config)
+        self._changed.pop(station_id, None)
         if config is None:
             return
         if station_id in self.unmapped:
             self.unmapped.discard(station_id)
             metrics.STATIONS_UNMAPPED.set(len(self.unmapped))
-        self._send_joined(config)
-        self._changed[config.zone_id][station_id] = entry
-        self.flush_zone_loads()
+        self._send_row(entry, config)
 
-    def _send_joined(self, config: StationConfig) -> None:
-        self.out.send(self.out.station_load, config.zone_id,
-                      codec.dumps(joined_message(config)))
+    def on_outcome(self, outcome: GatewayOutcome, record: Record) -> None:
+        """The gateway's outcome of a command: it travels to the zone's owner with the row."""
+        entry = self.store.get(outcome.station_id)
+        if entry is None or entry.config is None:
+            metrics.OUTCOMES_UNMAPPED.inc()  # a station evgrid does not map: nothing to change
+            return
+        entry.outcome = (outcome.command_id, outcome.status, outcome.reason,
+                         outcome.ts.timestamp())
+        self._changed.pop(outcome.station_id, None)
+        self._send_row(entry, entry.config)
 
-    def forget_partitions(self) -> None:
+    # -- rows --------------------------------------------------------------------------------
+
+    def zone_partition(self, zone_id: str) -> int:
+        partition = self._zone_partitions.get(zone_id)
+        if partition is None:
+            partition = self._zone_partitions[zone_id] = partition_of(
+                zone_id, self.settings.partitions)
+        return partition
+
+    def _send_row(self, entry: StationEntry, config: StationConfig) -> None:
+        entry.mark_forwarded()
+        self.out.send(self.rows_topic, entry.station_id, codec.dumps(row_value(entry, config)),
+                      partition=self.zone_partition(config.zone_id))
+
+    def flush_rows(self, max_stations: int | None = None) -> int:
+        """One row for each station that changed since the last flush (at most
+        `max_stations`: the caller yields to the loop between chunks); returns how many."""
+        sent = 0
+        for station_id in list(self._changed)[:max_stations]:
+            entry = self._changed.pop(station_id)
+            if entry.config is not None:
+                self._send_row(entry, entry.config)
+                sent += 1
+        return sent
+
+    def forget_partitions(self, owned: set[int]) -> None:
+        """A new assignment: unmapped stations are counted again from what arrives, and rows
+        of stations another worker owns now are theirs to send."""
         self.unmapped.clear()
         metrics.STATIONS_UNMAPPED.set(0)
-        self._changed.clear()
+        self._changed = {station_id: entry for station_id, entry in self._changed.items()
+                         if entry.partition in owned}

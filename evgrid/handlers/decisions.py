@@ -24,7 +24,8 @@ def _with_times(d: dict, fields: tuple[str, ...]) -> dict:
     return {**d, **{f: from_epoch(d[f]) for f in fields if d.get(f) is not None}}
 
 
-def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now: float) -> None:
+def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now: float,
+                      stale_after_s: float) -> None:
     """Commands, statuses, alerts and reports. A signal's reaction (`DR_REACTION`) is timed
     from its arrival to the ack of its first decision's last command, whichever step makes
     that decision: at the signal, or a later one when the zone had nothing to command yet."""
@@ -44,10 +45,13 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
     for signal_id in [s for s in zone.reacting if not zone.controller.is_live(s)]:
         del zone.reacting[signal_id]  # ended without a command to time: nothing to react to
     load_age_s = zone.load_age_s(now)
+    picture = {
+        "load_age_s": None if load_age_s is None else round(load_age_s, 3),
+        "members": len(zone.load.stations),
+        "members_reporting": zone.members_reporting(now, stale_after_s),
+    } if decisions.statuses else {}
     for status in decisions.statuses:
-        message = DRStatus.model_validate(
-            {**_with_times(status, _STATUS_TIMES),
-             "load_age_s": None if load_age_s is None else round(load_age_s, 3)})
+        message = DRStatus.model_validate({**_with_times(status, _STATUS_TIMES), **picture})
         out.send(out.dr_status, zone.zone_id, codec.dumps(message))
     for alert in decisions.compliance:
         message = ComplianceAlert.model_validate(_with_times(alert, _COMPLIANCE_TIMES))

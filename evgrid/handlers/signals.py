@@ -1,9 +1,9 @@
-"""DR signals: their own consumer (`evgrid.ingest.handlers.SignalIngest`), so nothing queues
+"""DR signals: their own consumer (`evgrid.ingest.records.SignalIngest`), so nothing queues
 in front of them.
 
-A signal is decoded, re-routed when its key or partition is not its zone's, and handed to the
-zone's controller at once; a zone loaded after a rebalance that is still cold (waiting for its
-stations' loads) holds the signal until it is warm, so no decision is made on half a picture.
+A signal (decoded and re-routed by the input path) is handed to the zone's controller at once;
+a zone whose rows are still being read back after a rebalance is cold and holds the signal
+until it is warm, so no decision is made on half a picture.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable
 
 from evgrid import codec, metrics
-from evgrid.agents.decisions import publish_decisions
-from evgrid.agents.zone import ZoneStage
 from evgrid.codec import DecodeError
 from evgrid.core.control import Decisions
-from evgrid.ingest.routing import Router
+from evgrid.handlers.decisions import publish_decisions
+from evgrid.handlers.zone import ZoneStage
 from evgrid.models import DemandResponseSignal, SignalRefusedAlert
 from evgrid.models.signals import dr_signal_from_model
 from evgrid.publisher import Publisher, Record
@@ -32,21 +31,13 @@ class DRSignals:
         self.stage = stage
         self.out = publisher
         self.clock = clock
-        self.router = Router(settings.partitions, settings.topics.dr_repartition, publisher)
+        self.repartition_topic = settings.topics.dr_repartition
 
-    def on_message(self, record: Record) -> None:
+    def on_signal(self, sig: DemandResponseSignal, record: Record) -> None:
         received = time.perf_counter()
-        if record.timestamp and record.topic != self.router.repartition_topic:
+        if record.timestamp and record.topic != self.repartition_topic:
             # Kafka's timestamp, in ms (the producer's clock): how long it waited for us.
             metrics.DR_SIGNAL_WAIT.observe(max(0.0, time.time() - record.timestamp / 1000))
-        try:
-            sig = codec.decode(DemandResponseSignal, record.value,
-                               self.settings.max_message_bytes)
-        except DecodeError as err:
-            self.out.deadletter(record, err)
-            return
-        if self.router.rerouted(record, sig.zone_id):
-            return
         now = self.clock()
         zone = self.stage.zones.zone(sig.zone_id, now)
         if not zone.warm(now):
@@ -61,7 +52,7 @@ class DRSignals:
         decisions = zone.controller.on_signal(dr_signal_from_model(sig), zone.load.stations,
                                               now)
         self._refuse(record, decisions, now)
-        publish_decisions(self.out, zone, decisions, now)
+        publish_decisions(self.out, zone, decisions, now, self.settings.stale_after_s)
         self.stage.zones.persist(zone)
 
     def _refuse(self, record: Record, decisions: Decisions, now: float) -> None:

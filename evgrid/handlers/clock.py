@@ -16,8 +16,8 @@ from collections import deque
 import faust
 
 from evgrid import codec, metrics
-from evgrid.agents.dr import DRSignals
-from evgrid.agents.zone import ZoneStage
+from evgrid.handlers.signals import DRSignals
+from evgrid.handlers.zone import ZoneStage
 from evgrid.models import zone_load_report
 from evgrid.settings import Settings
 
@@ -39,9 +39,9 @@ class ZoneClock:
         self.history: dict[str, deque[tuple[float, float, float | None, float]]] = {}
 
     def owned_partitions(self) -> set[int]:
-        """The zones' partitions this worker actively owns: those of the co-partitioned
-        station topics Faust assigns it (the zone stage's consumer follows the same)."""
-        topic = self.settings.topics.station_zones
+        """The zones' partitions this worker actively owns: those of the assignment topic
+        Faust gives it (every consumer of the worker follows the same)."""
+        topic = self.settings.topics.assignment
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def run_once(self, now: float | None = None) -> int:
@@ -82,6 +82,8 @@ class ZoneClock:
             metrics.ZONE_UTILIZATION.labels(zone=zone_id).set(summary["utilization_pct"])
             age = zone.load_age_s(now)
             metrics.ZONE_LOAD_AGE.labels(zone=zone_id).set(math.nan if age is None else age)
+            reporting = zone.members_reporting(now, stale)
+            metrics.ZONE_MEMBERS_SILENT.labels(zone=zone_id).set(summary["stations"] - reporting)
             view = zone.controller.view(now)
             metrics.ZONE_CAP.labels(zone=zone_id).set(
                 view["cap_kw"] if view["cap_kw"] is not None else math.nan
@@ -93,7 +95,7 @@ class ZoneClock:
                      summary["zone_capacity_kw"])
                 )
                 report = zone_load_report(summary, now, view["cap_kw"], view["shortfall_kw"],
-                                          view["stations_uncontrollable"])
+                                          view["stations_uncontrollable"], reporting, age)
                 out.send(out.zone_load, zone_id, codec.dumps(report))
             active += view["active_events"]
             noncompliant += view["stations_noncompliant"]

@@ -1,0 +1,109 @@
+"""Everything a worker's consumers, clock and views share, built once per app: the state, the
+handlers, and the one route table that joins them to the topics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import faust
+
+from evgrid import metrics
+from evgrid.handlers.clock import ZoneClock
+from evgrid.handlers.signals import DRSignals
+from evgrid.handlers.stations import StationSide
+from evgrid.handlers.zone import ZoneStage
+from evgrid.ingest.consumer import AssignedConsumer
+from evgrid.ingest.meters import MeterIngest
+from evgrid.ingest.records import RowIngest, SignalIngest, StationConfigIngest
+from evgrid.ingest.routing import InputPath, Route, Router
+from evgrid.models import DemandResponseSignal, MeterValue, StationZone
+from evgrid.models.inputs import GatewayOutcome
+from evgrid.models.internal import StationRowMessage
+from evgrid.publisher import Publisher
+from evgrid.settings import Settings
+from evgrid.state.stations import StationStore
+from evgrid.state.zones import ZoneStore
+from evgrid.tables import Tables
+
+
+def input_path(settings: Settings, out: Publisher, side: StationSide, stage: ZoneStage,
+               dr: DRSignals) -> InputPath:
+    """The route table: every topic a worker consumes, its model and its handler."""
+    t, n = settings.topics, settings.partitions
+    path = InputPath(out, settings.max_message_bytes)
+    path.add((t.meter_values, t.meter_repartition), Route(
+        MeterValue, side.on_meter_value, lambda m: m.station_id,
+        Router(n, t.meter_repartition, out)))
+    path.add((t.station_zones, t.station_zones_repartition), Route(
+        StationZone, side.on_mapping, lambda m: m.station_id,
+        Router(n, t.station_zones_repartition, out), tombstones=True))
+    path.add((t.outcomes, t.outcomes_repartition), Route(
+        GatewayOutcome, side.on_outcome, lambda m: m.station_id,
+        Router(n, t.outcomes_repartition, out)))
+    path.add((t.demand_response, t.dr_repartition), Route(
+        DemandResponseSignal, dr.on_signal, lambda m: m.zone_id,
+        Router(n, t.dr_repartition, out)))
+    # Written by the station sides, in the zone's partition: trusted, never re-routed.
+    path.add((t.station_rows,), Route(StationRowMessage, stage.on_row, tombstones=True))
+    return path
+
+
+@dataclass
+class Runtime:
+    app: faust.App
+    settings: Settings
+    tables: Tables
+    publisher: Publisher
+    stations: StationStore
+    side: StationSide
+    zones: ZoneStore
+    stage: ZoneStage
+    dr: DRSignals
+    inputs: InputPath
+    clock: ZoneClock
+    #: The batch consumers beside Faust's: meter values, mappings and outcomes, DR signals,
+    #: station rows.
+    ingests: list[AssignedConsumer] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, app: faust.App, settings: Settings, tables: Tables) -> Runtime:
+        t = settings.topics
+        tunables = settings.tunables()
+        publisher = Publisher(app, settings)
+        stations = StationStore(tables, tunables, settings.partitions, t.station_zones)
+        side = StationSide(settings, stations, publisher)
+        zones = ZoneStore(tables, tunables, settings.partitions, t.station_rows)
+        stage = ZoneStage(settings, zones, publisher)
+        dr = DRSignals(settings, stage, publisher)
+        rt = cls(
+            app=app, settings=settings, tables=tables, publisher=publisher,
+            stations=stations, side=side, zones=zones, stage=stage, dr=dr,
+            inputs=input_path(settings, publisher, side, stage, dr),
+            clock=ZoneClock(app, settings, stage, dr),
+        )
+        dispatch = rt.inputs.dispatch
+        rt.ingests = [
+            MeterIngest(settings, publisher, dispatch, stations, side),
+            StationConfigIngest(settings, publisher, dispatch),
+            SignalIngest(settings, publisher, dispatch, zones),
+            RowIngest(settings, publisher, dispatch, zones, rt.zone_partition_loaded),
+        ]
+        return rt
+
+    def follow_assignment(self, owned: set[int]) -> None:
+        """Faust recovered the tables of a new assignment: station and zone state follow it
+        before any consumer resumes."""
+        now = time.time()
+        for _partition in self.stations.keep_only(owned):
+            metrics.INGEST_PARTITIONS_LOADED.inc()
+        self.zones.keep_only(owned, now)
+
+    def zone_partition_loaded(self, partition: int) -> None:
+        """A partition's rows are read back: its zones warm, clear stations that left while
+        nobody owned them, and take the signals they held."""
+        now = time.time()
+        for zone in self.zones.loaded(partition):
+            self.stage.on_warm(zone, now)
+            if zone.pending_signals:
+                self.dr.apply_pending(zone, now)

@@ -1,0 +1,214 @@
+"""The station side without a broker, fed through the worker's route table: decode → core →
+one coalesced row per changed station in its zone's partition, tombstones where a station
+leaves, dead letters, re-routing by key and by partition, and replay from a checkpoint that
+counts nothing twice."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from evgrid import metrics
+from evgrid.core.types import Tunables
+from evgrid.handlers.stations import StationSide
+from evgrid.publisher import Publisher
+from evgrid.runtime import input_path
+from evgrid.state.stations import StationStore
+from evgrid.state.tables_io import partition_of
+from evgrid.timeutil import iso
+from tests.fakes import PARTITIONS, RecordingPublisher, memory_tables, record, settings
+
+METER = "ocpp.meter_values"
+
+
+def reading(station_id: str, kw: float, ts: float, connector_id: int = 1) -> dict:
+    return {"station_id": station_id, "connector_id": connector_id, "session_id": "s",
+            "connector_type": "CCS", "power_kw": kw, "event_ts": ts * 1000}
+
+
+def zone_in(partition: int, avoid: str = "") -> str:
+    """A zone id of `partition` (other than `avoid`)."""
+    return next(z for z in (f"Z{i}" for i in range(100))
+                if partition_of(z, PARTITIONS) == partition and z != avoid)
+
+
+class Side:
+    """One worker's station side; the zone side's handlers are not part of it. `out`: a
+    publisher of the caller's (default: one that keeps what it would send)."""
+
+    def __init__(self, tables=None, out: Publisher | None = None) -> None:
+        self.settings = settings()
+        self.t = self.settings.topics
+        self.out = out or RecordingPublisher(self.settings)
+        self.store = StationStore(tables or memory_tables(), Tunables(), PARTITIONS,
+                                  self.t.station_zones)
+        self.side = StationSide(self.settings, self.store, self.out)
+        unused = SimpleNamespace(on_row=None, on_signal=None)
+        self.inputs = input_path(self.settings, self.out, self.side, unused, unused)
+
+    def map(self, station_id: str, zone_id: str | None) -> None:
+        self.inputs.dispatch(record(self.t.station_zones, station_id, None if zone_id is None
+                                    else {"station_id": station_id, "zone_id": zone_id,
+                                          "max_station_kw": 150.0, "contract_max_kw": 150.0}))
+
+    def feed(self, *records) -> None:
+        for r in records:
+            self.inputs.dispatch(r)
+        self.side.flush_rows()
+
+    def rows(self) -> list[tuple[str | None, dict | None, int]]:
+        return self.out.placed(self.t.station_rows)
+
+
+def test_readings_of_one_batch_reach_each_zone_as_one_row_per_station() -> None:
+    side = Side()
+    now = time.time()
+    za, zb = zone_in(0), zone_in(1)
+    for i in range(6):
+        side.map(f"S{i}", za if i < 4 else zb)
+    side.out.pending.clear()
+    side.feed(*(record(METER, f"S{i}", reading(f"S{i}", 10.0 + i + step, now + step),
+                       offset=2 * i + step)
+                for i in range(6) for step in (0, 1)))
+    rows = side.rows()
+    assert sorted(key for key, _v, _p in rows) == [f"S{i}" for i in range(6)]
+    for key, row, partition in rows:
+        i = int(key[1:])
+        assert (row["zone_id"], partition) == ((za, 0) if i < 4 else (zb, 1))
+        assert row["connectors"][0][:3] == [1, "CCS", 10.0 + i + 1]  # the newest reading
+        assert row["limits"]["max_station_kw"] == 150.0 and row["outcome"] is None
+    assert side.side.flush_rows() == 0  # sent: nothing changed since
+
+
+def test_a_steady_reading_is_not_forwarded_again_within_the_heartbeat() -> None:
+    side = Side()
+    now = time.time()
+    side.map("S1", "ZA")
+    side.feed(record(METER, "S1", reading("S1", 10.0, now - 2)))
+    side.out.pending.clear()
+    side.feed(record(METER, "S1", reading("S1", 10.01, now - 1), offset=1))
+    assert side.rows() == []
+    side.feed(record(METER, "S1", reading("S1", 12.0, now), offset=2))
+    assert len(side.rows()) == 1
+
+
+def test_a_reading_of_an_unmapped_station_is_kept_but_sends_no_row() -> None:
+    side = Side()
+    side.feed(record(METER, "S1", reading("S1", 10.0, time.time())))
+    assert side.rows() == []
+    assert side.store.get("S1").state.connectors[1].power_kw == 10.0
+    assert side.side.unmapped == {"S1"}
+    side.map("S1", "ZA")  # mapped: its row, with the reading it had
+    (key, row, _p), = side.rows()
+    assert key == "S1" and row["connectors"][0][2] == 10.0
+    assert side.side.unmapped == set()
+
+
+@pytest.mark.parametrize(
+    ("key", "partition", "reason"),
+    [("wrong-key", None, "key"), (None, None, "key"), ("S1", "wrong", "partition")],
+)
+def test_a_misrouted_reading_is_rerouted_keyed_by_its_station(key, partition, reason) -> None:
+    side = Side()
+    right = partition_of("S1", PARTITIONS)
+    part = (right + 1) % PARTITIONS if partition == "wrong" else partition
+    labels = {"topic": METER, "reason": reason}
+    before = metrics.REPARTITIONED.labels(**labels)._value.get()
+    side.feed(record(METER, key, reading("S1", 10.0, time.time()), partition=part))
+    rerouted = side.out.sent(side.t.meter_repartition)
+    assert rerouted == [("S1", reading("S1", 10.0, rerouted[0][1]["event_ts"] / 1000))]
+    assert side.store.get("S1") is None  # applied only when it comes back, rightly placed
+    assert metrics.REPARTITIONED.labels(**labels)._value.get() == before + 1
+
+
+def test_bad_readings_are_dead_lettered_with_their_reason_and_the_batch_goes_on() -> None:
+    side = Side()
+    side.map("S1", "ZA")
+    side.feed(
+        record(METER, "S1", b"not json", offset=1),
+        record(METER, "S1", {**reading("S1", -5.0, time.time())}, offset=2),
+        record(METER, "S1", reading("S1", 7.0, time.time()), offset=3),
+    )
+    letters = side.out.sent(side.t.deadletter)
+    assert [(v["offset"], v["reason"]) for _k, v in letters] == [
+        (1, "not_json"), (2, "power_kw:greater_than_equal")]
+    assert side.store.get("S1").state.connectors[1].power_kw == 7.0
+
+
+def test_replay_from_a_checkpoint_applies_nothing_twice() -> None:
+    """A crash after a checkpoint: the next owner loads it and replays from the committed
+    offset (and a little before) — state ends where an uninterrupted run would."""
+    now = time.time() - 100
+    # Kafka's timestamps travel with the records: a replay hears each reading when it was
+    # first heard.
+    records = [record(METER, "S1", reading("S1", 10.0 + i, now + i), offset=i,
+                      timestamp_ms=int((now + i + 0.2) * 1000)) for i in range(40)]
+    whole = Side()
+    whole.map("S1", "ZA")
+    whole.feed(*records)
+
+    tables = memory_tables()
+    crashed = Side(tables)
+    crashed.map("S1", "ZA")
+    crashed.feed(*records[:25])
+    crashed.store.checkpoint()
+    crashed.feed(*records[25:30])  # applied, never checkpointed: lost with the crash
+
+    recovered = Side(tables)
+    recovered.store.load_partition(partition_of("S1", PARTITIONS))
+    recovered.feed(*records[20:])  # replay from before the checkpoint's offset
+    a, b = whole.store.get("S1").state, recovered.store.get("S1").state
+    assert a.connectors == b.connectors
+    assert a.windows.snapshot() == b.windows.snapshot()
+
+
+def test_a_station_that_moves_is_tombstoned_only_where_its_zone_partition_changes() -> None:
+    side = Side()
+    za = zone_in(0)
+    za2, zb = zone_in(0, avoid=za), zone_in(1)
+    side.map("S1", za)
+    side.map("S1", za2)  # same partition: the new row replaces the old one
+    assert [(k, v and v["zone_id"], p) for k, v, p in side.rows()] == [
+        ("S1", za, 0), ("S1", za2, 0)]
+    side.out.pending.clear()
+    side.map("S1", zb)  # another partition: the old one's row is tombstoned there
+    assert [(k, v and v["zone_id"], p) for k, v, p in side.rows()] == [
+        ("S1", None, 0), ("S1", zb, 1)]
+    side.out.pending.clear()
+    side.map("S1", None)  # tombstone: it leaves evgrid
+    assert side.rows() == [("S1", None, 1)]
+    assert side.store.tables.station_config.get(b"S1") is None
+    side.feed(record(METER, "S1", reading("S1", 10.0, time.time())))
+    assert side.rows() == [("S1", None, 1)]  # unmapped: its readings reach no zone
+
+
+def test_an_outcome_travels_with_the_row_and_every_later_row_repeats_it() -> None:
+    side = Side()
+    side.map("S1", "ZA")
+    side.out.pending.clear()
+    ts = time.time()
+    side.feed(record(side.t.outcomes, "S1", {
+        "command_id": "c1", "station_id": "S1", "action": "SET", "status": "Rejected",
+        "reason": "profile rejected", "ts": iso(ts)}))
+    side.feed(record(METER, "S1", reading("S1", 10.0, time.time()), offset=1))
+    rows = side.rows()
+    assert [v["outcome"] for _k, v, _p in rows] == [
+        ["c1", "Rejected", "profile rejected", pytest.approx(ts, abs=1e-3)]] * 2
+    assert {p for _k, _v, p in rows} == {partition_of("ZA", PARTITIONS)}
+
+
+def test_rows_of_stations_another_worker_owns_now_are_not_sent() -> None:
+    side = Side()
+    mine, theirs = (next(f"S{i}" for i in range(100) if partition_of(f"S{i}", PARTITIONS) == p)
+                    for p in (0, 1))
+    for station_id in (mine, theirs):
+        side.map(station_id, "ZA")
+    side.out.pending.clear()
+    now = time.time()
+    for station_id in (mine, theirs):
+        side.inputs.dispatch(record(METER, station_id, reading(station_id, 10.0, now)))
+    side.side.forget_partitions({0})
+    assert side.side.flush_rows() == 1
+    assert [k for k, _v, _p in side.rows()] == [mine]
