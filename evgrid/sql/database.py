@@ -206,7 +206,8 @@ class Database:
 
     # -- retention ----------------------------------------------------------------------------
 
-    async def apply_retention(self, now: datetime) -> dict[str, int]:
+    async def apply_retention(self, now: datetime,
+                              stop: asyncio.Event | None = None) -> dict[str, int]:
         """Drop the daily partitions wholly older than retention, delete older rows of the
         other history tables; returns what went, per table."""
         cutoff = now - self.retention
@@ -231,5 +232,5 @@ class Database:
                 gone[name] += int(status.split()[-1])
             return dict(gone)
 
-        result = await self.retrying(work)
+        result = await self.retrying(work, stop)
         return result or {}

@@ -19,11 +19,23 @@ from evgrid.sql.process import SinkProcess
 #: The login the demo prints: it may read every table and view, and change nothing.
 DASHBOARD_USER = "evgrid_dashboard"
 
+#: One query per view, narrow enough for an 80-column terminal (`SELECT *` shows every
+#: column), and what an empty answer means.
 QUERIES = (
-    "SELECT * FROM zone_load_summary ORDER BY zone_id",
-    "SELECT * FROM station_current_load ORDER BY total_power_kw DESC LIMIT 5",
-    "SELECT * FROM dr_load_allocation ORDER BY signal_id, station_id LIMIT 10",
-    "SELECT * FROM overload_alerts ORDER BY detected_at DESC LIMIT 5",
+    ("SELECT zone_id, zone_total_power_kw AS load_kw, zone_capacity_kw AS capacity_kw, "
+     "utilization_pct, cap_kw, updated_at::time(0) FROM zone_load_summary ORDER BY zone_id",
+     "no zone load yet: zones report every EVGRID_HISTORY_STEP_S"),
+    ("SELECT station_id, zone_id, window_start::time(0), total_power_kw, active_connectors "
+     "FROM station_current_load ORDER BY total_power_kw DESC LIMIT 5",
+     "no window closed yet: a 1-minute window is published once the readings are "
+     "EVGRID_ALLOWED_LATENESS_S (60 s) past its end; `--duration 180` shows them"),
+    ("SELECT signal_id, station_id, target_power_kw, measured_kw, compliant, command_status "
+     "FROM dr_load_allocation ORDER BY signal_id, station_id LIMIT 5",
+     "no DR event is active now (the view lists active ones); ended events are in "
+     "dr_reports"),
+    ("SELECT alert_type, coalesce(station_id, zone_id) AS subject, total_power_kw, "
+     "detected_at::time(0), open FROM overload_alerts ORDER BY detected_at DESC LIMIT 5",
+     "no overload alert"),
 )
 
 
@@ -62,12 +74,13 @@ class SqlDemo:
         """The psql line and each view's query with what it answers now."""
         self.say(f"\n[bold]SQL[/] (read-only login; PostgreSQL stops with the demo): "
                  f"{self.psql}")
-        for query in QUERIES:
+        for query, empty in QUERIES:
             out = subprocess.run([*self.psql.split(), "-P", "footer=off", "-c", query],
                                  capture_output=True, text=True, check=False, timeout=30)
             self.say(f"[bold]{query};[/]")
             # psql's own table, unwrapped: as the user will see it in their terminal
-            print((out.stdout or out.stderr).rstrip() or "(no rows)", flush=True)
+            text = (out.stdout or out.stderr).rstrip()
+            print(text if len(text.splitlines()) > 2 else f"{text}\n({empty})", flush=True)
 
     def stop(self) -> None:
         self.sink.stop()

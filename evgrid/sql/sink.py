@@ -107,7 +107,8 @@ class Sink:
         self._update_gauges()
         if time.monotonic() - self._retention_at >= RETENTION_EVERY_S:
             self._retention_at = time.monotonic()
-            for table, n in (await self.db.apply_retention(datetime.now(UTC))).items():
+            removed = await self.db.apply_retention(datetime.now(UTC), self.stopping)
+            for table, n in removed.items():
                 metrics.RETENTION.labels(table).inc(n)
                 if n:
                     log.info("retention: removed %d %s from %s", n,
@@ -198,7 +199,7 @@ class Sink:
             "database_up": bool(self.db.up), "dsn": redacted(self.settings.sql_dsn),
             "assigned_partitions": assigned, "records_committed": self.records_committed,
             "last_commit_age_s": None if age != age else round(age, 3),
-            "rows_per_second": metrics.ROWS_PER_S._value.get(),
+            "rows_per_second": round(sum(n for _, n in self._recent) / RATE_WINDOW_S, 1),
         }
         return (200 if self.db.up and self.consumer is not None else 503), body
 

@@ -55,7 +55,7 @@ async def test_every_panel_and_demo_query_runs_read_only(sql_dsn: str) -> None:
     await admin.close()
     reader = await asyncpg.connect(sql_dsn.replace("//evgrid@", "//evgrid_dashboard@"))
     try:
-        queries = [*panel_queries(), *(("demo", q) for q in QUERIES)]
+        queries = [*panel_queries(), *(("demo", q) for q, _ in QUERIES)]
         assert len(queries) >= 10
         for title, sql in queries:
             try:

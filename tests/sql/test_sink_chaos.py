@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 
+import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -98,6 +99,21 @@ async def wait_for_rows(dsn: str, at_least: int, timeout: float) -> int:
     return n
 
 
+async def health(sink: SinkProcess) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http, http.get(sink.url + "/health") as resp:
+        return resp.status, await resp.json()
+
+
+async def wait_for_health(sink: SinkProcess, status: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        got, body = await health(sink)
+        if got == status:
+            return body
+        assert time.monotonic() < deadline, f"/health still {got} {body} after {timeout}s"
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 def chaos_settings(sql_settings: Settings) -> Settings:
     return sql_settings.model_copy(update={"sql_batch_max": 100, "sql_web_port": free_port()})
@@ -126,8 +142,14 @@ async def test_sink_killed_mid_batch_loses_and_duplicates_nothing(
     try:
         await wait_for_rows(sql_dsn, stream.total, timeout=60)
         counts, dupes = await rows_and_duplicates(sql_dsn)
+        async with aiohttp.ClientSession() as http, http.get(sink.url + "/metrics") as resp:
+            exposition = await resp.text()
     finally:
         sink.stop()
+    for name in ("evgrid_sql_rows_total", "evgrid_sql_consumer_lag",
+                 "evgrid_sql_last_commit_age_seconds", "evgrid_sql_rows_per_second",
+                 "evgrid_sql_freshness_seconds_bucket"):
+        assert name in exposition, name
     record(ChaosRow("SQL sink killed mid-batch", f"sink kill -9 ×{kills}, restarted",
                     stream.total, sum(counts.values()), duplicates_new_id=dupes))
     assert counts == stream.sent
@@ -143,9 +165,15 @@ async def test_postgres_restarted_under_the_sink_loses_nothing(
     try:
         await sink.wait_ready()
         await wait_for_rows(sql_dsn, 200, timeout=60)
+        assert (await health(sink))[0] == 200
         # A crash (immediate shutdown: recovery from the write-ahead log), 3 s down while
         # records keep coming, then up again on the same port.
-        await asyncio.to_thread(postgres.restart, "immediate", 3.0)
+        restart = asyncio.create_task(asyncio.to_thread(postgres.restart, "immediate", 3.0))
+        down = await wait_for_health(sink, 503, timeout=10)
+        assert down["database_up"] is False
+        await restart
+        up = await wait_for_health(sink, 200, timeout=30)
+        assert up["database_up"] is True
         await wait_for_rows(sql_dsn, await written(sql_dsn) + 200, timeout=60)
     finally:
         stream.stop.set()
