@@ -23,8 +23,7 @@ from evgrid.sql.rows import TABLES, Row, coalesce
 log = logging.getLogger("evgrid.sql")
 T = TypeVar("T")
 
-#: What "the database is unreachable" looks like: wait and retry. Anything else is a bug
-#: (a message that fits its model always fits its table) and is raised.
+#: What "the database is unreachable" looks like.
 UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
@@ -32,6 +31,13 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
+)
+#: The database refusing one record's data (a NUL in a text, a value out of range): the sink
+#: finds that record and skips it. Every other error (unreachable, disk full, read-only after
+#: a fail-over, a permission taken away) is waited out and retried: nothing is skipped.
+REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
 )
 RETRY_MAX_S = 5.0
 #: Tables whose old rows retention deletes (the partitioned ones drop whole days instead).
@@ -68,11 +74,11 @@ class Database:
             return
         was, self.up = self.up, up
         if up and was is None:
-            log.info("PostgreSQL reachable at %s", redacted(self.dsn))
+            log.info("PostgreSQL available at %s", redacted(self.dsn))
         elif up:  # as loud as the loss, so an operator at WARNING sees both
-            log.warning("PostgreSQL reachable again at %s; resuming", redacted(self.dsn))
+            log.warning("PostgreSQL available again at %s; resuming", redacted(self.dsn))
         else:
-            log.warning("PostgreSQL unreachable at %s (%s); waiting, nothing is committed "
+            log.warning("PostgreSQL unavailable at %s (%s); waiting, nothing is committed "
                         "to Kafka meanwhile", redacted(self.dsn), detail)
 
     async def _connected(self) -> asyncpg.Connection:
@@ -92,13 +98,15 @@ class Database:
 
     async def retrying(self, work: Callable[[asyncpg.Connection], Awaitable[T]],
                        stop: asyncio.Event | None = None) -> T | None:
-        """Run `work(conn)` until it succeeds, reconnecting while PostgreSQL is away; None
-        if `stop` is set first."""
+        """Run `work(conn)` until it succeeds, reconnecting while PostgreSQL is away or
+        unusable; None if `stop` is set first. A refused record's error is raised."""
         delay = 0.2
         while stop is None or not stop.is_set():
             try:
                 result = await work(await self._connected())
-            except UNREACHABLE as exc:
+            except REFUSED:
+                raise
+            except (*UNREACHABLE, asyncpg.PostgresError) as exc:
                 self._state(False, f"{type(exc).__name__}: {exc}".strip())
                 await self._drop()
                 await asyncio.sleep(delay)
@@ -176,9 +184,7 @@ class Database:
                                 await conn.execute(table.insert_sql(), *row)
                                 offered += 1
                         made |= mine
-                    except UNREACHABLE:
-                        raise
-                    except asyncpg.PostgresError as exc:
+                    except REFUSED as exc:
                         refused.append((topic, f"sql_{type(exc).__name__}"))
                         log.warning("PostgreSQL refused a record of %s, skipped: %s", topic, exc)
             self.partitions |= made

@@ -17,7 +17,6 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -27,7 +26,7 @@ from evgrid.codec import DecodeError
 from evgrid.metrics import DEADLETTERS
 from evgrid.settings import Settings
 from evgrid.sql import metrics
-from evgrid.sql.database import Database, redacted
+from evgrid.sql.database import REFUSED, Database, redacted
 from evgrid.sql.rows import Row, Source, decoders, published
 
 log = logging.getLogger("evgrid.sql")
@@ -143,7 +142,7 @@ class Sink:
         started = time.perf_counter()
         try:
             offered = await self.db.write(rows, datetime.now(UTC), self.stopping)
-        except asyncpg.PostgresError as exc:  # data the database refuses: find the record
+        except REFUSED as exc:  # data the database refuses: find the record
             log.warning("PostgreSQL refused a batch (%s); writing it record by record", exc)
             each = await self.db.write_each(per_record, datetime.now(UTC), self.stopping)
             offered = None if each is None else each[0]

@@ -189,5 +189,5 @@ async def test_postgres_restarted_under_the_sink_loses_nothing(
     assert counts == stream.sent
     assert dupes == 0
     # One line when it was lost and one when it was back, whatever the number of retries.
-    assert log.count("PostgreSQL unreachable") == 1, log
-    assert log.count("PostgreSQL reachable again") == 1, log
+    assert log.count("PostgreSQL unavailable") == 1, log
+    assert log.count("PostgreSQL available again") == 1, log
