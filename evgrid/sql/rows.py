@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel
 
 from evgrid import codec
 from evgrid.models import (
@@ -137,11 +138,19 @@ def _json(value: Any) -> str:
 
 
 Rows = list[tuple[str, Row]]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _decode(model: type[M], raw: bytes | None, limit: int) -> M:
+    """The wire model, ignoring top-level fields it does not know: a worker newer than the
+    sink may add some, and the sink still writes what it knows."""
+    data = codec.loads_object(raw, limit)
+    return codec.validate(model, {k: v for k, v in data.items() if k in model.model_fields})
 Decoder = Callable[[bytes | None, Source, int], Rows]
 
 
 def _windows(raw: bytes | None, src: Source, limit: int) -> Rows:
-    w = codec.decode(StationWindow, raw, limit)
+    w = _decode(StationWindow, raw, limit)
     energy = w.total_power_kw * (w.window_end - w.window_start).total_seconds() / 3600.0
     row = (w.station_id, w.window_start, w.window_end, w.zone_id, w.total_power_kw,
            w.avg_power_per_connector_kw, w.max_connector_power_kw, round(energy, 6),
@@ -150,14 +159,14 @@ def _windows(raw: bytes | None, src: Source, limit: int) -> Rows:
 
 
 def _zone_load(raw: bytes | None, src: Source, limit: int) -> Rows:
-    z = codec.decode(ZoneLoadReport, raw, limit)
+    z = _decode(ZoneLoadReport, raw, limit)
     row = (z.zone_id, z.ts, z.zone_total_power_kw, z.zone_capacity_kw, z.stations_active,
            z.cap_kw, z.shortfall_kw, z.stations_uncontrollable, src.published_at)
     return [("zone_load", row), ("zone_current", row)]
 
 
 def _dr_status(raw: bytes | None, src: Source, limit: int) -> Rows:
-    s = codec.decode(DRStatus, raw, limit)
+    s = _decode(DRStatus, raw, limit)
     row = (src.topic, src.partition, src.offset, s.signal_id, s.zone_id, s.state,
            s.signal_type, s.priority, s.start_ts, s.end_ts, s.baseline_kw, s.cap_kw,
            s.current_kw, s.achieved_reduction_kw, s.shortfall_kw, s.stations_commanded,
@@ -166,7 +175,7 @@ def _dr_status(raw: bytes | None, src: Source, limit: int) -> Rows:
 
 
 def _dr_report(raw: bytes | None, src: Source, limit: int) -> Rows:
-    r = codec.decode(DRReport, raw, limit)
+    r = _decode(DRReport, raw, limit)
     rows: Rows = [("dr_reports", (
         r.report_id, r.signal_id, r.zone_id, r.signal_type, r.priority, r.target_reduction_kw,
         r.target_reduction_pct, r.target_cap_kw, r.baseline_kw, r.cap_kw, r.planned_start_ts,
@@ -184,7 +193,7 @@ def _dr_report(raw: bytes | None, src: Source, limit: int) -> Rows:
 
 
 def _command(raw: bytes | None, src: Source, limit: int) -> Rows:
-    c = codec.decode(ChargingCommand, raw, limit)
+    c = _decode(ChargingCommand, raw, limit)
     return [("commands", (
         c.command_id, c.action, c.reason, c.station_id, c.zone_id, c.signal_id, c.priority,
         c.target_power_kw, c.station_shed_kw, c.dr_end_ts, c.command_ts,
@@ -192,14 +201,14 @@ def _command(raw: bytes | None, src: Source, limit: int) -> Rows:
 
 
 def _outcome(raw: bytes | None, src: Source, limit: int) -> Rows:
-    o = codec.decode(CommandOutcome, raw, limit)
+    o = _decode(CommandOutcome, raw, limit)
     return [("command_outcomes", (
         o.command_id, o.attempt, o.status, o.final, o.station_id, o.action, o.reason,
         o.signal_id, o.gateway_id, o.command_ts, o.ts, src.published_at))]
 
 
 def _overload(raw: bytes | None, src: Source, limit: int) -> Rows:
-    a = codec.decode(OverloadAlert, raw, limit)
+    a = _decode(OverloadAlert, raw, limit)
     subject = a.station_id or a.zone_id or ""
     return [("alerts", (
         "overload", a.alert_type, subject, a.detected_at, a.station_id, a.zone_id, None,
@@ -208,7 +217,7 @@ def _overload(raw: bytes | None, src: Source, limit: int) -> Rows:
 
 
 def _compliance(raw: bytes | None, src: Source, limit: int) -> Rows:
-    a = codec.decode(ComplianceAlert, raw, limit)
+    a = _decode(ComplianceAlert, raw, limit)
     return [("alerts", (
         "compliance", a.state, a.station_id, a.detected_at, a.station_id, a.zone_id,
         a.signal_id, a.measured_kw, None, None, max(0.0, a.measured_kw - a.target_power_kw),
@@ -216,21 +225,21 @@ def _compliance(raw: bytes | None, src: Source, limit: int) -> Rows:
 
 
 def _station_alert(raw: bytes | None, src: Source, limit: int) -> Rows:
-    a = codec.decode(StationAlert, raw, limit)
+    a = _decode(StationAlert, raw, limit)
     return [("alerts", (
         "station", a.alert_type, a.station_id, a.detected_at, a.station_id, None, None, None,
         None, None, None, _json(a.model_dump(mode="json")), src.published_at))]
 
 
 def _signal_alert(raw: bytes | None, src: Source, limit: int) -> Rows:
-    a = codec.decode(SignalRefusedAlert, raw, limit)
+    a = _decode(SignalRefusedAlert, raw, limit)
     return [("alerts", (
         "signal", a.alert_type, a.zone_id, a.detected_at, None, a.zone_id, a.signal_id, None,
         None, None, None, _json(a.model_dump(mode="json")), src.published_at))]
 
 
 def _station_status(raw: bytes | None, src: Source, limit: int) -> Rows:
-    s = codec.decode(StationStatus, raw, limit)
+    s = _decode(StationStatus, raw, limit)
     return [("station_status", (
         src.topic, src.partition, src.offset, s.station_id, s.gateway_id, s.event, s.connected,
         s.ocpp_version, s.connector_id, s.connector_status, s.error_code, s.vendor, s.model,

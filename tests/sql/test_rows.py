@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import orjson
 import pytest
 
 from evgrid import codec
@@ -79,3 +80,12 @@ async def test_retention_drops_old_days_and_rows_and_writes_no_old_rows(sql_dsn:
         assert [r["relname"] for r in parts] == [f"zone_load_p{recent:%Y%m%d}"]
     finally:
         await conn.close()
+
+
+def test_a_field_the_sink_does_not_know_is_ignored_not_refused() -> None:
+    load = fleet.zone_load("Z1", 0, 5.0, 10.0, 1)
+    newer = orjson.dumps({**orjson.loads(codec.dumps(load)), "members_reporting": 7})
+    src = Source("t", 0, 0, NOW)
+    assert zone_rows(newer, src, LIMIT) == zone_rows(codec.dumps(load), src, LIMIT)
+    with pytest.raises(codec.DecodeError):
+        zone_rows(orjson.dumps({"zone_id": "Z1"}), src, LIMIT)  # missing fields still are
