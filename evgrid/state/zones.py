@@ -156,6 +156,9 @@ class ZoneStore:
                 return None
             left = self.remove(station_id)
         zone = self.zone(config.zone_id, now)
+        current = zone.load.stations.get(station_id)
+        if current is not None and current.config == config:
+            config = current.config  # most rows only bring loads: one config object kept
         zone.load.upsert(StationRow(config, connectors), now, self.tunables.stale_after_s)
         self.member_of[station_id] = config.zone_id
         newest = max((c.arrival_ts for c in connectors), default=None)

@@ -189,6 +189,29 @@ def test_a_new_owner_holds_signals_until_its_partition_is_read_back() -> None:
     assert list(second.zones.held_signals()) == []
 
 
+def test_a_decision_taken_before_every_member_was_known_is_retaken_as_they_arrive() -> None:
+    world = World()
+    world.map("S0", "Z1", 50.0)
+    world.map("S1", "Z1", 50.0)
+    world.signal("Z1", 50.0)  # 100 kW known: cap 50
+    status = world.out.sent(world.t.dr_status)[-1][1]
+    assert (status["members"], status["members_reporting"]) == (2, 2)
+    assert set(world.commands()) == {"S0", "S1"}
+    world.out.pending.clear()
+    world.map("S2", "Z1", 40.0)  # mapped and reporting after the decision
+    world.map("S3", "Z1", 40.0)
+    zone = world.zones.zones["Z1"]
+    clock = world.clock({zone.partition})
+    assert clock.run_once(now=time.time() + 1.5) == 1  # the re-evaluation each second
+    targets = world.commands()
+    assert {"S2", "S3"} <= set(targets)  # the late members are allocated too
+    view = zone.controller.view(time.time() + 1.5)
+    assert view["cap_kw"] == 50.0  # the cap is held: new load is shed, not added
+    standing = zone.controller.commanded
+    assert set(standing) == {"S0", "S1", "S2", "S3"}
+    assert sum(c.target_kw for c in standing.values()) == pytest.approx(50.0)
+
+
 def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
     world = World()
     world.map("S0", "Z1", 40.0)
