@@ -23,7 +23,8 @@ DASHBOARD_USER = "evgrid_dashboard"
 #: column), and what an empty answer means.
 QUERIES = (
     ("SELECT zone_id, zone_total_power_kw AS load_kw, zone_capacity_kw AS capacity_kw, "
-     "utilization_pct, cap_kw, updated_at::time(0) FROM zone_load_summary ORDER BY zone_id",
+     "utilization_pct, cap_kw, stations, updated_at::time(0) FROM zone_load_summary "
+     "ORDER BY zone_id",
      "no zone load yet: zones report every EVGRID_HISTORY_STEP_S"),
     ("SELECT station_id, zone_id, window_start::time(0), total_power_kw, active_connectors "
      "FROM station_current_load ORDER BY total_power_kw DESC LIMIT 5",

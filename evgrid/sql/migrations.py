@@ -63,6 +63,9 @@ CREATE TABLE zone_load (
     cap_kw double precision,
     shortfall_kw double precision NOT NULL,
     stations_uncontrollable integer NOT NULL,
+    members integer NOT NULL,
+    members_reporting integer NOT NULL,
+    load_age_s double precision,
     published_at timestamptz NOT NULL,
     PRIMARY KEY (zone_id, ts)
 ) PARTITION BY RANGE (ts);
@@ -87,6 +90,8 @@ CREATE TABLE dr_status_history (
     stations_commanded integer NOT NULL,
     stations_noncompliant integer NOT NULL,
     load_age_s double precision,
+    members integer NOT NULL,
+    members_reporting integer NOT NULL,
     updated_ts timestamptz NOT NULL,
     published_at timestamptz NOT NULL,
     PRIMARY KEY (kafka_topic, kafka_partition, kafka_offset)
@@ -235,6 +240,9 @@ CREATE TABLE zone_current (
     cap_kw double precision,
     shortfall_kw double precision NOT NULL,
     stations_uncontrollable integer NOT NULL,
+    members integer NOT NULL,
+    members_reporting integer NOT NULL,
+    load_age_s double precision,
     published_at timestamptz NOT NULL
 );
 CREATE TABLE dr_events (LIKE dr_status_history INCLUDING DEFAULTS, PRIMARY KEY (signal_id));
@@ -249,13 +257,15 @@ SELECT station_id, zone_id, window_start, window_end, total_power_kw,
        active_sessions
 FROM station_current;
 
--- Per zone, its latest live load (grid.zone_load, every few seconds).
+-- Per zone, its latest live load (grid.zone_load, every few seconds): stations are its
+-- members, stations_reporting those with a live reading, stations_active those drawing.
 CREATE VIEW zone_load_summary AS
 SELECT zone_id, zone_total_power_kw, zone_capacity_kw,
        CASE WHEN zone_capacity_kw > 0
             THEN round((100.0 * zone_total_power_kw / zone_capacity_kw)::numeric, 2)::float8
        END AS utilization_pct,
-       stations_active, cap_kw, shortfall_kw, stations_uncontrollable, ts AS updated_at
+       stations_active, members AS stations, members_reporting AS stations_reporting,
+       cap_kw, shortfall_kw, stations_uncontrollable, load_age_s, ts AS updated_at
 FROM zone_current;
 
 -- Per active DR event and commanded station: its target (the latest SET of the event), what

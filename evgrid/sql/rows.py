@@ -70,12 +70,13 @@ WINDOW_COLUMNS = ("station_id", "window_start", "window_end", "zone_id", "total_
                   "avg_power_per_connector_kw", "max_connector_power_kw", "energy_kwh",
                   "active_connectors", "active_sessions", "published_at")
 ZONE_COLUMNS = ("zone_id", "ts", "zone_total_power_kw", "zone_capacity_kw", "stations_active",
-                "cap_kw", "shortfall_kw", "stations_uncontrollable", "published_at")
+                "cap_kw", "shortfall_kw", "stations_uncontrollable", "members",
+                "members_reporting", "load_age_s", "published_at")
 STATUS_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "signal_id", "zone_id",
                   "state", "signal_type", "priority", "start_ts", "end_ts", "baseline_kw",
                   "cap_kw", "current_kw", "achieved_reduction_kw", "shortfall_kw",
-                  "stations_commanded", "stations_noncompliant", "load_age_s", "updated_ts",
-                  "published_at")
+                  "stations_commanded", "stations_noncompliant", "load_age_s", "members",
+                  "members_reporting", "updated_ts", "published_at")
 OFFSET_KEY = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 TABLES: dict[str, Table] = {t.name: t for t in (
@@ -161,7 +162,8 @@ def _windows(raw: bytes | None, src: Source, limit: int) -> Rows:
 def _zone_load(raw: bytes | None, src: Source, limit: int) -> Rows:
     z = _decode(ZoneLoadReport, raw, limit)
     row = (z.zone_id, z.ts, z.zone_total_power_kw, z.zone_capacity_kw, z.stations_active,
-           z.cap_kw, z.shortfall_kw, z.stations_uncontrollable, src.published_at)
+           z.cap_kw, z.shortfall_kw, z.stations_uncontrollable, z.members, z.members_reporting,
+           z.load_age_s, src.published_at)
     return [("zone_load", row), ("zone_current", row)]
 
 
@@ -170,7 +172,8 @@ def _dr_status(raw: bytes | None, src: Source, limit: int) -> Rows:
     row = (src.topic, src.partition, src.offset, s.signal_id, s.zone_id, s.state,
            s.signal_type, s.priority, s.start_ts, s.end_ts, s.baseline_kw, s.cap_kw,
            s.current_kw, s.achieved_reduction_kw, s.shortfall_kw, s.stations_commanded,
-           s.stations_noncompliant, s.load_age_s, s.updated_ts, src.published_at)
+           s.stations_noncompliant, s.load_age_s, s.members, s.members_reporting, s.updated_ts,
+           src.published_at)
     return [("dr_status_history", row), ("dr_events", row)]
 
 

@@ -40,8 +40,10 @@ def window(station_id: str, zone_id: str, minute: int, total: float, avg: float,
 
 def zone_load(zone_id: str, s: float, load: float, capacity: float, stations: int,
               cap: float | None = None) -> ZoneLoadReport:
+    """`stations` of its members draw; one more member is silent."""
     return ZoneLoadReport(zone_id=zone_id, zone_total_power_kw=load, zone_capacity_kw=capacity,
-                          stations_active=stations, cap_kw=cap, ts=at(s))
+                          stations_active=stations, cap_kw=cap, members=stations + 1,
+                          members_reporting=stations, load_age_s=0.5, ts=at(s))
 
 
 def status(signal_id: str, zone_id: str, state: str, s: float, cap: float | None = None,

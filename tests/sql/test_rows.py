@@ -21,7 +21,7 @@ LIMIT = 1_000_000
 
 
 def zone_row(zone: str, ts: datetime, load: float) -> tuple:
-    return (zone, ts, load, 100.0, 1, None, 0.0, 0, ts)
+    return (zone, ts, load, 100.0, 1, None, 0.0, 0, 2, 1, 0.5, ts)
 
 
 def test_history_keeps_the_first_of_a_key_current_keeps_the_newest() -> None:
@@ -84,7 +84,7 @@ async def test_retention_drops_old_days_and_rows_and_writes_no_old_rows(sql_dsn:
 
 def test_a_field_the_sink_does_not_know_is_ignored_not_refused() -> None:
     load = fleet.zone_load("Z1", 0, 5.0, 10.0, 1)
-    newer = orjson.dumps({**orjson.loads(codec.dumps(load)), "members_reporting": 7})
+    newer = orjson.dumps({**orjson.loads(codec.dumps(load)), "feeder_temperature_c": 41})
     src = Source("t", 0, 0, NOW)
     assert zone_rows(newer, src, LIMIT) == zone_rows(codec.dumps(load), src, LIMIT)
     with pytest.raises(codec.DecodeError):

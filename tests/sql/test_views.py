@@ -62,9 +62,11 @@ STATION_CURRENT_LOAD = [
     ("S3", "Z2", at(0), at(60), 40.0, 20.0, 22.0, 0.666667, 2, 2),
     ("S4", "Z1", at(60), at(120), 0.0, 0.0, 0.0, 0.0, 0, 0),
 ]
+# zone, load, capacity, utilisation %, stations active / members / reporting, cap, shortfall,
+# uncontrollable, load age, updated at
 ZONE_LOAD_SUMMARY = [
-    ("Z1", 85.0, 100.0, 85.0, 3, 70.0, 0.0, 0, at(120)),
-    ("Z2", 30.0, 50.0, 60.0, 1, None, 0.0, 0, at(60)),
+    ("Z1", 85.0, 100.0, 85.0, 3, 4, 3, 70.0, 0.0, 0, 0.5, at(120)),
+    ("Z2", 30.0, 50.0, 60.0, 1, 2, 1, None, 0.0, 0, 0.5, at(60)),
 ]
 # S4's latest command is a CLEAR and E2 has ended: neither is allocated.
 DR_LOAD_ALLOCATION = [
