@@ -96,6 +96,8 @@ class StationSide:
         self.unmapped: set[str] = set()
         #: Stations whose readings each zone's owner must hear after this batch, by zone.
         self._changed: dict[str, dict[str, StationEntry]] = defaultdict(dict)
+        #: A changed station is one its zone has never had a reading of.
+        self.urgent = False
         self._zone_partitions: dict[str, int] = {}
 
     # -- meter values ----------------------------------------------------------------------
@@ -141,6 +143,9 @@ class StationSide:
             return
         self._check_contract(entry, config)
         if entry.worth_forwarding(reading, self.heartbeat_s):
+            # A station its zone has no reading of yet is missing from the zone's picture:
+            # its loads leave with the next batch, not the next interval.
+            self.urgent = self.urgent or not entry.forwarded
             self._changed[config.zone_id][station_id] = entry
 
     def _refuse_future(self, record: Record, entry: StationEntry, event_ts: float,
@@ -260,6 +265,8 @@ class StationSide:
                                        "stations": stations}),
                           partition=self.zone_partition(zone_id))
             sent += 1
+        if not self._changed:
+            self.urgent = False
         return sent
 
     def forget_partitions(self, owned: set[int]) -> None:

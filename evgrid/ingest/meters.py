@@ -41,7 +41,8 @@ CHECKPOINT_QUEUED_MAX = 2_000
 LOADS_CHUNK = 5
 #: While the ingest is behind, how often each zone hears its stations' changed readings
 #: (coalesced over the batches in between: the zone side's work is then bounded by the fleet,
-#: not by the reading rate); caught up, they leave after every batch.
+#: not by the reading rate); caught up, or when a station its zone has no reading of yet
+#: reports, they leave after every batch.
 LOADS_INTERVAL_S = 2.0
 
 
@@ -65,7 +66,8 @@ class MeterIngest(AssignedConsumer):
         # Caught up, each batch's loads leave at once (a DR signal right behind a reading sees
         # it); behind, they are coalesced over the interval, so a backlog is not paid twice.
         caught_up = fetched and self._behind == 0
-        if caught_up or now - self._last_loads >= LOADS_INTERVAL_S:
+        due = now - self._last_loads >= LOADS_INTERVAL_S
+        if caught_up or due or self.side.urgent:
             async with self._lock:
                 self._last_loads = now
                 await self.send_loads()

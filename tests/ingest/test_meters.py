@@ -67,6 +67,17 @@ def in_partition_0(n: int) -> list[str]:
     return [f"S{i}" for i in range(200) if partition_of(f"S{i}", PARTITIONS) == 0][:n]
 
 
+def heard_of(side: Side, ids: list[str]) -> None:
+    """Each station's zone has had a reading of it: the next ones are coalesced."""
+    then = time.time() - 10
+    for i, station_id in enumerate(ids):
+        side.inputs.dispatch(record(METER, station_id, reading(station_id, 1.0, then),
+                                    offset=1000 + i, partition=0))
+    side.side.flush_loads()
+    side.out.pending.clear()
+    assert not side.side.urgent
+
+
 def records_sent(log: list, topic: str) -> int:
     return sum(1 for what, t in log if what == "sent" and t == topic)
 
@@ -109,7 +120,7 @@ async def test_loads_leave_once_the_interval_passed_even_when_behind(monkeypatch
     ids = in_partition_0(2)
     for station_id, zone_id in zip(ids, ("ZA", "ZB"), strict=True):
         side.map(station_id, zone_id)
-    side.out.pending.clear()
+    heard_of(side, ids)
     tp = TopicPartition(METER, 0)
     now = time.time()
     await ingest._apply({tp: [record(METER, s, reading(s, 10.0, now), offset=i, partition=0)
@@ -196,7 +207,7 @@ async def test_loads_leave_after_each_batch_when_caught_up_and_wait_when_behind(
     station_rows = side.t.station_rows
     (station_id,) = in_partition_0(1)
     side.map(station_id, "ZA")
-    side.out.pending.clear()
+    heard_of(side, [station_id])
     tp = TopicPartition(METER, 0)
     ingest.owned = {0}
     ingest._last_loads = time.monotonic()  # the interval has not passed
@@ -219,6 +230,27 @@ async def test_loads_leave_after_each_batch_when_caught_up_and_wait_when_behind(
                                if m[0] == station_rows]
     assert key.decode() == loads_key("ZA")
     assert [s["connectors"][0][2] for s in orjson.loads(value)["stations"]] == [11.0]
+
+
+async def test_a_station_its_zone_has_no_reading_of_is_sent_at_once_even_when_behind() -> None:
+    ingest, side, log = service()
+    (station_id,) = in_partition_0(1)
+    side.map(station_id, "ZA")  # mapped, never read: its zone lists it without a load
+    side.out.pending.clear()
+    tp = TopicPartition(METER, 0)
+    ingest._last_loads = time.monotonic()  # the interval has not passed
+    ingest._behind = 1000
+    await ingest._apply({tp: [record(METER, station_id, reading(station_id, 10.0, time.time()),
+                                     offset=0, partition=0)]})
+    ingest._behind = 1000  # the batch left records behind it
+    await ingest.after_fetch(True)
+    assert records_sent(log, side.t.station_rows) == 1  # at once: the picture was missing it
+    assert not side.side.urgent
+    await ingest._apply({tp: [record(METER, station_id, reading(station_id, 20.0, time.time()),
+                                     offset=1, partition=0)]})
+    ingest._behind = 1000
+    await ingest.after_fetch(True)
+    assert records_sent(log, side.t.station_rows) == 1  # heard of now: coalesced again
 
 
 class GrowingPartition:
