@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.transport.producer import ProducerBuffer
 from faust.types import Message
 
@@ -96,11 +95,9 @@ def create_app(settings: Settings) -> faust.App:
                     publisher.guarded(on_message, event.message)
                 await publisher.drain()
                 # Faust flushes its own producer before it commits; the control link's
-                # messages (commands on an outcome or a station leaving) are acked here.
-                try:
-                    await publisher.control_acked()
-                except KafkaError as exc:  # after aiokafka's own retries: say so, go on
-                    log.error("evgrid: control messages not acknowledged: %r", exc)
+                # messages (commands on an outcome or a station leaving) are acked here
+                # (waiting while the broker is away).
+                await publisher.control_acked()
 
         return agent
 
@@ -119,8 +116,10 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(RESOLUTION_S)
     async def zone_clock() -> None:
+        # Never waits on the broker: decisions fall due on time through any outage, and
+        # their outputs wait in the control link's outbox.
         rt.clock.run_once()
-        await publisher.drain()
+        publisher.drain_soon()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: object) -> None:
