@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TEST_PROCESSES ?= 2
 OPENADR_STAMP := $(VENV)/.openadr-installed
 
-.PHONY: all venv openadr kafka-jars ocpp-clients system-deps tools image-deps test unit integration lint demo bench chaos clean
+.PHONY: all venv openadr kafka-jars ocpp-clients system-deps tools image-deps test unit integration lint demo bench chaos chaos-long clean
 
 all: test
 
@@ -116,6 +116,12 @@ demo: venv openadr kafka-jars
 chaos: venv kafka-jars
 	@echo "==> fault-injection tests against a real local broker"
 	@$(BIN)/python -m pytest -q -ra -m chaos
+
+# Not part of `make test`: the broker-outage chaos test with the broker away for 10 minutes.
+chaos-long: venv kafka-jars
+	@echo "==> the broker away for 10 minutes across DR decisions (about 13 minutes)"
+	@EVGRID_CHAOS_LONG_OUTAGE_S=600 $(BIN)/python -m pytest -q -ra -s -m chaos \
+		tests/chaos/test_broker_outage.py
 
 bench: venv kafka-jars
 	@echo "==> benchmarks against a fresh local broker (about 20 minutes; figures, not pass/fail; BENCH_ARGS=\"--phases latency\" for one phase)"

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: An output whose send or ack failed is sent again after this long (while the broker is away).
 RETRY_S = 1.0
 #: How long a stopping worker waits for its held outputs to be acknowledged.
-STOP_WAIT_S = 10.0
+STOP_WAIT_S = 5.0
 #: Failures no retry cures.
 NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
 #: The longest ingestion waits, per slice, for control messages in flight (normally acked in

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long a stopping consumer waits to commit what it has applied (its outputs must be
+#: acknowledged first, which waits while the broker is away).
+FINAL_COMMIT_S = 5.0
+
 
 class AssignedConsumer(Service):
     """The assignment-following loop; subclasses say what a batch does (`_apply`), what
@@ -99,14 +103,21 @@ class AssignedConsumer(Service):
     async def on_stop(self) -> None:
         if self.consumer is None:
             return
+        try:  # commits wait for the broker; a stop does not wait for ever
+            await asyncio.wait_for(self._final_commit(), FINAL_COMMIT_S)
+        except TimeoutError:
+            log.warning("evgrid %s: no final commit, the broker is away; the next owner "
+                        "replays from the last one", self.group_id)
+        await self.consumer.stop()
+        self.consumer = None
+
+    async def _final_commit(self) -> None:
         async with self._lock:
             if self.owned:
                 try:
                     await self.checkpoint_and_commit()
                 except Exception:  # the broker may be gone; the next owner replays
                     log.exception("evgrid %s: final commit failed", self.group_id)
-            await self.consumer.stop()
-            self.consumer = None
 
     @Service.task
     async def _run(self) -> None:

@@ -109,14 +109,13 @@ async def outage(broker: LocalKafka, readings: Readings, worker: WorkerProcess,
     return o
 
 
-async def settled(worker: WorkerProcess, timeout: float = 60.0) -> float:
-    """Wait until no output waits for the broker; returns the seconds it took."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if await worker.metric("evgrid_outputs_waiting") == 0:
-            return time.monotonic() - t0
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"outputs still waiting after {timeout}s:\n{worker.log_tail()}")
+async def held_acked(worker: WorkerProcess, timeout: float = 60.0) -> float:
+    """Wall time at which nothing waits for the broker any more (polled every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while await worker.metric("evgrid_outputs_waiting") > 0:
+        assert time.monotonic() < deadline, worker.log_tail()
+        await asyncio.sleep(0.1)
+    return time.time()
 
 
 def of(messages: list[dict], signal_id: str, **fields: object) -> list[dict]:
@@ -124,6 +123,7 @@ def of(messages: list[dict], signal_id: str, **fields: object) -> list[dict]:
             and all(m.get(k) == v for k, v in fields.items())]
 
 
+@pytest.mark.timeout(LONG_OUTAGE_S + 300)
 async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> None:
     """One kill -9 outage (`LONG_OUTAGE_S`, 120 s) covers three rows: E1 on Z1 ends 15 s
     into it; E2 on Z2 starts 20 s into it, and its one heavy station's non-compliance
@@ -173,6 +173,7 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
             start2 = o.went + 20.0
             assert end1 < o.back and start2 + 15.0 < o.back
             assert o.saw_disconnected
+            acked_s = await held_acked(worker) - o.back
 
             # Row: E1's end. Every commanded station has its CLEAR within 10 s of the return,
             # decided at the end (command_ts) with the event's end (dr_end_ts), both past.
@@ -218,7 +219,7 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
             await produce(b, t.demand_response, [(b"Z2", jdump(dr(
                 "E2", "Z2", "RESTORE", 12.0, start2, ends["E2"])))])
             await seen.wait(t.dr_reports, lambda r: bool(of(r, "E2")))
-            acked_s = await settled(worker)
+            await held_acked(worker)
             assert worker.alive() and not crashed(worker), worker.log_tail()
 
             # Exactly one ENDED status and one report per event, read back from Kafka.
@@ -245,8 +246,7 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
             assert len([x for x in back_lines if "unreachable:" in x]) == 1, back_lines
             await until_logged(worker, "reachable again")
             figures = (f"kill -9, {down_s:.0f}s down; {o.peak_waiting:.0f} outputs held at "
-                       f"the peak; last held output acked {acked_s + (time.time() - o.back):.0f}"
-                       f"s after the return")
+                       f"the peak; the last acked {acked_s:.1f}s after the return")
             for scenario in ("broker away across an event's end",
                              "broker away across an event's start and a re-allocation"):
                 signal_id = "E1" if "end" in scenario else "E2"
