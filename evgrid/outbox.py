@@ -49,6 +49,7 @@ class Outbox:
         self.in_flight: dict[int, Output] = {}  # by seq
         self._busy_slots: set[Hashable] = set()
         self._seq = 0
+        self._unsorted = False
         self._unslotted = 0
         self.superseded = 0
         self.dropped = 0
@@ -92,6 +93,9 @@ class Outbox:
 
     def take(self) -> list[Output]:
         """Waiting outputs whose slot has nothing in flight, oldest first, now in flight."""
+        if self._unsorted:  # failed outputs went back to the end: put them in their place
+            self._unsorted = False
+            self.waiting = dict(sorted(self.waiting.items(), key=lambda kv: kv[1].seq))
         ready = [k for k, out in self.waiting.items()
                  if out.slot is None or out.slot not in self._busy_slots]
         taken = []
@@ -123,4 +127,4 @@ class Outbox:
             return
         else:
             self.waiting[out.slot] = out
-        self.waiting = dict(sorted(self.waiting.items(), key=lambda kv: kv[1].seq))
+        self._unsorted = True

@@ -21,6 +21,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from faust.exceptions import ProducerSendError
 from faust.types import Message
 from mode import Service
 
@@ -147,8 +148,11 @@ class ControlLink(Service):
                     fut = await self.producer.send(out.topic, out.value, key=out.key,
                                                    headers=out.headers)
                 except KafkaError as exc:  # no metadata, or no room: the broker is away
-                    for rest in batch[i:]:
-                        self._failed(rest, exc)
+                    self._failed(out, exc)
+                    if isinstance(exc, NEVER_FITS):
+                        continue  # that one alone is dropped
+                    for rest in batch[i + 1:]:
+                        self.outbox.failed(rest)
                     break
                 self.unacked.add(fut)
                 fut.add_done_callback(partial(self._delivered, out))
@@ -259,8 +263,8 @@ class Publisher:
         for i, (topic, key, value, headers, callback) in enumerate(rest):
             try:
                 fut = await send(topic, key, value, None, None, headers)
-            except KafkaError as exc:  # no metadata or no room while the broker is away
-                log.debug("evgrid: output waits for the broker: %r", exc)
+            except (KafkaError, ProducerSendError) as exc:  # the broker is away (Faust
+                log.debug("evgrid: output waits for the broker: %r", exc)  # wraps aiokafka's)
                 self.pending[:0] = rest[i:]
                 break
             if callback is not None:

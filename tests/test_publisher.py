@@ -7,7 +7,12 @@ import asyncio
 from types import SimpleNamespace
 
 import orjson
-from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    UnknownTopicOrPartitionError,
+)
+from faust.exceptions import ProducerSendError
 
 from evgrid import publisher
 from evgrid.publisher import ControlLink, Publisher
@@ -120,7 +125,7 @@ async def test_a_newer_decision_replaces_the_one_waiting_for_the_broker() -> Non
 async def test_faust_producer_refusing_keeps_the_rest_queued_and_never_raises() -> None:
     out, shared, _own = await linked()
     t = out.settings.topics
-    shared.refuse = UnknownTopicOrPartitionError()
+    shared.refuse = ProducerSendError("Error while sending: UnknownTopicOrPartitionError()")
     out.send(t.station_load, "Z1", b"a")
     out.send(t.zone_load, "Z1", b"b")
     await out.drain()
@@ -128,6 +133,26 @@ async def test_faust_producer_refusing_keeps_the_rest_queued_and_never_raises() 
     shared.refuse = None
     await out.drain()
     assert shared.sent == [t.station_load, t.zone_load] and not out.pending
+
+
+async def test_an_output_kafka_can_never_take_is_dropped_and_the_others_go_on() -> None:
+    out, _shared, own = await linked()
+    t = out.settings.topics
+    refused = own.send
+
+    async def too_large(topic, *args, **kwargs):
+        if kwargs.get("key") == b"BIG":
+            raise MessageSizeTooLargeError()
+        return await refused(topic, *args, **kwargs)
+
+    own.send = too_large  # type: ignore[method-assign]
+    out.send(t.dr_reports, "BIG", b'{"signal_id": "E1"}')
+    out.send(t.commands, "S1", b'{"signal_id": "E1"}')
+    await out.drain()
+    await turns()
+    assert own.sent == [t.commands] and len(out.control.outbox) == 1
+    own.futures[0].set_result(None)
+    await asyncio.wait_for(out.control_acked(), 1.0)
 
 
 async def test_without_a_control_link_everything_leaves_on_the_shared_producer() -> None:
