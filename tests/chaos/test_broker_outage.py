@@ -164,13 +164,13 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
 
             async def announce_e2(went: float) -> None:
                 # Received before the outage, starting 20 s into it, ending after it.
-                ends["E2"] = went + down_s + 60.0
+                ends["start"], ends["E2"] = went + 20.0, went + down_s + 60.0
                 await produce(b, t.demand_response, [(b"Z2", jdump(dr(
-                    "E2", "Z2", "CURTAIL", 12.0, went + 20.0, ends["E2"])))])
+                    "E2", "Z2", "CURTAIL", 12.0, ends["start"], ends["E2"])))])
                 await seen.wait(t.dr_status, lambda s: bool(of(s, "E2", state="SCHEDULED")))
 
             o = await outage(broker, readings, worker, down_s, announce_e2)
-            start2 = o.went + 20.0
+            start2 = ends["start"]
             assert end1 < o.back and start2 + 15.0 < o.back
             assert o.saw_disconnected
             acked_s = await held_acked(worker) - o.back
