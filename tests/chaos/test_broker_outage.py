@@ -1,9 +1,10 @@
 """Reliability: control decisions falling due while the broker is away.
 
-One worker, a zone of DC stations. The broker goes away (SIGTERM, later kill -9) for a minute
-or more while a DR event ends, another starts and a station's non-compliance re-allocates the
-cap. The worker must stay alive, keep deciding on time, hold its outputs and send them, with
-the ids they had, once the broker is back: every decision delivered, none under two ids."""
+One worker and two zones of DC stations. The broker is killed (-9) for two minutes while a DR
+event ends, another starts and a station's non-compliance re-allocates the cap. The worker
+must stay alive, keep deciding on time, hold its outputs and send them, with the ids they had,
+once the broker is back: every decision delivered, none under two ids. The gateway and the
+OpenADR VEN ride out the same outage (`tests/chaos/edges.py`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from aiokafka.errors import KafkaError
 
 from evgrid.broker.local import LocalKafka
 from tests.chaos.accounting import duplicated_decisions
+from tests.chaos.edges import Edges
 from tests.chaos.report import ChaosRow, record
 from tests.integration.harness import (
     Collector,
@@ -88,17 +90,21 @@ class Outage:
 
 
 async def outage(broker: LocalKafka, readings: Readings, worker: WorkerProcess,
-                 down_s: float, on_way: Callable[[float], Awaitable[None]]) -> Outage:
+                 down_s: float, on_way: Callable[[float], Awaitable[None]],
+                 edges: Edges) -> Outage:
     """kill -9 of the broker, down `down_s` (from the kill to the restart); the worker is
-    checked alive, its held outputs and `/health` sampled every second. `on_way(went)` runs
-    before the kill."""
+    checked alive, its held outputs and `/health` sampled every second, the edges driven.
+    `on_way(went)` runs before the kill."""
     o = Outage()
     await on_way(time.time())
+    await edges.before_outage()
     readings.up.clear()
     o.went = time.time()
     await asyncio.to_thread(broker.kill)
+    edges.gone()
     while time.time() - o.went < down_s:
         assert worker.alive(), worker.log_tail()
+        await edges.during()
         o.peak_waiting = max(o.peak_waiting, await worker.metric("evgrid_outputs_waiting"))
         _, health = await worker.get("/health")
         o.saw_disconnected |= health["broker_connected"] is False
@@ -139,7 +145,9 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
     t, b = settings.topics, broker.bootstrap
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     feeding: asyncio.Task | None = None
+    edges = Edges(b, unique_prefix + "e", tmp_path / "edges")
     try:
+        await edges.start()
         await worker.wait_ready()
         await produce(b, t.station_zones, [(s.encode(), jdump(mapping(s, "Z1"))) for s in Z1]
                       + [(s.encode(), jdump(mapping(s, "Z2"))) for s in Z2])
@@ -169,7 +177,7 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
                     "E2", "Z2", "CURTAIL", 12.0, ends["start"], ends["E2"])))])
                 await seen.wait(t.dr_status, lambda s: bool(of(s, "E2", state="SCHEDULED")))
 
-            o = await outage(broker, readings, worker, down_s, announce_e2)
+            o = await outage(broker, readings, worker, down_s, announce_e2, edges)
             start2 = ends["start"]
             assert end1 < o.back and start2 + 15.0 < o.back
             assert o.saw_disconnected
@@ -254,6 +262,7 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
                 ids = {c["command_id"] for c in mine}
                 record(ChaosRow(scenario, figures, len(ids), len(ids), *duplicated_decisions(
                     mine)))
+            record(await edges.after_return(down_s))
             print(f"\noutage: {figures}; CLEARs {clear_late:.1f}s after the return; "
                   f"{int(decided)} decisions, {int(superseded)} superseded while waiting, "
                   f"{delivered} delivered, {same} re-sent under the same id")
@@ -263,6 +272,7 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
             with contextlib.suppress(asyncio.CancelledError):
                 await feeding
         worker.stop()
+        await edges.stop()
         broker.cleanup()
 
 
