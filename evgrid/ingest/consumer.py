@@ -20,14 +20,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from evgrid.logs import broker_connected
+
 if TYPE_CHECKING:
     from evgrid.agents.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-#: How long a stopping consumer waits to commit what it has applied (its outputs must be
-#: acknowledged first, which waits while the broker is away).
-FINAL_COMMIT_S = 5.0
+#: How long a stopping consumer waits to checkpoint and commit what it has applied: its
+#: outputs must be acknowledged first, which waits while the broker is away (then the
+#: shorter bound; a large checkpoint needs the longer one).
+FINAL_COMMIT_S = 60.0
+FINAL_COMMIT_AWAY_S = 5.0
 
 
 class AssignedConsumer(Service):
@@ -103,10 +107,12 @@ class AssignedConsumer(Service):
     async def on_stop(self) -> None:
         if self.consumer is None:
             return
+        away = broker_connected() is False
         try:  # commits wait for the broker; a stop does not wait for ever
-            await asyncio.wait_for(self._final_commit(), FINAL_COMMIT_S)
+            await asyncio.wait_for(self._final_commit(),
+                                   FINAL_COMMIT_AWAY_S if away else FINAL_COMMIT_S)
         except TimeoutError:
-            log.warning("evgrid %s: no final commit, the broker is away; the next owner "
+            log.warning("evgrid %s: no final commit (the broker is away?); the next owner "
                         "replays from the last one", self.group_id)
         await self.consumer.stop()
         self.consumer = None

@@ -21,6 +21,7 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from evgrid.broker.local import LocalKafka
+from evgrid.worker import STOP_AWAY_S
 from tests.chaos.accounting import duplicated_decisions
 from tests.chaos.edges import Edges
 from tests.chaos.report import ChaosRow, record
@@ -263,6 +264,16 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
             record(await edges.after_return(down_s))
             print(f"\noutage: {figures}; {int(decided)} decisions, {delivered} delivered, "
                   f"{same} re-sent under the same id")
+
+        # A SIGTERM while the broker is away ends the worker within a grace period.
+        await edges.stop()
+        readings.up.clear()
+        await asyncio.to_thread(broker.kill)
+        await until_logged(worker, "unreachable:", count=2)
+        stopping = time.monotonic()
+        assert await asyncio.to_thread(worker.stop, 40.0) == 0, worker.log_tail()
+        stopped_s = time.monotonic() - stopping
+        assert stopped_s <= STOP_AWAY_S + 3.0, stopped_s
     finally:
         if feeding is not None:
             feeding.cancel()
@@ -278,8 +289,9 @@ def broker_lines(worker: WorkerProcess) -> list[str]:
             if "Kafka broker" in line]
 
 
-async def until_logged(worker: WorkerProcess, text: str, timeout: float = 30.0) -> None:
+async def until_logged(worker: WorkerProcess, text: str, timeout: float = 30.0,
+                       count: int = 1) -> None:
     deadline = time.monotonic() + timeout
-    while not any(text in line for line in broker_lines(worker)):
+    while sum(text in line for line in broker_lines(worker)) < count:
         assert time.monotonic() < deadline, broker_lines(worker)
         await asyncio.sleep(0.5)
