@@ -33,6 +33,8 @@ from tests.openadr.vtn import Vtn
 VEN = "evgrid-outage-ven"
 READINGS = 6  # one every 10 s while the broker is away
 READING_EVERY_S = 10.0
+#: The commands outlive the longest outage (`make chaos-long`): this is not about expiry.
+VALID_S = 3600.0
 
 
 class Edges:
@@ -80,14 +82,15 @@ class Edges:
         self.seen = await self.stack.enter_async_context(
             Collector(self.b, self.t.outcomes, self.t.meter_values, self.t.demand_response))
         await asyncio.wait_for(self.vtn.registered.wait(), 30)
-        await produce(self.b, self.t.commands, [(b"CP-1", jdump(command("CP-1", "c-before")))])
+        await produce(self.b, self.t.commands, [(b"CP-1", jdump(command(
+            "CP-1", "c-before", valid_s=VALID_S)))])
         await self.seen.wait(self.t.outcomes, lambda o: any(
             x["command_id"] == "c-before" for x in o), timeout=30)
 
     async def before_outage(self) -> None:
         """A command queued in Kafka right before the broker goes."""
-        await produce(self.b, self.t.commands,
-                      [(b"CP-1", jdump(command("CP-1", "c-queued", kw=9.0)))])
+        await produce(self.b, self.t.commands, [(b"CP-1", jdump(command(
+            "CP-1", "c-queued", kw=9.0, valid_s=VALID_S)))])
 
     def gone(self) -> None:
         """The broker is gone: the VTN publishes an event."""
@@ -117,10 +120,11 @@ class Edges:
             x["event_ts"] for x in m} >= set(self.sent_ts), timeout=30)
         outcomes = await seen.wait(t.outcomes, lambda o: any(
             x["command_id"] == "c-queued" for x in o), timeout=30)
-        assert [x["status"] for x in outcomes if x["command_id"] == "c-queued"] == ["Accepted"]
+        queued = [x["status"] for x in outcomes if x["command_id"] == "c-queued"]
+        assert queued == ["Accepted"], outcomes
         # The charger stayed connected: a command after the return reaches the same session.
-        await produce(self.b, t.commands,
-                      [(b"CP-1", jdump(command("CP-1", "c-after", kw=8.0)))])
+        await produce(self.b, t.commands, [(b"CP-1", jdump(command(
+            "CP-1", "c-after", kw=8.0, valid_s=VALID_S)))])
         outcomes = await seen.wait(t.outcomes, lambda o: any(
             x["command_id"] == "c-after" for x in o), timeout=30)
         assert [a for a, _ in self.cp.received].count("SetChargingProfile") == 3
