@@ -46,6 +46,7 @@ def config_of(sz: StationZone, record: Record) -> StationConfig:
         connector_max_kw=dict(sz.connector_max_kw) if sz.connector_max_kw else None,
         profile_mode=sz.profile_mode, stack_level=sz.stack_level,
         mapped_at=ts if ts is not None and ts > 0 else int(time.time() * 1000),
+        site_id=sz.site_id,
     )
 
 
@@ -69,6 +70,7 @@ def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
         ],
         "outcome": entry.outcome,
         "mapped_at": config.mapped_at,
+        "site_id": config.site_id,
     }
 
 

@@ -27,7 +27,7 @@ def row_config(row: StationRowMessage) -> StationConfig:
         max_station_kw=limits.max_station_kw, contract_max_kw=limits.contract_max_kw,
         connector_max_kw=dict(limits.connector_max_kw) if limits.connector_max_kw else None,
         profile_mode=limits.profile_mode, stack_level=limits.stack_level,
-        mapped_at=row.mapped_at,
+        mapped_at=row.mapped_at, site_id=row.site_id,
     )
 
 

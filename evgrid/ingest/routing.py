@@ -82,13 +82,15 @@ class Route:
     `entity_id` names the id a message must be keyed and partitioned by; with a `router`, a
     misplaced message goes through the router's repartition topic (which routes to the same
     `Route`, and is trusted). `tombstones`: a null value is a removal of the entity its key
-    names, handed over as None."""
+    names, handed over as None. `deadletter_when`: for a topic every worker reads whole,
+    whether this worker is the one that dead-letters a bad record (the others skip it)."""
 
     model: type[BaseModel]
     handle: Handler
     entity_id: Callable[[Any], str] | None = None
     router: Router | None = None
     tombstones: bool = False
+    deadletter_when: Callable[[Record], bool] | None = None
 
 
 class InputPath:
@@ -111,7 +113,8 @@ class InputPath:
         try:
             message = codec.decode(route.model, record.value, self.max_message_bytes)
         except DecodeError as err:
-            self.out.deadletter(record, err)
+            if route.deadletter_when is None or route.deadletter_when(record):
+                self.out.deadletter(record, err)
             return
         if route.router is not None and route.entity_id is not None and \
                 route.router.rerouted(record, route.entity_id(message)):

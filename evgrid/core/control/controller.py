@@ -12,19 +12,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import islice
 
-from evgrid.core.allocator import StationDemand, allocate, rotation_index
+from evgrid.core.allocator import StationDemand, rotation_index
 from evgrid.core.compliance import StationCompliance
 from evgrid.core.control import demand as dem
 from evgrid.core.control import reporting, state
 from evgrid.core.control.commands import (
+    SITE_PRIORITY,
+    SITE_SIGNAL_PREFIX,
     Commanded,
+    Source,
     clear_command,
     commanded_from,
-    set_command,
+    limit_command,
     suspended_of,
 )
 from evgrid.core.control.decisions import Decisions, RefusedSignal
-from evgrid.core.control.diff import stations_to_command
+from evgrid.core.control.diff import needs_command
+from evgrid.core.control.sites import SiteControl, site_of
 from evgrid.core.control.status import (
     StatusFigures,
     compliance_body,
@@ -42,7 +46,9 @@ from evgrid.core.lifecycle import (
     DRSignal,
     EventBook,
 )
+from evgrid.core.nested import allocate_nested
 from evgrid.core.reports import EventReport
+from evgrid.core.sites import SiteConfig
 from evgrid.core.types import StationRow, Tunables
 
 #: While an event is active the zone is re-evaluated this often (new sessions, compliance).
@@ -70,6 +76,10 @@ class ZoneController:
         self.refusing = False  # in a too_many_events episode
         self.published: dict[str, StatusFigures] = {}  # signal_id -> last status figures
         self.reports: dict[str, EventReport] = {}  # signal_id -> accumulator (active events)
+        #: The zone's sites (a view of config.sites the zone store keeps current; not state).
+        self.sites: Mapping[str, SiteConfig] = {}
+        self.site = SiteControl(tunables)  # which sites are limited, their demands
+        self.site_shortfall_kw: dict[str, float] = {}
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -101,15 +111,10 @@ class ZoneController:
         """A station left the zone (moved or tombstoned): CLEAR its profile at once, and
         re-allocate the cap over the stations left."""
         d = Decisions()
-        prev = self.commanded.pop(station_id, None)
-        self.compliance.pop(station_id, None)
-        self.uncontrollable.pop(station_id, None)
+        self._clear(station_id, now, d)
         self.held.pop(station_id, None)
-        if prev is not None:
-            d.commands.append(
-                clear_command(self.zone_id, station_id, prev, self._next_seq(station_id), now)
-            )
-        if self.book.active():
+        self.site.held.pop(station_id, None)
+        if self.book.active() or self.site.limited(self.sites):
             left = {k: v for k, v in stations.items() if k != station_id}
             self._step(left, now, d, set(), [])
         return d
@@ -141,7 +146,7 @@ class ZoneController:
 
     def next_deadline(self, now: float) -> float | None:
         due = self.book.next_deadline()
-        if self.book.active() or self.commanded:
+        if self.book.active() or self.commanded or self.sites:
             periodic = self.last_step + REALLOCATE_EVERY_S
             due = periodic if due is None else min(due, periodic)
         if self.wake_at is not None:
@@ -163,18 +168,24 @@ class ZoneController:
     ) -> None:
         self.last_step = now
         self.wake_at = None
+        if self.sites or self.site.limits:
+            d.site_alerts.extend(self.site.update(self.sites, stations, now))
         changed = self.book.advance(now, lambda: self._uncurtailed(stations, now))
         ended = ended + [ev for ev in changed if ev.state == ENDED]
         force_status |= {ev.signal_id for ev in changed}
         gov = self.book.governing()
+        limited = self.site.limited(self.sites)
         if gov is None:
-            self._clear_all(now, d)
             self.shortfall_kw = 0.0
             self.held.clear()
+        if gov is None and not limited:
+            self._clear_all(now, d)
+            self.site_shortfall_kw = {}
         else:
-            dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
+            if gov is not None:
+                dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
             self._check_compliance(gov, stations, now, d)
-            self._allocate(gov, stations, now, d)
+            self._allocate(gov, limited, stations, now, d)
         self._report(gov, ended, stations, now, d)
         self._statuses(stations, now, d, force_status, ended)
         if len(self.book.live) < self.book.max_live:
@@ -182,9 +193,18 @@ class ZoneController:
 
     def _uncurtailed(self, stations: Mapping[str, StationRow], now: float) -> float:
         """An activating event's baseline: with no event active yet, the zone's load now;
-        otherwise its stations' demands as the allocator holds them."""
-        dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
-        return dem.uncurtailed_kw(self.held, stations, now, self.t.stale_after_s)
+        otherwise its stations' demands as the allocator holds them. A limited site counts
+        at most its threshold: what the zone draws without the event, site limits included."""
+        stale = self.t.stale_after_s
+        dem.capture(self.held, stations, self.commanded, now, stale)
+        if not self.sites:
+            return dem.uncurtailed_kw(self.held, stations, now, stale)
+        per_station = {
+            station_id: max(sum(self.held.get(station_id, {}).values()),
+                            row.load_kw(now, stale))
+            for station_id, row in stations.items()
+        }
+        return self.site.capped_uncurtailed(per_station, stations, self.sites)
 
     def _target(self, station_id: str) -> float | None:
         prev = self.commanded.get(station_id)
@@ -195,8 +215,8 @@ class ZoneController:
         at the higher of their last load and their target)."""
         return dem.effective_load(row, self._target(station_id), now, self.t.stale_after_s)
 
-    def _fixed(self, station_id: str, gov: DREvent) -> bool:
-        """Non-compliant, or uncontrollable for the governing event: its load is taken as
+    def _fixed(self, station_id: str, signal_id: str) -> bool:
+        """Non-compliant, or uncontrollable for what limits it now: its load is taken as
         it is and the cap's rest goes to the others."""
         comp = self.compliance.get(station_id)
         if comp is not None and comp.noncompliant:
@@ -205,43 +225,82 @@ class ZoneController:
         return (
             station_id in self.uncontrollable
             and prev is not None
-            and prev.signal_id == gov.signal_id
+            and prev.signal_id == signal_id
         )
 
+    def _source(self, gov: DREvent | None, site_id: str | None, now: float) -> Source:
+        """What a station's command says limits it: the governing event, its limited site,
+        or both (one profile either way)."""
+        if gov is not None:
+            reason = "DR" if site_id is None else "DR+SITE"
+            return Source(gov.signal_id, gov.signal.priority, gov.signal.end_ts, reason)
+        assert site_id is not None
+        return Source(SITE_SIGNAL_PREFIX + site_id, SITE_PRIORITY,
+                      now + self.t.site_profile_valid_s, "SITE")
+
+    def _needs(self, prev: Commanded | None, src: Source, target: float,
+               suspended: tuple[int, ...], now: float) -> bool:
+        """A new target, a new source, a new suspension, or a site profile past half its
+        validity (re-sent before the charger drops it)."""
+        if needs_command(prev, src.signal_id, target, self.t.dead_band_kw, suspended):
+            return True
+        assert prev is not None
+        return src.reason == "SITE" and prev.dr_end_ts - now < self.t.site_profile_valid_s / 2
+
     def _allocate(
-        self, gov: DREvent, stations: Mapping[str, StationRow], now: float, d: Decisions
+        self, gov: DREvent | None, limited: dict[str, float],
+        stations: Mapping[str, StationRow], now: float, d: Decisions,
     ) -> None:
-        fixed = 0.0
-        demands: list[StationDemand] = []
-        for station_id, row in sorted(stations.items()):
-            effective = self.effective_load(station_id, row, now)
-            if self._fixed(station_id, gov):
-                fixed += effective
-                continue
-            demand = dem.station_demand(
-                row, self.held.get(station_id, {}), gov.may_suspend, effective, self.t, now
-            )
-            if demand.demand_kw > 0.0 or station_id in self.commanded:
-                demands.append(demand)
+        """One allocation for the zone cap (if an event governs) and its limited sites;
+        one command per station whose limit or source changed; a CLEAR for a station no
+        longer limited by anything."""
         t = self.t
-        alloc = allocate(
-            max(0.0, (gov.cap_kw or 0.0) - fixed), demands,
-            rotation=rotation_index(now, gov.activated_at or now, t.suspend_rotation_s),
+        fixed, site_fixed, fixed_ids = 0.0, dict.fromkeys(limited, 0.0), set()
+        demands: list[StationDemand] = []
+        site_map: dict[str, str] = {}
+        sources: dict[str, Source] = {}
+        for station_id, row in sorted(stations.items()):
+            site_id = site_of(row, self.sites)
+            sited = site_id in limited
+            if gov is None and not sited:
+                continue
+            src = self._source(gov, site_id if sited else None, now)
+            effective = self.effective_load(station_id, row, now)
+            if self._fixed(station_id, src.signal_id):
+                fixed += effective
+                fixed_ids.add(station_id)
+                if sited:
+                    site_fixed[site_id] += effective
+                continue
+            held = self.site.demand_of(station_id, self.held.get(station_id, {}))
+            demand = dem.station_demand(
+                row, held, gov is not None and gov.may_suspend, effective, t, now)
+            if demand.demand_kw > 0.0 or (gov is not None and station_id in self.commanded):
+                demands.append(demand)
+                sources[station_id] = src
+                if sited:
+                    site_map[station_id] = site_id
+        since = (gov.activated_at if gov is not None else self.site.limited_since()) or now
+        nested = allocate_nested(
+            None if gov is None else max(0.0, (gov.cap_kw or 0.0) - fixed), demands,
+            {s: max(0.0, kw - site_fixed[s]) for s, kw in limited.items()}, site_map,
+            rotation=rotation_index(now, since, t.suspend_rotation_s),
             dc_min_kw=t.dc_min_kw, ac_min_current_a=t.ac_min_current_a,
         )
-        self.shortfall_kw = alloc.shortfall_kw
-        targets = {station_id: round(kw, 3) for station_id, kw in alloc.targets.items()}
-        suspended = {station_id: suspended_of(limits)
-                     for station_id, limits in alloc.connectors.items()}
-        for station_id in stations_to_command(
-            targets, self.commanded, gov.signal_id, t.dead_band_kw, suspended
-        ):
-            target = targets[station_id]
-            held_kw = sum(self.held.get(station_id, {}).values())
-            cmd = set_command(
-                self.zone_id, gov, stations[station_id], target, held_kw - target,
-                alloc.connectors[station_id], self._next_seq(station_id), now,
-            )
+        alloc = nested.allocation
+        self.shortfall_kw = alloc.shortfall_kw if gov is not None else 0.0
+        self.site_shortfall_kw = nested.site_shortfall_kw
+        for station_id, kw in sorted(alloc.targets.items()):
+            target = round(kw, 3)
+            limits = alloc.connectors[station_id]
+            src = sources[station_id]
+            if not self._needs(self.commanded.get(station_id), src, target,
+                               suspended_of(limits), now):
+                continue
+            held_kw = sum(self.site.demand_of(station_id, self.held.get(station_id, {}))
+                          .values())
+            cmd = limit_command(self.zone_id, src, stations[station_id], target,
+                                held_kw - target, limits, self._next_seq(station_id), now)
             d.commands.append(cmd)
             self.commanded[station_id] = commanded_from(cmd)
             self.uncontrollable.pop(station_id, None)  # a new SET: a fresh chance
@@ -250,6 +309,20 @@ class ZoneController:
                 self.compliance[station_id] = StationCompliance(target, now)
             else:
                 comp.retarget(target, now)
+        for station_id in sorted(self.commanded):
+            if station_id in stations and station_id not in alloc.targets \
+                    and station_id not in fixed_ids:
+                self._clear(station_id, now, d)
+
+    def _clear(self, station_id: str, now: float, d: Decisions) -> None:
+        """CLEAR exactly the profile the station was last given (if any)."""
+        prev = self.commanded.pop(station_id, None)
+        self.compliance.pop(station_id, None)
+        self.uncontrollable.pop(station_id, None)
+        if prev is not None:
+            d.commands.append(
+                clear_command(self.zone_id, station_id, prev, self._next_seq(station_id), now)
+            )
 
     def _next_seq(self, station_id: str) -> int:
         seq = self.seq.get(station_id, 0) + 1
@@ -266,12 +339,14 @@ class ZoneController:
         self.uncontrollable.clear()
 
     def _check_compliance(
-        self, gov: DREvent, stations: Mapping[str, StationRow], now: float, d: Decisions
+        self, gov: DREvent | None, stations: Mapping[str, StationRow], now: float,
+        d: Decisions,
     ) -> None:
         t = self.t
         for station_id, comp in sorted(self.compliance.items()):
             row = stations.get(station_id)
-            if row is None:
+            prev = self.commanded.get(station_id)
+            if row is None or prev is None:
                 continue
             load = self.effective_load(station_id, row, now)
             change = comp.evaluate(
@@ -281,7 +356,8 @@ class ZoneController:
             if change is not None:
                 d.compliance.append(
                     compliance_body(
-                        self.zone_id, gov.signal_id, station_id, change, comp, load, t, now
+                        self.zone_id, gov.signal_id if gov else prev.signal_id, station_id,
+                        change, comp, load, t, now,
                     )
                 )
 

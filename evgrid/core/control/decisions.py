@@ -27,8 +27,10 @@ class Decisions:
     compliance: list[dict] = field(default_factory=list)  # alerts.dr.compliance bodies
     reports: list[dict] = field(default_factory=list)  # grid.dr_reports bodies, one per event
     refused: list[RefusedSignal] = field(default_factory=list)
+    site_alerts: list[dict] = field(default_factory=list)  # SITE_OVERLOAD episodes
 
     def __bool__(self) -> bool:
         return bool(
             self.commands or self.statuses or self.compliance or self.reports or self.refused
+            or self.site_alerts
         )
