@@ -140,7 +140,7 @@ class Settings(BaseModel):
     site_release_hysteresis_pct: float = Field(10.0, ge=0, lt=100)
     """A limited site's release level: this far below its threshold (its limit less its
     margin)."""
-    site_profile_valid_s: float = Field(3600.0, gt=0)
+    site_profile_valid_s: float = Field(86_400.0, gt=0)
     """A site limit's profile is valid this long (`validTo`); it is re-sent at half of it."""
 
     rocksdb_write_buffer_mb: int = Field(4, ge=1)

@@ -22,6 +22,7 @@ from evgrid.models import MeterValue, OverloadAlert, StationAlert, StationZone
 from evgrid.models.inputs import GatewayOutcome
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
+from evgrid.state.sites import Refused, SiteBook
 from evgrid.state.stations import StationEntry, StationStore
 from evgrid.state.tables_io import partition_of
 from evgrid.timeutil import from_epoch, iso
@@ -77,8 +78,10 @@ def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
 class StationSide:
     """The station side of one worker: every station of the partitions it owns."""
 
-    def __init__(self, settings: Settings, store: StationStore, publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, store: StationStore, publisher: Publisher,
+                 sites: SiteBook | None = None) -> None:
         self.settings = settings
+        self.sites = sites or SiteBook()
         self.tunables = settings.tunables()
         self.store = store
         self.out = publisher
@@ -180,6 +183,12 @@ class StationSide:
     def on_mapping(self, sz: StationZone | None, record: Record) -> None:
         """A station's new mapping (None: a tombstone, the station leaves evgrid)."""
         station_id = sz.station_id if sz is not None else (record.key or b"").decode()
+        if sz is not None:
+            try:  # a site of its own zone, or the mapping changes nothing
+                self.sites.check_station(station_id, sz.zone_id, sz.site_id)
+            except Refused as refused:
+                self.out.deadletter(record, DecodeError(refused.reason, refused.detail))
+                return
         config = config_of(sz, record) if sz is not None else None
         entry = self.store.entry(station_id, record.partition)
         old = entry.config
