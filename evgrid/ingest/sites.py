@@ -51,13 +51,8 @@ class SiteIngest(Service):
 
     async def _assign(self) -> dict[TopicPartition, int]:
         assert self.consumer is not None
-        while True:
-            partitions = self.consumer.partitions_for_topic(self.topic)
-            if partitions:
-                break
-            await self.consumer.force_metadata_update()
-            await self.sleep(0.2)
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        # Created with every co-partitioned topic, so it has EVGRID_PARTITIONS partitions.
+        tps = [TopicPartition(self.topic, p) for p in range(self.settings.partitions)]
         self.consumer.assign(tps)
         ends = await self.consumer.end_offsets(tps)
         await self.consumer.seek_to_beginning(*tps)

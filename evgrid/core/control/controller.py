@@ -441,6 +441,14 @@ class ZoneController:
             ],
         }
 
+    def site_view(self, stations: Mapping[str, StationRow], now: float) -> dict[str, dict]:
+        """Each of the zone's sites: load, limit, headroom, which stations are limited."""
+        targets = {s: c.target_kw for s, c in self.commanded.items()}
+        views = self.site.view(self.sites, stations, targets, now)
+        for site_id, v in views.items():
+            v["shortfall_kw"] = round(self.site_shortfall_kw.get(site_id, 0.0), 3)
+        return views
+
     def _refusal(self, signal: DRSignal) -> RefusedSignal:
         first = not self.refusing
         self.refusing = True
