@@ -213,6 +213,9 @@ class DRReport(BaseModel):
     time_to_cap_s: float | None
     peak_overshoot_kw: float = Field(ge=0)
     max_shortfall_kw: float = Field(ge=0)
+    #: What site limits held back during the event (normal operation, not DR delivery).
+    site_limited_kwh: float = Field(default=0.0, ge=0)
+    sites_limited: list[str] = []
     stations: list[StationReport]
     report_ts: Timestamp
 

@@ -191,6 +191,12 @@ def test_dr_on_top_one_limit_per_station_and_a_site_capped_baseline() -> None:
     assert z.site_kw() <= 36.0 + 1e-6
     report = next(r for d in ds for r in d.reports)
     assert report["baseline_kw"] == pytest.approx(76.0)
+    # DR delivery against the site-limited baseline; what the depot's limit held back
+    # (66 − 36 kW for the whole event) is reported apart, never credited to the event
+    hours = report["duration_s"] / 3600.0
+    assert report["delivered_kwh"] == pytest.approx((76.0 - cap) * hours, rel=0.01)
+    assert report["site_limited_kwh"] == pytest.approx(30.0 * hours, rel=0.01)
+    assert report["sites_limited"] == ["depot"]
 
 
 def test_a_removed_site_releases_its_stations() -> None:

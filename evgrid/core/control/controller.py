@@ -374,7 +374,7 @@ class ZoneController:
         if active:
             sample = reporting.zone_sample(
                 gov, stations, self.commanded, self.compliance, self.uncontrollable,
-                self.shortfall_kw, self.t, now,
+                self.shortfall_kw, self.t, now, self.site.held_back(self.sites),
             )
             reporting.observe(self.reports, active, sample, self.t, now)
 

@@ -28,6 +28,7 @@ class SiteControl:
         self.t = tunables
         self.limits: dict[str, SiteLimit] = {}  # site_id -> its limiting state
         self.held: HeldDemand = {}  # station_id -> connector_id -> session's highest kW
+        self.demand: dict[str, float] = {}  # site_id -> its demand at the last update
 
     def threshold_kw(self, site: SiteConfig) -> float:
         return site.threshold_kw(self.t.ac_phases, self.t.ac_voltage_v)
@@ -62,6 +63,7 @@ class SiteControl:
                 del self.held[station_id]
         for station_id in [s for s in self.held if s not in seen]:
             del self.held[station_id]
+        self.demand = demand
         alerts = []
         for site_id, site in sorted(sites.items()):
             state = self.limits.setdefault(site_id, SiteLimit())
@@ -79,6 +81,11 @@ class SiteControl:
         return {site_id: self.threshold_kw(sites[site_id])
                 for site_id, state in self.limits.items()
                 if state.limited and site_id in sites}
+
+    def held_back(self, sites: Mapping[str, SiteConfig]) -> dict[str, float]:
+        """site_id -> how much of its demand each limited site holds back now."""
+        return {site_id: max(0.0, self.demand.get(site_id, 0.0) - kw)
+                for site_id, kw in self.limited(sites).items()}
 
     def limited_since(self) -> float | None:
         return min((s.since for s in self.limits.values() if s.limited and s.since is not None),
