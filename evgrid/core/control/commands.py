@@ -126,6 +126,18 @@ class Source:
     reason: str  # DR | SITE | DR+SITE
 
 
+def source_for(gov: DREvent | None, site_id: str | None, now: float,
+               site_profile_valid_s: float) -> Source:
+    """What a station's command says limits it: the governing event, its limited site, or
+    both (one profile either way). A site limit's profile is valid `site_profile_valid_s`."""
+    if gov is not None:
+        reason = "DR" if site_id is None else "DR+SITE"
+        return Source(gov.signal_id, gov.signal.priority, gov.signal.end_ts, reason)
+    assert site_id is not None
+    return Source(SITE_SIGNAL_PREFIX + site_id, SITE_PRIORITY, now + site_profile_valid_s,
+                  "SITE")
+
+
 def set_command(
     zone_id: str, ev: DREvent, row: StationRow, target_kw: float, shed_kw: float,
     connectors: tuple[ConnectorLimit, ...], seq: int, now: float,

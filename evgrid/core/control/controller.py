@@ -10,28 +10,27 @@ with the same command ids, and emits one report per event, after it restores.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import islice
 
 from evgrid.core.allocator import StationDemand, rotation_index
 from evgrid.core.compliance import StationCompliance
 from evgrid.core.control import demand as dem
 from evgrid.core.control import reporting, state
 from evgrid.core.control.commands import (
-    SITE_PRIORITY,
-    SITE_SIGNAL_PREFIX,
     Commanded,
     Source,
     clear_command,
     commanded_from,
     limit_command,
+    source_for,
     suspended_of,
 )
-from evgrid.core.control.decisions import Decisions, RefusedSignal
-from evgrid.core.control.diff import needs_command
+from evgrid.core.control.decisions import Decisions, RefusedSignal, refusal
+from evgrid.core.control.diff import needs_limit
 from evgrid.core.control.sites import SiteControl, site_of
 from evgrid.core.control.status import (
     StatusFigures,
     compliance_body,
+    controller_view,
     figures_of,
     status_body,
 )
@@ -228,25 +227,6 @@ class ZoneController:
             and prev.signal_id == signal_id
         )
 
-    def _source(self, gov: DREvent | None, site_id: str | None, now: float) -> Source:
-        """What a station's command says limits it: the governing event, its limited site,
-        or both (one profile either way)."""
-        if gov is not None:
-            reason = "DR" if site_id is None else "DR+SITE"
-            return Source(gov.signal_id, gov.signal.priority, gov.signal.end_ts, reason)
-        assert site_id is not None
-        return Source(SITE_SIGNAL_PREFIX + site_id, SITE_PRIORITY,
-                      now + self.t.site_profile_valid_s, "SITE")
-
-    def _needs(self, prev: Commanded | None, src: Source, target: float,
-               suspended: tuple[int, ...], now: float) -> bool:
-        """A new target, a new source, a new suspension, or a site profile past half its
-        validity (re-sent before the charger drops it)."""
-        if needs_command(prev, src.signal_id, target, self.t.dead_band_kw, suspended):
-            return True
-        assert prev is not None
-        return src.reason == "SITE" and prev.dr_end_ts - now < self.t.site_profile_valid_s / 2
-
     def _allocate(
         self, gov: DREvent | None, limited: dict[str, float],
         stations: Mapping[str, StationRow], now: float, d: Decisions,
@@ -264,7 +244,7 @@ class ZoneController:
             sited = site_id in limited
             if gov is None and not sited:
                 continue
-            src = self._source(gov, site_id if sited else None, now)
+            src = source_for(gov, site_id if sited else None, now, t.site_profile_valid_s)
             effective = self.effective_load(station_id, row, now)
             if self._fixed(station_id, src.signal_id):
                 fixed += effective
@@ -294,8 +274,8 @@ class ZoneController:
             target = round(kw, 3)
             limits = alloc.connectors[station_id]
             src = sources[station_id]
-            if not self._needs(self.commanded.get(station_id), src, target,
-                               suspended_of(limits), now):
+            if not needs_limit(self.commanded.get(station_id), src, target,
+                               suspended_of(limits), now, t):
                 continue
             held_kw = sum(self.site.demand_of(station_id, self.held.get(station_id, {}))
                           .values())
@@ -413,33 +393,8 @@ class ZoneController:
         )
 
     def view(self, now: float) -> dict:
-        """For the JSON views and gauges: the governing cap and the events as they stand
-        (live ones, then the most recently ended, at most `max_events_per_zone` of those)."""
-        gov = self.book.governing()
-        recent = list(islice(reversed(self.book.ended.values()), self.book.max_live))[::-1]
-        return {
-            "cap_kw": gov.cap_kw if gov else None,
-            "governing_signal_id": gov.signal_id if gov else None,
-            "shortfall_kw": self.shortfall_kw if gov else 0.0,
-            "active_events": len(self.book.active()),
-            "stations_commanded": len(self.commanded),
-            "stations_noncompliant": sum(1 for c in self.compliance.values() if c.noncompliant),
-            "stations_uncontrollable": len(self.uncontrollable),
-            "events": [
-                {
-                    "signal_id": e.signal_id,
-                    "state": e.state,
-                    "signal_type": e.signal.signal_type,
-                    "baseline_kw": e.baseline_kw,
-                    "cap_kw": e.cap_kw,
-                    "start_ts": e.signal.start_ts,
-                    "end_ts": e.signal.end_ts,
-                    "activated_at": e.activated_at,
-                    "ended_at": e.ended_at,
-                }
-                for e in self.book.ordered() + recent
-            ],
-        }
+        """For the JSON views and gauges: the governing cap and the events as they stand."""
+        return controller_view(self)
 
     def site_view(self, stations: Mapping[str, StationRow], now: float) -> dict[str, dict]:
         """Each of the zone's sites: load, limit, headroom, which stations are limited."""
@@ -452,17 +407,8 @@ class ZoneController:
     def _refusal(self, signal: DRSignal) -> RefusedSignal:
         first = not self.refusing
         self.refusing = True
-        return RefusedSignal(
-            signal_id=signal.signal_id,
-            zone_id=self.zone_id,
-            reason=REFUSED,
-            detail=(
-                f"zone {self.zone_id} already holds {len(self.book.live)} scheduled or active "
-                f"events (EVGRID_MAX_EVENTS_PER_ZONE={self.book.max_live}); end or RESTORE one "
-                "first, or raise the limit"
-            ),
-            first_in_episode=first,
-        )
+        return refusal(self.zone_id, signal.signal_id, len(self.book.live), self.book.max_live,
+                       REFUSED, first)
 
     # -- persistence ------------------------------------------------------------------------
 

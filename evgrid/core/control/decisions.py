@@ -34,3 +34,19 @@ class Decisions:
             self.commands or self.statuses or self.compliance or self.reports or self.refused
             or self.site_alerts
         )
+
+
+def refusal(zone_id: str, signal_id: str, live: int, max_live: int, reason: str,
+            first: bool) -> RefusedSignal:
+    """A signal refused because the zone holds as many events as it may."""
+    return RefusedSignal(
+        signal_id=signal_id,
+        zone_id=zone_id,
+        reason=reason,
+        detail=(
+            f"zone {zone_id} already holds {live} scheduled or active events "
+            f"(EVGRID_MAX_EVENTS_PER_ZONE={max_live}); end or RESTORE one first, or raise "
+            "the limit"
+        ),
+        first_in_episode=first,
+    )
