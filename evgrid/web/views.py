@@ -124,6 +124,12 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
                 # Each station's last command outcome from the gateway (station -> status).
                 "outcomes": {station_id: o["status"]
                              for station_id, o in sorted(zone.last_outcomes.items())},
+                # Each site: load, limit, headroom and the stations it limits now.
+                "sites": [
+                    {k: s[k] for k in ("site_id", "load_kw", "limit_kw", "headroom_kw",
+                                       "utilization_pct", "limited", "stations_limited")}
+                    for s in zone.controller.site_view(zone.load.stations, now).values()
+                ],
             }
         )
         events += [{**e, "zone_id": zone_id} for e in view["events"] if e["state"] != "ENDED"]
