@@ -59,6 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lag", type=float, default=4.0, help="seconds a charger takes to obey")
     p.add_argument("--dr", action="append", default=None,
                    help="DR event(s), e.g. zone=Z1,at=+20s,reduce=25%%,for=5m")
+    p.add_argument("--site-size", type=int, default=0,
+                   help="group each zone's stations into depots of this many, each behind a "
+                   "limit a busy depot exceeds (0: no sites)")
     p.add_argument("--ocpp", action="store_true",
                    help="run `evgrid gateway` too and play the fleet as OCPP chargers")
     p.add_argument("--openadr", action="store_true",
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
                 f"at +{s.at_s:.0f}s" for s in specs)
         )
         fleet = Fleet(args.stations, args.zones, seed=args.seed,
-                      ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
+                      ignore_fraction=args.ignore_fraction, command_lag_s=args.lag,
+                      site_size=args.site_size)
         tracks, stats, outcomes = asyncio.run(
             simulate(settings, fleet, specs, args, url)
         )
