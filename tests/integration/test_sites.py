@@ -172,3 +172,33 @@ async def test_depot_held_under_its_limit_fairly_then_dr_on_top(site_worker, kaf
         assert sum(fleet.draw(f"D{i}") for i in range(6)) <= THRESHOLD + 0.05
         assert all(fleet.limit[s] is not None and fleet.limit[s] >= 4.14 - 1e-6
                    for s in fleet.want)
+
+
+async def test_sites_and_mappings_published_before_the_worker_starts(kafka_broker,
+                                                                     unique_prefix, tmp_path):
+    """A worker that starts on an existing log reads the sites back before it checks any
+    mapping or decides for any zone: no mapping is refused, the depot is limited."""
+    b = kafka_broker.bootstrap
+    settings = isolated_settings(b, unique_prefix, tmp_path / "data", site_hold_s=HOLD_S)
+    t = settings.topics
+    from evgrid.topics import ensure_topics
+    await ensure_topics(settings)
+    await produce(b, t.sites, [(b"depot", jdump(DEPOT))])
+    await produce(b, t.station_zones, [(f"D{i}".encode(), jdump(mapping(f"D{i}", "depot")))
+                                       for i in range(6)])
+    now = time.time()
+    await produce(b, t.meter_values, [(f"D{i}".encode(), jdump({
+        "station_id": f"D{i}", "connector_id": 1, "connector_type": "Type2",
+        "session_id": f"s-D{i}", "power_kw": 11.0, "event_ts": iso(now)})) for i in range(5)])
+    w = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        await w.wait_ready()
+        async with Collector(b, t.commands, t.deadletter) as seen:
+            cmds = await seen.wait(t.commands, lambda c: len(c) >= 5)
+            assert sorted(c["station_id"] for c in cmds) == [f"D{i}" for i in range(5)]
+            assert {(c["reason"], c["target_power_kw"]) for c in cmds} == {("SITE", 7.2)}
+            assert seen.messages[t.deadletter] == []
+        assert sorted((await site_view(w))["stations"]) == [f"D{i}" for i in range(6)]
+        assert w.alive(), w.log_tail()
+    finally:
+        w.stop()
