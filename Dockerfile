@@ -1,4 +1,4 @@
-# The evgrid image: one image, every role — `worker` (default), `gateway`, `openadr`,
+# The evgrid image: one image, every role — `worker` (default), `gateway`, `openadr`, `sql`,
 # `simulate`. Scale workers by running more of them, up to the partition count.
 # BASE: any image with Python 3.11, pip and useradd (tests build it on a Debian rootfs).
 ARG BASE=python:3.11-slim

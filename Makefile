@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TEST_PROCESSES ?= 2
 OPENADR_STAMP := $(VENV)/.openadr-installed
 
-.PHONY: all venv openadr kafka-jars ocpp-clients system-deps tools image-deps test unit integration lint demo bench chaos docs clean zone-loop
+.PHONY: all venv openadr kafka-jars ocpp-clients system-deps postgres tools image-deps test unit integration lint demo bench chaos docs clean zone-loop
 
 all: test
 
@@ -64,6 +64,22 @@ system-deps:
 		exit 1; \
 	fi
 
+# PostgreSQL's server binaries, for the SQL sink's tests and the demo: evgrid/sql/local.py runs
+# Debian's initdb and postgres in a temporary directory on a free port (never the machine's own
+# cluster, which the package may create and which evgrid does not use). Installed only when
+# missing; needs root (as on CI) or says what to run.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then \
+		echo "==> PostgreSQL server binaries present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> installing Debian package: postgresql (server binaries for evgrid sql's tests and demo)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends postgresql >/dev/null && echo "    done"; \
+	else \
+		echo "evgrid: the SQL tests and the demo need PostgreSQL's server: sudo apt-get install postgresql" >&2; \
+		exit 1; \
+	fi
+
 # kustomize for the manifest tests (tests/config/test_k8s.py). Neither Debian nor PyPI packages
 # it (PyPI's `kustomize` is an unrelated Python re-implementation), so it is built from its Go
 # module with the machine's Go, once, into the virtual environment.
@@ -100,20 +116,20 @@ lint: venv
 	@echo "==> ruff"
 	@$(BIN)/ruff check evgrid tests
 
-test: venv openadr kafka-jars ocpp-clients system-deps tools image-deps lint
+test: venv openadr kafka-jars ocpp-clients system-deps postgres tools image-deps lint
 	@echo "==> pytest in $(TEST_PROCESSES) processes (each with its own local Kafka broker): unit, integration, chaos"
 	@$(BIN)/python -m pytest -q -ra --durations=10 -n $(TEST_PROCESSES) --dist loadfile
 
 unit: venv openadr
 	@$(BIN)/python -m pytest -q -ra -m "not integration"
 
-integration: venv openadr kafka-jars ocpp-clients system-deps tools image-deps
+integration: venv openadr kafka-jars ocpp-clients system-deps postgres tools image-deps
 	@$(BIN)/python -m pytest -q -ra -m integration
 
-demo: venv openadr kafka-jars
+demo: venv openadr kafka-jars postgres
 	@$(BIN)/evgrid demo $(DEMO_ARGS)
 
-chaos: venv kafka-jars
+chaos: venv kafka-jars postgres
 	@echo "==> fault-injection tests against a real local broker"
 	@$(BIN)/python -m pytest -q -ra -m chaos
 

@@ -28,6 +28,7 @@ COMMANDS = {
     "bench": "evgrid.bench.runner",
     "report": "evgrid.reports",
     "openadr": "evgrid.openadr.ven",
+    "sql": "evgrid.sql.cli",
 }
 
 

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     broker: LocalKafka | None = None
     worker: WorkerProcess | None = None
     gateway = None
+    sql = None
     try:
         bootstrap = os.environ.get("EVGRID_BROKER")
         if not bootstrap:
@@ -106,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"evgrid: the worker did not come up: {exc}") from None
         url = worker.url
         console.print(f"     worker up: {url}/ (the dashboard; also /zones, /metrics)")
+        from evgrid.sql.demo import start_sql
+
+        sql = start_sql(settings, workdir, console.print)
         if args.ocpp:
             from evgrid.gateway.process import GatewayProcess
 
@@ -125,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
             simulate(settings, fleet, specs, args, url)
         )
         summary(tracks, stats, settings, outcomes)
+        sql.summary()
         return 0
     finally:
+        if sql is not None:
+            sql.stop()
         if gateway is not None:
             gateway.stop()
         if worker is not None:

@@ -70,6 +70,9 @@ class TopicNames(BaseModel):
     zone_load: str = "grid.zone_load"
     """Output: live load per zone (key zone_id) every `EVGRID_HISTORY_STEP_S`, for the
     OpenADR VEN's TELEMETRY_USAGE reports."""
+    station_windows: str = "grid.station_windows"
+    """Output: each station's closed 1-minute window (key station_id), one record per station
+    per window: the seed's `station_current_load` stream, read by `evgrid sql`."""
 
 
 class Settings(BaseModel):
@@ -250,6 +253,15 @@ class Settings(BaseModel):
     """Longest wait between registration attempts while the VTN is unreachable."""
     openadr_web_port: int = Field(6067, ge=0, le=65535)
     """The VEN's `/health` and `/metrics` port."""
+    sql_dsn: str = "postgresql://evgrid@127.0.0.1:5432/evgrid"
+    """The PostgreSQL `evgrid sql` writes to, a libpq URL (a password in it or in
+    PGPASSWORD)."""
+    sql_retention_days: float = Field(30.0, gt=0)
+    """History older than this is removed (whole days of the partitioned tables)."""
+    sql_batch_max: int = Field(5000, ge=1)
+    """Records per database transaction at most (one transaction per fetched batch)."""
+    sql_web_port: int = Field(6068, ge=0, le=65535)
+    """The sink's `/health` and `/metrics` port."""
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:
@@ -347,6 +359,11 @@ class Settings(BaseModel):
     def bootstrap_servers(self) -> str:
         """The same address for plain aiokafka clients (no scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @property
+    def sql_group(self) -> str:
+        """The SQL sink's consumer group: its offsets are committed after each transaction."""
+        return f"{self.app_id}-sql"
 
     @property
     def ingest_group(self) -> str:

@@ -41,7 +41,8 @@ def _starts(*prefixes: str) -> Callable[[str], bool]:
 
 
 def _worker(name: str) -> bool:
-    return name != "topics" and not name.startswith(("gateway_", "openadr_", "broker_"))
+    return name != "topics" and not name.startswith(("gateway_", "openadr_", "broker_",
+                                                        "sql_"))
 
 
 #: The sections of the page, in order. One settings class per process slots in here as
@@ -58,6 +59,9 @@ SECTIONS: tuple[Section, ...] = (
                   "with the variable to set."),
     Section("OCPP gateway (`evgrid gateway`)", Settings, keep=_starts("gateway_")),
     Section("OpenADR VEN (`evgrid openadr`)", Settings, keep=_starts("openadr_")),
+    Section("PostgreSQL sink (`evgrid sql`)", Settings, keep=_starts("sql_"),
+            intro="See [sql.md](sql.md): the schema, the views, retention and the read-only "
+                  "role."),
     Section("Topic names", TopicNames, prefix=ENV_PREFIX + "TOPIC_",
             intro="Every topic evgrid reads or writes. Topics joined by zone must all have "
                   "`EVGRID_PARTITIONS` partitions; the worker creates missing topics and "

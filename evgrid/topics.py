@@ -68,6 +68,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.signal_alerts, copartitioned=False),
         TopicSpec(t.station_alerts, copartitioned=False),
         TopicSpec(t.zone_load, copartitioned=False),
+        TopicSpec(t.station_windows, copartitioned=False),
         TopicSpec(t.deadletter, copartitioned=False),
         # Joined with the station partitions by the worker (the station's zone).
         TopicSpec(t.outcomes, copartitioned=True),

@@ -65,6 +65,12 @@ class Sizes:
     # 1 vs 2 workers
     scaling_messages: int = 400_000
     scaling_window_s: float = 30.0
+    # sql: evgrid sql beside a worker taking this stream (2 connectors per station); long
+    # enough for every station's 1-minute windows to close
+    sql_stations: int = 50_000
+    sql_rate: float = 10_000.0
+    sql_measure_s: float = 180.0
+    sql_events: int = 10
     partitions: int = 4
     poll_s: float = 1.0
 
@@ -78,7 +84,8 @@ SMOKE = Sizes(
     flood_signal_gap_s=0.5,
     memory_connectors=(400, 2_000), memory_deadline_s=60.0, memory_checkpoint_s=1.0,
     recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
-    scaling_messages=2_000, scaling_window_s=10.0, partitions=2, poll_s=0.5,
+    scaling_messages=2_000, scaling_window_s=10.0, sql_stations=200, sql_rate=300.0,
+    sql_measure_s=10.0, sql_events=2, partitions=2, poll_s=0.5,
 )
 
 

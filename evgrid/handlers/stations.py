@@ -18,7 +18,13 @@ from evgrid.codec import DecodeError
 from evgrid.core.clock import CLOCK_SKEW, FUTURE_REASON, in_future
 from evgrid.core.overload import contract_alert
 from evgrid.core.types import ConnectorReading, StationConfig
-from evgrid.models import MeterValue, OverloadAlert, StationAlert, StationZone
+from evgrid.models import (
+    MeterValue,
+    OverloadAlert,
+    StationAlert,
+    StationZone,
+    station_window,
+)
 from evgrid.models.inputs import GatewayOutcome
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
@@ -123,8 +129,10 @@ class StationSide:
             metrics.CLOCK_RESETS.inc()
         self.store.touched(entry)
         self._check_clock(entry, arrival_ts)
-        self.store.persist_closed_windows(entry)
         config = entry.config
+        for window in self.store.persist_closed_windows(entry):
+            self.out.send(self.settings.topics.station_windows, station_id, codec.dumps(
+                station_window(station_id, config and config.zone_id, window)))
         if config is None:
             metrics.READINGS_UNMAPPED.inc()
             if station_id not in self.unmapped:

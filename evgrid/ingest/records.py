@@ -40,7 +40,7 @@ def interleaved(partitions: Iterable[list]) -> Iterator[Any]:
 
 class HandledIngest(AssignedConsumer):
     """Small fetches, taken partition by partition in turn (a storm on one partition never
-    holds back a record on another's), each record handed to `handle`."""
+    holds back a record on another's), each record through the input path."""
 
     #: Records per fetch and partition.
     max_records = 100
@@ -152,7 +152,9 @@ class RowIngest(HandledIngest):
     reached; `on_loaded` is told then. Partitions that stay keep their position and state.
     """
 
-    #: A row is one station: a hundred of them are a few milliseconds of loop.
+    #: A read-back is a whole partition of rows: larger fetches than a signal's, given way
+    #: every hundred rows (a few milliseconds of loop).
+    max_records = 500
     yield_every = 100
 
     def __init__(self, settings: Settings, publisher: Publisher,

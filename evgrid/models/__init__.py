@@ -12,8 +12,10 @@ from evgrid.models.outputs import (
     OverloadAlert,
     SignalRefusedAlert,
     StationAlert,
+    StationWindow,
     ZoneLoadReport,
     dr_report_message,
+    station_window,
     zone_load_report,
 )
 from evgrid.models.signals import dr_signal_from_model
@@ -32,9 +34,11 @@ __all__ = [
     "SignalRefusedAlert",
     "StationAlert",
     "StationStatus",
+    "StationWindow",
     "StationZone",
     "ZoneLoadReport",
     "dr_report_message",
     "dr_signal_from_model",
+    "station_window",
     "zone_load_report",
 ]

@@ -284,3 +284,34 @@ def zone_load_report(
         load_age_s=None if load_age_s is None else round(load_age_s, 3),
         ts=datetime.fromtimestamp(now, tz=UTC),
     )
+
+
+class StationWindow(BaseModel):
+    """`grid.station_windows` (key `station_id`): one station's closed window (1 minute by
+    default), published once when it closes — the seed's `station_current_load` stream.
+    `total_power_kw` is the sum of each connector's time-average power (core/windows.py);
+    `zone_id` is the station's zone when the window closed (None: not mapped yet)."""
+
+    model_config = _OUTPUT
+
+    station_id: Identifier
+    zone_id: str | None
+    window_start: Timestamp
+    window_end: Timestamp
+    total_power_kw: float = Field(ge=0)
+    active_sessions: int = Field(ge=0)
+    active_connectors: int = Field(ge=0)
+    avg_power_per_connector_kw: float = Field(ge=0)
+    max_connector_power_kw: float = Field(ge=0)
+
+
+def station_window(station_id: str, zone_id: str | None, stat: Any) -> StationWindow:
+    """A closed `WindowStat` (epoch seconds) as the wire model."""
+    return StationWindow(
+        station_id=station_id, zone_id=zone_id,
+        window_start=from_epoch(stat.window_start), window_end=from_epoch(stat.window_end),
+        total_power_kw=stat.total_power_kw, active_sessions=stat.active_sessions,
+        active_connectors=stat.active_connectors,
+        avg_power_per_connector_kw=stat.avg_power_per_connector_kw,
+        max_connector_power_kw=stat.max_connector_power_kw,
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from evgrid.core.overload import HysteresisAlarm
 from evgrid.core.station import StationState
 from evgrid.core.types import ConnectorReading, StationConfig, Tunables
+from evgrid.core.windows import WindowStat
 from evgrid.state.codecs import (
     STATION_CHECKPOINT,
     STATION_CONFIG,
@@ -157,14 +158,18 @@ class StationStore:
 
     # -- durability -------------------------------------------------------------------------
 
-    def persist_closed_windows(self, entry: StationEntry) -> None:
-        """Closed windows go to the window table as they close (not with the checkpoint)."""
+    def persist_closed_windows(self, entry: StationEntry) -> list[WindowStat]:
+        """Closed windows go to the window table as they close (not with the checkpoint);
+        returns the ones closed since the last call, for the station-windows topic (after a
+        recovery, the kept ones again: its readers upsert by station and window)."""
         closed = entry.state.windows.closed
         if not closed or closed[-1].window_end == entry.windows_persisted:
-            return
+            return []
+        last = entry.windows_persisted
         entry.windows_persisted = closed[-1].window_end
         self.writer.put(self.tables.station_windows, entry.partition,
                         entry.station_id.encode(), WINDOW_STATS.dumps(list(closed)))
+        return [w for w in closed if last is None or w.window_end > last]
 
     def write_now(self, entry: StationEntry) -> None:
         """An alarm change is durable at once, not at the next checkpoint."""

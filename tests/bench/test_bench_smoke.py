@@ -40,6 +40,11 @@ def test_bench_smoke(kafka_broker, tmp_path) -> None:
     r = json.loads(result.read_text())
     assert r["phases"] == list(PHASES) and set(r["phase_seconds"]) == set(PHASES)
 
+    sq = r["sql"]
+    assert sq["records_total"] > 0 and sq["rows_total"] >= sq["records_total"] / 2
+    assert sq["zone_load"]["count"] > 0 and sq["dr_status"]["count"] > 0  # freshness observed
+    assert all(0 < q["p50"] <= q["max"] for q in sq["queries"].values())
+
     t = r["throughput"]
     assert t["raw_rate"] > 0 and t["faust_noop_rate"] > 0 and t["worker_rate"] > 0
     assert t["ratio"] == pytest.approx(t["worker_rate"] / t["raw_rate"])

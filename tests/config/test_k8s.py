@@ -26,7 +26,7 @@ K8S = ROOT / "config" / "k8s"
 KUBERNETES_VERSION = "1.30.0"  # the oldest minor still in upstream support when written
 KEDA = json.loads((Path(__file__).parent / "schemas" / "keda-v1alpha1.json").read_text())
 BUILDS = ["base", *(f"overlays/{p.name}" for p in sorted((K8S / "overlays").iterdir()))]
-SECRETS = {"evgrid-api-token", "evgrid-kafka-sasl", "evgrid-kafka-tls"}
+SECRETS = {"evgrid-api-token", "evgrid-kafka-sasl", "evgrid-kafka-tls", "evgrid-sql"}
 
 
 def kustomize() -> str:
@@ -169,7 +169,7 @@ def test_every_workload_is_sized_probed_scraped_and_guarded(objects: list[dict])
         if w["spec"].get("replicas", 1) > 1 or w["kind"] == "StatefulSet":
             assert any(b["spec"]["selector"]["matchLabels"].items() <= labels.items()
                        for b in budgets), f"no PodDisruptionBudget for {w['metadata']['name']}"
-    assert roles == {"worker", "gateway", "openadr"}
+    assert roles == {"worker", "gateway", "openadr", "sql"}
     for svc in services:
         selector = svc["spec"]["selector"].items()
         assert any(selector <= w["spec"]["template"]["metadata"]["labels"].items()

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import evgrid.metrics  # noqa: F401  (registers the metrics)
+import evgrid.metrics  # registers the worker's metrics
+import evgrid.sql.metrics  # noqa: F401  (and the SQL sink's)
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 PROMQL_WORDS = {"sum", "max", "min", "avg", "rate", "by", "le", "histogram_quantile",
