@@ -145,6 +145,9 @@ class Settings(BaseModel):
     margin)."""
     site_profile_valid_s: float = Field(86_400.0, gt=0)
     """A site limit's profile is valid this long (`validTo`); it is re-sent at half of it."""
+    site_step_s: float = Field(5.0, gt=0)
+    """A zone with sites and no DR event is re-evaluated this often (compliance, release);
+    a row that changes a site's demand re-evaluates it at once."""
 
     rocksdb_write_buffer_mb: int = Field(4, ge=1)
     """Advanced: RocksDB write buffer per table partition (RocksDB's own default is 64 MB)."""

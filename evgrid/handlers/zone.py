@@ -59,6 +59,7 @@ class ZoneStage:
         zone, left = applied
         if left is not None:
             self.step(left, now, removed=row.station_id)
+        zone.controller.note_row(zone.load.stations[row.station_id], now)
         if row.outcome is not None:
             self.on_outcome(zone, row.station_id, row.outcome, now)
         if not zone.cold:

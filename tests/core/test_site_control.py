@@ -243,3 +243,53 @@ def test_state_round_trips_while_limited() -> None:
     twin.sites = z.sites
     assert twin.to_dict() == z.ctl.to_dict()
     assert twin.on_tick(z.rows(T0 + 3), T0 + 3).commands == []  # same decisions, none new
+
+
+def test_site_only_zones_step_every_site_step_and_events_every_second() -> None:
+    z = SiteZone()
+    z.tick(T0)
+    assert z.ctl.next_deadline(T0) == T0 + T.site_step_s
+    z.apply(z.ctl.on_signal(signal("E1", pct=10.0, start=T0 + 1, received=T0), z.rows(T0 + 1),
+                            T0 + 1))
+    assert z.ctl.next_deadline(T0 + 1) == T0 + 2
+
+
+def test_a_row_that_changes_a_sites_demand_wakes_the_zone_at_once() -> None:
+    z = SiteZone()
+    for i in range(4):
+        z.want[f"d{i}"] = 11.0
+    z.run(T0, 3)  # limited: every car held at 9 kW, demand held at 11
+    now = T0 + 3
+    rows = z.rows(now)
+    for station_id in ("d0", "d3"):
+        z.ctl.note_row(rows[station_id], now)  # at its limit: nothing new
+    assert z.ctl.wake_at is None
+    z.want["d4"] = 11.0  # a session starts
+    z.ctl.note_row(z.rows(now)["d4"], now)
+    assert z.ctl.wake_at == now
+    z.tick(now)
+    assert z.ctl.wake_at is None
+    z.want["d0"] = 0.0  # a session ends
+    z.ctl.note_row(z.rows(now + 1)["d0"], now + 1)
+    assert z.ctl.wake_at == now + 1
+
+
+def test_rows_outside_any_site_never_wake_the_zone() -> None:
+    z = SiteZone(outside=1)
+    z.tick(T0)
+    z.ctl.note_row(z.rows(T0 + 1)["o0"], T0 + 1)
+    assert z.ctl.wake_at is None
+
+
+def test_a_release_is_due_when_the_hold_ends_not_at_the_next_periodic_step() -> None:
+    z = SiteZone()
+    for i in range(4):
+        z.want[f"d{i}"] = 11.0
+    z.run(T0, 2)
+    for i in range(4):
+        z.want[f"d{i}"] = 0.0
+    z.tick(T0 + 2.5)  # the sessions ended: under the release level from here
+    z.tick(T0 + 2.5 + T.site_hold_s - 3)  # a periodic step 3 s before the hold ends
+    assert z.ctl.next_deadline(T0 + 30) == T0 + 2.5 + T.site_hold_s  # not 5 s later
+    z.tick(T0 + 2.5 + T.site_hold_s)
+    assert not z.ctl.site.limits["depot"].limited

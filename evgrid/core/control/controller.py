@@ -145,12 +145,27 @@ class ZoneController:
 
     def next_deadline(self, now: float) -> float | None:
         due = self.book.next_deadline()
-        if self.book.active() or self.commanded or self.sites:
-            periodic = self.last_step + REALLOCATE_EVERY_S
+        period = None
+        if self.book.active() or (self.commanded and not self.sites):
+            period = REALLOCATE_EVERY_S
+        elif self.sites:  # site limits alone: compliance, hold and renewal; rows wake it
+            period = self.t.site_step_s
+        if period is not None:
+            periodic = self.last_step + period
             due = periodic if due is None else min(due, periodic)
+        release = self.site.next_release(self.t.site_hold_s)
+        if release is not None:  # a site's hold ends: released on time
+            due = release if due is None else min(due, release)
         if self.wake_at is not None:
             due = self.wake_at if due is None else min(due, self.wake_at)
         return due
+
+    def note_row(self, row: StationRow, now: float) -> None:
+        """A station's new row: a step at once when it changes its site's demand (a session
+        starts or draws more than held, or one ends), so a site is limited without waiting
+        for the next periodic step."""
+        if self.sites and self.site.changes_demand(row, self.sites, now):
+            self.wake_at = now if self.wake_at is None else min(self.wake_at, now)
 
     def is_live(self, signal_id: str) -> bool:
         """Scheduled or active (not ended, not refused)."""

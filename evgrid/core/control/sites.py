@@ -76,6 +76,23 @@ class SiteControl:
                 alerts.append(alert)
         return alerts
 
+    def changes_demand(self, row: StationRow, sites: Mapping[str, SiteConfig],
+                       now: float) -> bool:
+        """Whether this row moves its site's demand: a connector drawing more than held, or
+        a held connector whose session ended."""
+        if site_of(row, sites) is None:
+            return False
+        held = self.held.get(row.station_id, {})
+        stale = self.t.stale_after_s
+        for c in row.connectors:
+            live = live_power_kw(c, now, stale)
+            if c.session_active and c.is_live(now, stale):
+                if live > held.get(c.connector_id, 0.0):
+                    return True
+            elif c.connector_id in held:
+                return True
+        return False
+
     def limited(self, sites: Mapping[str, SiteConfig]) -> dict[str, float]:
         """site_id -> the kW its stations share, for every limited site."""
         return {site_id: self.threshold_kw(sites[site_id])
@@ -86,6 +103,12 @@ class SiteControl:
         """site_id -> how much of its demand each limited site holds back now."""
         return {site_id: max(0.0, self.demand.get(site_id, 0.0) - kw)
                 for site_id, kw in self.limited(sites).items()}
+
+    def next_release(self, hold_s: float) -> float | None:
+        """When the earliest limited site's hold ends (its demand is under the release
+        level), if any."""
+        return min((s.below_since + hold_s for s in self.limits.values()
+                    if s.limited and s.below_since is not None), default=None)
 
     def limited_since(self) -> float | None:
         return min((s.since for s in self.limits.values() if s.limited and s.since is not None),
