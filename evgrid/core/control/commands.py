@@ -138,14 +138,6 @@ def source_for(gov: DREvent | None, site_id: str | None, now: float,
                   "SITE")
 
 
-def set_command(
-    zone_id: str, ev: DREvent, row: StationRow, target_kw: float, shed_kw: float,
-    connectors: tuple[ConnectorLimit, ...], seq: int, now: float,
-) -> Command:
-    source = Source(ev.signal_id, ev.signal.priority, ev.signal.end_ts, "DR")
-    return limit_command(zone_id, source, row, target_kw, shed_kw, connectors, seq, now)
-
-
 def limit_command(
     zone_id: str, source: Source, row: StationRow, target_kw: float, shed_kw: float,
     connectors: tuple[ConnectorLimit, ...], seq: int, now: float,

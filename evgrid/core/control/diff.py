@@ -8,8 +8,6 @@ and gateways are not flooded with the same limit every second).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from evgrid.core.control.commands import Commanded, Source
 from evgrid.core.types import Tunables
 
@@ -21,20 +19,6 @@ def needs_command(
     if prev is None or prev.signal_id != signal_id or prev.suspended != suspended:
         return True
     return abs(prev.target_kw - target_kw) > dead_band_kw
-
-
-def stations_to_command(
-    targets: Mapping[str, float], commanded: Mapping[str, Commanded], signal_id: str,
-    dead_band_kw: float, suspended: Mapping[str, tuple[int, ...]] | None = None,
-) -> list[str]:
-    """Station ids (sorted) whose allocated target must be sent."""
-    suspended = suspended or {}
-    return sorted(
-        station_id
-        for station_id, target_kw in targets.items()
-        if needs_command(commanded.get(station_id), signal_id, target_kw, dead_band_kw,
-                         suspended.get(station_id, ()))
-    )
 
 
 def needs_limit(prev: Commanded | None, src: Source, target_kw: float,
