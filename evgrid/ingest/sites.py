@@ -83,3 +83,9 @@ class SiteIngest(Service):
             except KafkaError as exc:
                 log.warning("evgrid sites: %r; retrying", exc)
                 await self.sleep(1.0)
+            except Exception:  # the mappings and rows wait for the sites: never give up
+                if self.should_stop:
+                    return
+                log.exception("evgrid sites: failed; starting over")
+                targets = None
+                await self.sleep(1.0)
