@@ -3,9 +3,9 @@
 A site's limit holds all the time, not only during DR. Its stations get limits when the site's
 uncurtailed demand goes over its *threshold* `limit × (1 − margin_pct/100)`, and the limits are
 released once that demand has stayed at or below `threshold × (1 − release_hysteresis_pct/100)`
-for `hold_s`. The demand is what the site's stations would draw unlimited (each connector's
-highest load of its current session), not the load the limits hold down, so a steady fleet
-neither releases nor re-limits: no oscillation. Pure: `now` is passed in.
+for `hold_s`. The demand is what the site's stations would draw unlimited (evgrid.core.control
+.sites), not the load the limits hold down, so a steady fleet neither releases nor re-limits:
+no oscillation. Pure: `now` is passed in.
 """
 
 from __future__ import annotations

@@ -293,3 +293,31 @@ def test_a_release_is_due_when_the_hold_ends_not_at_the_next_periodic_step() -> 
     assert z.ctl.next_deadline(T0 + 30) == T0 + 2.5 + T.site_hold_s  # not 5 s later
     z.tick(T0 + 2.5 + T.site_hold_s)
     assert not z.ctl.site.limits["depot"].limited
+
+
+def test_session_peaks_at_different_times_do_not_limit_a_site_under_its_threshold() -> None:
+    """Four cars that each peaked at 11 kW, never together: the site never drew more than
+    33 kW, so it is never limited (its demand is its load while it is not limited)."""
+    z = SiteZone()
+    for i in range(3):
+        z.want[f"d{i}"] = 11.0
+    z.run(T0, 3)
+    z.want["d0"] = 3.0  # tapers
+    z.run(T0 + 3, 3)
+    z.want["d3"] = 11.0  # 3 + 11 + 11 + 11 = 36: not over
+    assert commands(z.run(T0 + 6, 30)) == []
+    assert not z.ctl.site.limits["depot"].limited
+
+
+def test_an_unlimited_site_wakes_only_for_a_row_that_would_take_it_over() -> None:
+    z = SiteZone()
+    for i in range(3):
+        z.want[f"d{i}"] = 11.0
+    z.run(T0, 2)  # 33 kW
+    now = T0 + 2
+    z.want["d3"] = 2.0
+    z.ctl.note_row(z.rows(now)["d3"], now)  # 35 kW: still under 36
+    assert z.ctl.wake_at is None
+    z.want["d3"] = 11.0
+    z.ctl.note_row(z.rows(now)["d3"], now)  # 44 kW
+    assert z.ctl.wake_at == now

@@ -1,10 +1,11 @@
 """A zone's sites as its controller sees them: which are limited, what their stations would
 draw unlimited, and their overload episodes.
 
-Each connector of a station behind a site holds the highest load of its current session
-(dropped when the session ends or the connector goes stale): what it would draw unlimited, so
-a site held at its threshold does not look like a site with room to release, and equal cars
-keep equal demands whatever their limit. Pure: `now` is passed in.
+A site's demand is what its stations would draw unlimited. While the site is not limited that
+is their load now. While it is limited, each connector holds the highest load of its session
+since (dropped when the session ends or the connector goes stale), so a site held at
+its threshold does not look like a site with room to release, and equal cars keep equal
+demands whatever their limit. Pure: `now` is passed in.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class SiteControl:
         t = self.t
         for site_id in [s for s in self.limits if s not in sites]:
             del self.limits[site_id]  # a removed site: its stations are released
+        limited = {s for s, state in self.limits.items() if state.limited}
         demand: dict[str, float] = dict.fromkeys(sites, 0.0)
         load: dict[str, float] = dict.fromkeys(sites, 0.0)
         seen = set()
@@ -54,7 +56,8 @@ class SiteControl:
             for c in row.connectors:
                 live = live_power_kw(c, now, t.stale_after_s)
                 if c.session_active and c.is_live(now, t.stale_after_s):
-                    held[c.connector_id] = max(held.get(c.connector_id, 0.0), live)
+                    held[c.connector_id] = (max(held.get(c.connector_id, 0.0), live)
+                                            if site_id in limited else live)
                 else:
                     held.pop(c.connector_id, None)
                 load[site_id] += live
@@ -78,12 +81,20 @@ class SiteControl:
 
     def changes_demand(self, row: StationRow, sites: Mapping[str, SiteConfig],
                        now: float) -> bool:
-        """Whether this row moves its site's demand: a connector drawing more than held, or
-        a held connector whose session ended."""
-        if site_of(row, sites) is None:
+        """Whether this row moves its site's demand where it matters: for a limited site, a
+        connector drawing more than held or a held session that ended; for one that is not,
+        a load that would take the site over its threshold."""
+        site_id = site_of(row, sites)
+        if site_id is None:
             return False
         held = self.held.get(row.station_id, {})
         stale = self.t.stale_after_s
+        state = self.limits.get(site_id)
+        if state is None or not state.limited:
+            live = sum(live_power_kw(c, now, stale) for c in row.connectors
+                       if c.session_active and c.is_live(now, stale))
+            demand = self.demand.get(site_id, 0.0) - sum(held.values()) + live
+            return demand > self.threshold_kw(sites[site_id])
         for c in row.connectors:
             live = live_power_kw(c, now, stale)
             if c.session_active and c.is_live(now, stale):
