@@ -321,3 +321,17 @@ def test_an_unlimited_site_wakes_only_for_a_row_that_would_take_it_over() -> Non
     z.want["d3"] = 11.0
     z.ctl.note_row(z.rows(now)["d3"], now)  # 44 kW
     assert z.ctl.wake_at == now
+
+
+def test_rows_between_two_steps_add_up_to_a_wake() -> None:
+    z = SiteZone()
+    z.run(T0, 2)  # nothing charging
+    now = T0 + 2
+    for i in range(6):
+        z.want[f"d{i}"] = 11.0
+    rows = z.rows(now)
+    woken = []
+    for i in range(6):
+        z.ctl.note_row(rows[f"d{i}"], now)
+        woken.append(z.ctl.wake_at is not None)
+    assert woken == [False, False, False, True, True, True]  # 44 kW from the fourth on

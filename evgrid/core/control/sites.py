@@ -83,7 +83,8 @@ class SiteControl:
                        now: float) -> bool:
         """Whether this row moves its site's demand where it matters: for a limited site, a
         connector drawing more than held or a held session that ended; for one that is not,
-        a load that would take the site over its threshold."""
+        a load that takes the site over its threshold (the row's loads are counted in the
+        site's demand at once, so rows arriving between two steps add up)."""
         site_id = site_of(row, sites)
         if site_id is None:
             return False
@@ -91,9 +92,14 @@ class SiteControl:
         stale = self.t.stale_after_s
         state = self.limits.get(site_id)
         if state is None or not state.limited:
-            live = sum(live_power_kw(c, now, stale) for c in row.connectors
-                       if c.session_active and c.is_live(now, stale))
-            demand = self.demand.get(site_id, 0.0) - sum(held.values()) + live
+            loads = {c.connector_id: live_power_kw(c, now, stale) for c in row.connectors
+                     if c.session_active and c.is_live(now, stale)}
+            demand = self.demand.get(site_id, 0.0) - sum(held.values()) + sum(loads.values())
+            self.demand[site_id] = demand
+            if loads:
+                self.held[row.station_id] = loads
+            else:
+                self.held.pop(row.station_id, None)
             return demand > self.threshold_kw(sites[site_id])
         for c in row.connectors:
             live = live_power_kw(c, now, stale)
