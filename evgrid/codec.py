@@ -46,13 +46,15 @@ def loads_object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     return data
 
 
-def _reason(exc: ValidationError) -> tuple[str, str]:
+def _reason(exc: ValidationError, tagged: bool = False) -> tuple[str, str]:
+    """`tagged`: the error comes from a tagged union, whose first location is the tag."""
     errors = exc.errors(include_url=False)
     first = errors[0]
     # The top-level field only: reasons are metric labels and must stay low-cardinality.
     # A model-level rule names the field it is about in its context (`target:two_forms`).
     field = (first.get("ctx") or {}).get("field")
-    loc = str(first["loc"][0]) if first["loc"] else (field or "message")
+    where = first["loc"][1:] if tagged and len(first["loc"]) > 1 else first["loc"]
+    loc = str(where[0]) if where else (field or "message")
     kind = first["type"]
     if kind == "value_error" and "end_ts" in first["msg"]:
         loc, kind = "end_ts", "not_after_start"
@@ -88,7 +90,7 @@ def decode_union(adapter: TypeAdapter[Any], raw: bytes | None, max_bytes: int) -
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        reason, words = _reason(exc)
+        reason, words = _reason(exc, tagged=True)
         raise DecodeError(reason, words) from None
 
 

@@ -62,6 +62,9 @@ ZONE_MEMBERS_SILENT = Gauge(
     "evgrid_zone_members_without_load",
     "Members of a zone with no live reading (they count 0 kW in its figures)", ["zone"]
 )
+LOADS_NOT_MEMBER = Counter(
+    "evgrid_loads_not_member", "Readings in a zone's loads for a station it does not list"
+)
 ZONE_ROWS_LAG = Gauge(
     "evgrid_zone_rows_lag",
     "Station rows written to this worker's zone partitions and not yet applied"

@@ -4,6 +4,7 @@ handlers, and the one route table that joins them to the topics."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import faust
@@ -21,8 +22,8 @@ from evgrid.ingest.routing import InputPath, Route, Router
 from evgrid.ingest.sites import SiteIngest
 from evgrid.models import DemandResponseSignal, MeterValue, StationZone
 from evgrid.models.inputs import GatewayOutcome, SiteRecord
-from evgrid.models.internal import StationRowMessage
-from evgrid.publisher import Publisher
+from evgrid.models.internal import LOADS_KEY_PREFIX, ZONE_PICTURE
+from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.sites import SiteBook
 from evgrid.state.stations import StationStore
@@ -48,12 +49,26 @@ def input_path(settings: Settings, out: Publisher, side: StationSide, stage: Zon
         DemandResponseSignal, dr.on_signal, lambda m: m.zone_id,
         Router(n, t.dr_repartition, out)))
     # Written by the station sides, in the zone's partition: trusted, never re-routed.
-    path.add((t.station_rows,), Route(StationRowMessage, stage.on_row, tombstones=True))
+    path.add((t.station_rows,), Route(ZONE_PICTURE, stage.on_picture, tombstones=True,
+                                      skip=stale_loads(settings.stale_after_s)))
     if sites is not None:
         # Read whole by every worker: not re-routed; one worker dead-letters a bad record.
         path.add((t.sites,), Route(SiteRecord, sites.on_site, tombstones=True,
                                    deadletter_when=sites.reports))
     return path
+
+
+def stale_loads(stale_after_s: float) -> Callable[[Record], bool]:
+    """A zone's loads record older than the stale limit (read back after a rebalance) holds
+    only readings that count 0 kW: not worth decoding."""
+    prefix = LOADS_KEY_PREFIX.encode()
+
+    def skip(record: Record) -> bool:
+        ts = record.timestamp
+        return bool(ts and record.key and record.key.startswith(prefix)
+                    and ts < (time.time() - stale_after_s) * 1000)
+
+    return skip
 
 
 @dataclass

@@ -22,10 +22,14 @@ from evgrid.tables import TABLES, changelog_topic
 log = logging.getLogger(__name__)
 
 
-#: The station-rows topic is read back from its beginning by every new zone owner: compacted
-#: soon and often, so a read-back is about one row per station, not the rows of days.
-ROWS_CONFIG = {"segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1",
-               "delete.retention.ms": "86400000"}
+def rows_config(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The station-rows topic is read back from its beginning by every new zone owner:
+    compacted soon and often, so a read-back is about one row per station and the last
+    minutes of zone loads, not the records of days; never a zone's loads younger than the
+    stale limit (the readings in them still count)."""
+    lag_ms = int((settings.stale_after_s + 60.0) * 1000)
+    return (("segment.ms", "60000"), ("min.cleanable.dirty.ratio", "0.1"),
+            ("min.compaction.lag.ms", str(lag_ms)), ("delete.retention.ms", "86400000"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.demand_response, copartitioned=True),
         TopicSpec(t.assignment, copartitioned=True),
         TopicSpec(t.station_rows, copartitioned=True, compacted=True,
-                  configs=tuple(ROWS_CONFIG.items())),
+                  configs=rows_config(settings)),
         TopicSpec(t.commands, copartitioned=False),
         TopicSpec(t.overload_alerts, copartitioned=False),
         TopicSpec(t.compliance_alerts, copartitioned=False),

@@ -3,6 +3,7 @@ Faust's table surface, a recording publisher, and records shaped like Kafka's.""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import orjson
@@ -70,7 +71,8 @@ class RecordingPublisher(Publisher):
 
     def take(self, topic: str) -> list[Rec]:
         """The topic's queued messages, taken out of the queue, as the records a consumer
-        of the topic fetches: each in its partition, at the next offset there."""
+        of the topic fetches: each in its partition, at the next offset there, stamped with
+        the time it was taken (Kafka's create time)."""
         taken: list[Rec] = []
         kept = []
         for message in self.pending:
@@ -81,7 +83,8 @@ class RecordingPublisher(Publisher):
             tp = (t, self.where(key, partition))
             offset = self._next_offset.get(tp, 0)
             self._next_offset[tp] = offset + 1
-            taken.append(Rec(t, tp[1], offset, key, value))
+            taken.append(Rec(t, tp[1], offset, key, value,
+                             timestamp=int(time.time() * 1000)))
         self.pending = kept
         return taken
 

@@ -68,7 +68,11 @@ class ZoneLoad:
 
     def summary(self, now: float, stale_after_s: float) -> dict:
         """The zone summary, exact at `now` (read-only: a view may call it)."""
-        loads = [row.load_kw(now, stale_after_s) for row in self.stations.values()]
+        loads = []
+        reporting = 0
+        for row in self.stations.values():
+            loads.append(row.load_kw(now, stale_after_s))
+            reporting += any(c.is_live(now, stale_after_s) for c in row.connectors)
         total = sum(loads)
         capacity = sum(row.config.max_station_kw for row in self.stations.values())
         return {
@@ -78,6 +82,7 @@ class ZoneLoad:
             "utilization_pct": round(100.0 * total / capacity, 3) if capacity > 0 else 0.0,
             "stations_active": sum(1 for kw in loads if kw > 0),
             "stations": len(loads),
+            "stations_reporting": reporting,
         }
 
     def check_overload(self, now: float, stale_after_s: float, exact: bool = True) -> dict | None:

@@ -82,7 +82,7 @@ class ZoneClock:
             metrics.ZONE_UTILIZATION.labels(zone=zone_id).set(summary["utilization_pct"])
             age = zone.load_age_s(now)
             metrics.ZONE_LOAD_AGE.labels(zone=zone_id).set(math.nan if age is None else age)
-            reporting = zone.members_reporting(now, stale)
+            reporting = summary["stations_reporting"]
             metrics.ZONE_MEMBERS_SILENT.labels(zone=zone_id).set(summary["stations"] - reporting)
             view = zone.controller.view(now)
             metrics.ZONE_CAP.labels(zone=zone_id).set(

@@ -1,16 +1,18 @@
-"""The station side: meter values, zone mappings and command outcomes in; each station's row
-out, on the station-rows topic in its zone's partition.
+"""The station side: meter values, zone mappings and command outcomes in; the zone's picture
+out, on the station-rows topic in the zone's partition.
 
 Synchronous and broker-free: the consumers hand it typed messages through the input path; it
-calls the core, updates `StationStore`, and queues output on the publisher. What changed for a
-station reaches its zone's owner as one row (coalesced over a batch, or over an interval while
-the ingest is behind); a station that leaves a zone's partition is tombstoned there.
+calls the core, updates `StationStore`, and queues output on the publisher. A station's row
+(zone, limits, readings, last outcome) goes out when its mapping or outcome changes, and is
+tombstoned in a zone's partition it leaves; changed readings reach each zone's owner as one
+loads record per zone (coalesced over a batch, or over an interval while the ingest is behind).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections import defaultdict
 from typing import Any
 
 from evgrid import codec, metrics
@@ -26,6 +28,7 @@ from evgrid.models import (
     station_window,
 )
 from evgrid.models.inputs import GatewayOutcome
+from evgrid.models.internal import loads_key
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.sites import Refused, SiteBook
@@ -57,10 +60,16 @@ def config_of(sz: StationZone, record: Record) -> StationConfig:
     )
 
 
+def connector_loads(entry: StationEntry) -> list[tuple]:
+    """Each connector's latest reading as the zone side takes it (`ConnectorLoad`)."""
+    return [(c.connector_id, c.connector_type, c.power_kw, c.event_ts, c.session_id,
+             c.arrival_ts) for c in entry.state.connectors.values()]
+
+
 def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
-    """The station's row (`evgrid.models.internal.StationRowMessage`), as plain data: built
-    once per forwarded station, so without a model in between."""
+    """The station's row (`evgrid.models.internal.StationRowMessage`), as plain data."""
     return {
+        "kind": "row",
         "zone_id": config.zone_id,
         "station_id": entry.station_id,
         "limits": {
@@ -70,11 +79,7 @@ def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
             "profile_mode": config.profile_mode,
             "stack_level": config.stack_level,
         },
-        "connectors": [
-            (c.connector_id, c.connector_type, c.power_kw, c.event_ts, c.session_id,
-             c.arrival_ts)
-            for c in entry.state.connectors.values()
-        ],
+        "connectors": connector_loads(entry),
         "outcome": entry.outcome,
         "mapped_at": config.mapped_at,
         "site_id": config.site_id,
@@ -94,8 +99,10 @@ class StationSide:
         self.rows_topic = settings.topics.station_rows
         self.heartbeat_s = self.tunables.stale_after_s / 4
         self.unmapped: set[str] = set()
-        #: Stations whose row the zone owner must hear after this batch.
-        self._changed: dict[str, StationEntry] = {}
+        #: Stations whose readings each zone's owner must hear after this batch, by zone.
+        self._changed: dict[str, dict[str, StationEntry]] = defaultdict(dict)
+        #: A changed station is one its zone has never had a reading of.
+        self.urgent = False
         self._zone_partitions: dict[str, int] = {}
 
     # -- meter values ----------------------------------------------------------------------
@@ -141,7 +148,10 @@ class StationSide:
             return
         self._check_contract(entry, config)
         if entry.worth_forwarding(reading, self.heartbeat_s):
-            self._changed[station_id] = entry
+            # A station its zone has no reading of yet is missing from the zone's picture:
+            # its loads leave with the next batch, not the next interval.
+            self.urgent = self.urgent or not entry.forwarded
+            self._changed[config.zone_id][station_id] = entry
 
     def _refuse_future(self, record: Record, entry: StationEntry, event_ts: float,
                        arrival_ts: float) -> None:
@@ -207,7 +217,8 @@ class StationSide:
             self.out.send(self.rows_topic, station_id, None,
                           partition=self.zone_partition(old.zone_id))
         self.store.set_config(entry, config)
-        self._changed.pop(station_id, None)
+        if old is not None:
+            self._unchange(old.zone_id, station_id)
         if config is None:
             return
         if station_id in self.unmapped:
@@ -223,7 +234,7 @@ class StationSide:
             return
         entry.outcome = (outcome.command_id, outcome.status, outcome.reason,
                          outcome.ts.timestamp())
-        self._changed.pop(outcome.station_id, None)
+        self._unchange(entry.config.zone_id, outcome.station_id)
         self._send_row(entry, entry.config)
 
     # -- rows --------------------------------------------------------------------------------
@@ -240,15 +251,33 @@ class StationSide:
         self.out.send(self.rows_topic, entry.station_id, codec.dumps(row_value(entry, config)),
                       partition=self.zone_partition(config.zone_id))
 
-    def flush_rows(self, max_stations: int | None = None) -> int:
-        """One row for each station that changed since the last flush (at most
-        `max_stations`: the caller yields to the loop between chunks); returns how many."""
+    def _unchange(self, zone_id: str, station_id: str) -> None:
+        """The station's row carries its readings: its zone's next loads need not."""
+        changed = self._changed.get(zone_id)
+        if changed is not None:
+            changed.pop(station_id, None)
+            if not changed:
+                del self._changed[zone_id]
+
+    def flush_loads(self, max_zones: int | None = None) -> int:
+        """One loads record per zone for the stations whose readings changed since the last
+        flush (for at most `max_zones` zones: the caller yields to the loop between chunks);
+        returns how many."""
         sent = 0
-        for station_id in list(self._changed)[:max_stations]:
-            entry = self._changed.pop(station_id)
-            if entry.config is not None:
-                self._send_row(entry, entry.config)
-                sent += 1
+        for zone_id in list(self._changed)[:max_zones]:
+            entries = self._changed.pop(zone_id)
+            stations = []
+            for entry in entries.values():
+                entry.mark_forwarded()
+                stations.append({"station_id": entry.station_id,
+                                 "connectors": connector_loads(entry)})
+            self.out.send(self.rows_topic, loads_key(zone_id),
+                          codec.dumps({"kind": "loads", "zone_id": zone_id,
+                                       "stations": stations}),
+                          partition=self.zone_partition(zone_id))
+            sent += 1
+        if not self._changed:
+            self.urgent = False
         return sent
 
     def forget_partitions(self, owned: set[int]) -> None:
@@ -256,5 +285,9 @@ class StationSide:
         of stations another worker owns now are theirs to send."""
         self.unmapped.clear()
         metrics.STATIONS_UNMAPPED.set(0)
-        self._changed = {station_id: entry for station_id, entry in self._changed.items()
-                         if entry.partition in owned}
+        for zone_id, entries in list(self._changed.items()):
+            kept = {sid: entry for sid, entry in entries.items() if entry.partition in owned}
+            if kept:
+                self._changed[zone_id] = kept
+            else:
+                del self._changed[zone_id]

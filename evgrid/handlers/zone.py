@@ -1,4 +1,4 @@
-"""The zone side: each station's row in, the zone's picture and its decisions out.
+"""The zone side: station rows and zone loads in, the zone's picture and its decisions out.
 
 One worker owns each zone (its partition of the co-partitioned topics), so all of a zone's
 decisions are made single-threaded on this worker's loop: here, in the DR signal handler and
@@ -14,10 +14,17 @@ from evgrid import metrics
 from evgrid.core.types import ConnectorReading, StationConfig, in_connector_order
 from evgrid.handlers.decisions import publish_decisions
 from evgrid.handlers.stations import overload_message
-from evgrid.models.internal import StationRowMessage
+from evgrid.models.internal import StationRowMessage, ZoneLoadsMessage
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 from evgrid.state.zones import ZoneEntry, ZoneStore
+
+
+def readings(connectors: list) -> tuple[ConnectorReading, ...]:
+    return in_connector_order(
+        ConnectorReading(connector_id=c[0], connector_type=c[1], power_kw=c[2],
+                         event_ts=c[3], session_id=c[4], arrival_ts=c[5])
+        for c in connectors)
 
 
 def row_config(row: StationRowMessage) -> StationConfig:
@@ -40,6 +47,27 @@ class ZoneStage:
         self.out = publisher
         self.clock = clock
 
+    def on_picture(self, message: StationRowMessage | ZoneLoadsMessage | None,
+                   record: Record) -> None:
+        """A record of the station-rows topic: a station's row, a zone's loads, or a
+        tombstone (the station left the zone of this partition)."""
+        if isinstance(message, ZoneLoadsMessage):
+            self.on_loads(message)
+        else:
+            self.on_row(message, record)
+
+    def on_loads(self, message: ZoneLoadsMessage) -> None:
+        now = self.clock()
+        zone = self.zones.zone(message.zone_id, now)
+        for station in message.stations:
+            if not self.zones.update_loads(zone, station.station_id,
+                                           readings(station.connectors), now):
+                metrics.LOADS_NOT_MEMBER.inc()
+                continue
+            zone.controller.note_row(zone.load.stations[station.station_id], now)
+        if not zone.cold:
+            self.check_overload(zone, now, exact=False)
+
     def on_row(self, row: StationRowMessage | None, record: Record) -> None:
         """A station's row (None: tombstoned, it left the zone of this partition)."""
         now = self.clock()
@@ -49,11 +77,7 @@ class ZoneStage:
             if left is not None:
                 self.step(left, now, removed=station_id)
             return
-        connectors = in_connector_order(
-            ConnectorReading(connector_id=c[0], connector_type=c[1], power_kw=c[2],
-                             event_ts=c[3], session_id=c[4], arrival_ts=c[5])
-            for c in row.connectors)
-        applied = self.zones.apply_row(row_config(row), connectors, now)
+        applied = self.zones.apply_row(row_config(row), readings(row.connectors), now)
         if applied is None:
             return  # a row of an older mapping, in the partition of the zone it left
         zone, left = applied

@@ -37,12 +37,13 @@ CHECKPOINT_CHUNK = 500
 #: Checkpoint writes queued in Faust's producer buffer before the next chunk waits: unbounded,
 #: a large fleet's checkpoint would queue tens of thousands of them.
 CHECKPOINT_QUEUED_MAX = 2_000
-#: Station rows built per step before yielding to the event loop.
-ROWS_CHUNK = 500
-#: While the ingest is behind, how often each changed station's row leaves (coalesced over
-#: the batches in between: the zone side's work is then bounded by the fleet, not by the
-#: reading rate); caught up, rows leave after every batch.
-ROWS_INTERVAL_S = 0.5
+#: Zones whose loads records are built per step before yielding to the event loop.
+LOADS_CHUNK = 5
+#: While the ingest is behind, how often each zone hears its stations' changed readings
+#: (coalesced over the batches in between: the zone side's work is then bounded by the fleet,
+#: not by the reading rate); caught up, or when a station its zone has no reading of yet
+#: reports, they leave after every batch.
+LOADS_INTERVAL_S = 2.0
 
 
 class MeterIngest(AssignedConsumer):
@@ -55,7 +56,7 @@ class MeterIngest(AssignedConsumer):
         self.stations = stations
         self.side = side
         self.max_records = settings.ingest_max_records
-        self._last_rows = 0.0
+        self._last_loads = 0.0
         self._behind = 0  # records fetched partitions still had after the last batch
         self._last_checkpoint = time.monotonic()
         self._last_forget = time.monotonic()
@@ -65,10 +66,11 @@ class MeterIngest(AssignedConsumer):
         # Caught up, each batch's loads leave at once (a DR signal right behind a reading sees
         # it); behind, they are coalesced over the interval, so a backlog is not paid twice.
         caught_up = fetched and self._behind == 0
-        if caught_up or now - self._last_rows >= ROWS_INTERVAL_S:
+        due = now - self._last_loads >= LOADS_INTERVAL_S
+        if caught_up or due or self.side.urgent:
             async with self._lock:
-                self._last_rows = now
-                await self.send_rows()
+                self._last_loads = now
+                await self.send_loads()
         if now - self._last_forget >= 60.0:
             self._last_forget = now
             self.housekeeping()
@@ -95,10 +97,10 @@ class MeterIngest(AssignedConsumer):
         await out.drain()
         self._update_lag(batches)
 
-    async def send_rows(self) -> None:
-        """Each changed station's row, a chunk at a time: a whole fleet's rows in one go
-        would hold the loop for as long as they take to build."""
-        while self.side.flush_rows(max_stations=ROWS_CHUNK):
+    async def send_loads(self) -> None:
+        """Each zone's changed stations, one loads record per zone, a few zones at a time: a
+        whole fleet's in one go would hold the loop for as long as they take to build."""
+        while self.side.flush_loads(max_zones=LOADS_CHUNK):
             await self.out.drain()
             await self.out.control_first()  # DR work waiting on the loop goes first
 
@@ -173,7 +175,7 @@ class MeterIngest(AssignedConsumer):
         assert self.consumer is not None
         metrics.CHECKPOINTS.inc()
         metrics.CHECKPOINT_STATIONS.inc(written)
-        self.side.flush_rows()  # committed readings have reached their zones
+        self.side.flush_loads()  # committed readings have reached their zones
         await self.commit_when_flushed(offsets)
 
     def assigned(self, owned: set[int]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from evgrid import codec, metrics
 from evgrid.codec import DecodeError
@@ -82,14 +82,17 @@ class Route:
     `entity_id` names the id a message must be keyed and partitioned by; with a `router`, a
     misplaced message goes through the router's repartition topic (which routes to the same
     `Route`, and is trusted). `tombstones`: a null value is a removal of the entity its key
-    names, handed over as None. `deadletter_when`: for a topic every worker reads whole,
-    whether this worker is the one that dead-letters a bad record (the others skip it)."""
+    names, handed over as None. `skip`: records not worth decoding (e.g. too old to matter).
+    `model` is a model, or a tagged union's adapter. `deadletter_when`: for a topic every
+    worker reads whole, whether this worker is the one that dead-letters a bad record (the
+    others skip it)."""
 
-    model: type[BaseModel]
+    model: type[BaseModel] | TypeAdapter[Any]
     handle: Handler
     entity_id: Callable[[Any], str] | None = None
     router: Router | None = None
     tombstones: bool = False
+    skip: Callable[[Record], bool] | None = None
     deadletter_when: Callable[[Record], bool] | None = None
 
 
@@ -107,11 +110,16 @@ class InputPath:
 
     def dispatch(self, record: Record) -> None:
         route = self.routes[record.topic]
+        if route.skip is not None and route.skip(record):
+            return
         if route.tombstones and not record.value:
             self._tombstone(route, record)
             return
         try:
-            message = codec.decode(route.model, record.value, self.max_message_bytes)
+            if isinstance(route.model, TypeAdapter):
+                message = codec.decode_union(route.model, record.value, self.max_message_bytes)
+            else:
+                message = codec.decode(route.model, record.value, self.max_message_bytes)
         except DecodeError as err:
             if route.deadletter_when is None or route.deadletter_when(record):
                 self.out.deadletter(record, err)

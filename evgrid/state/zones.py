@@ -167,14 +167,28 @@ class ZoneStore:
             config = current.config  # most rows only bring loads: one config object kept
         zone.load.upsert(StationRow(config, connectors), now, self.tunables.stale_after_s)
         self.member_of[station_id] = config.zone_id
-        newest = max((c.arrival_ts for c in connectors), default=None)
-        # When the newest reading behind the picture reached Kafka, not when it reached us:
-        # a zone side behind its input shows that lag in `load_age_s`.
-        if newest is not None and (zone.loads_at is None or newest > zone.loads_at):
-            zone.loads_at = newest
+        self._note_newest(zone, connectors)
         if not zone.persisted:
             self.persist(zone)  # the zone exists from now on (views, keep_only)
         return zone, left
+
+    def update_loads(self, zone: ZoneEntry, station_id: str,
+                     connectors: tuple[ConnectorReading, ...], now: float) -> bool:
+        """A member's latest readings; False for a station the zone does not list."""
+        row = zone.load.stations.get(station_id)
+        if row is None:
+            return False
+        zone.load.upsert(StationRow(row.config, connectors), now, self.tunables.stale_after_s)
+        self._note_newest(zone, connectors)
+        return True
+
+    @staticmethod
+    def _note_newest(zone: ZoneEntry, connectors: tuple[ConnectorReading, ...]) -> None:
+        """When the newest reading behind the picture reached Kafka, not when it reached us:
+        a zone side behind its input shows that lag in `load_age_s`."""
+        newest = max((c.arrival_ts for c in connectors), default=None)
+        if newest is not None and (zone.loads_at is None or newest > zone.loads_at):
+            zone.loads_at = newest
 
     def remove(self, station_id: str, partition: int | None = None) -> ZoneEntry | None:
         """The station is no member any more (tombstoned in `partition`, or moved): the zone

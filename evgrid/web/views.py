@@ -49,7 +49,7 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
         # How complete the picture is: its members, those with a live reading, and when
         # the newest reading behind it arrived.
         "members": summary["stations"],
-        "members_reporting": zone.members_reporting(now, stale),
+        "members_reporting": summary["stations_reporting"],
         "loads_at": None if zone.loads_at is None else iso(zone.loads_at),
         "load_age_s": None if zone.loads_at is None else round(zone.load_age_s(now) or 0.0, 3),
         "station_list": stations,

@@ -30,6 +30,7 @@ def test_summary_numbers() -> None:
         "utilization_pct": 20.0,
         "stations_active": 1,
         "stations": 3,
+        "stations_reporting": 2,  # b reports 0 kW; c is stale
     }
     assert z.capacity_kw() == 300.0
     assert z.total_kw(T0, 120) == pytest.approx(60.0)

@@ -30,7 +30,7 @@ class Worker:
         store = StationStore(self.tables, Tunables(), PARTITIONS, self.t.station_zones)
         self.side = StationSide(self.settings, store, self.out, self.book)
         self.handler = SiteHandler(self.book, self.out, lambda _r: reports)
-        unused = SimpleNamespace(on_row=None, on_signal=None)
+        unused = SimpleNamespace(on_picture=None, on_signal=None)
         self.inputs = input_path(self.settings, self.out, self.side, unused, unused,
                                  self.handler)
         self.offset = 0
@@ -113,10 +113,8 @@ def test_a_mapping_to_a_bad_site_changes_nothing(zone: str, site: str, reason: s
     w = Worker()
     w.site("depot", depot())
     w.map("S1", "Z1", None)
-    w.side.flush_rows()
     rows_before = len(w.rows())
     w.map("S1", zone, site)
-    w.side.flush_rows()
     assert w.reasons() == [reason]
     assert len(w.rows()) == rows_before  # no new row, no tombstone
     assert w.side.store.get("S1").config.zone_id == "Z1"

@@ -1,7 +1,7 @@
 """The station side without a broker, fed through the worker's route table: decode → core →
-one coalesced row per changed station in its zone's partition, tombstones where a station
-leaves, dead letters, re-routing by key and by partition, and replay from a checkpoint that
-counts nothing twice."""
+a station's row in its zone's partition when its mapping or outcome changes, tombstones where
+it leaves, its changed readings coalesced into one loads record per zone, dead letters,
+re-routing by key and by partition, and replay from a checkpoint that counts nothing twice."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from evgrid import metrics
 from evgrid.core.types import Tunables
 from evgrid.handlers.stations import StationSide
+from evgrid.models.internal import loads_key
 from evgrid.publisher import Publisher
 from evgrid.runtime import input_path
 from evgrid.state.stations import StationStore
@@ -45,7 +46,7 @@ class Side:
         self.store = StationStore(tables or memory_tables(), Tunables(), PARTITIONS,
                                   self.t.station_zones)
         self.side = StationSide(self.settings, self.store, self.out)
-        unused = SimpleNamespace(on_row=None, on_signal=None)
+        unused = SimpleNamespace(on_picture=None, on_signal=None)
         self.inputs = input_path(self.settings, self.out, self.side, unused, unused)
 
     def map(self, station_id: str, zone_id: str | None) -> None:
@@ -56,13 +57,19 @@ class Side:
     def feed(self, *records) -> None:
         for r in records:
             self.inputs.dispatch(r)
-        self.side.flush_rows()
+        self.side.flush_loads()
 
     def rows(self) -> list[tuple[str | None, dict | None, int]]:
+        """Everything queued on the station-rows topic: rows, tombstones, loads records."""
         return self.out.placed(self.t.station_rows)
 
+    def loads(self) -> list[tuple[str, dict[str, list], int]]:
+        """The loads records queued: (key, each listed station's connectors, partition)."""
+        return [(key, {s["station_id"]: s["connectors"] for s in value["stations"]}, p)
+                for key, value, p in self.rows() if value and value["kind"] == "loads"]
 
-def test_readings_of_one_batch_reach_each_zone_as_one_row_per_station() -> None:
+
+def test_readings_of_one_batch_reach_each_zone_as_one_loads_record() -> None:
     side = Side()
     now = time.time()
     za, zb = zone_in(0), zone_in(1)
@@ -72,14 +79,16 @@ def test_readings_of_one_batch_reach_each_zone_as_one_row_per_station() -> None:
     side.feed(*(record(METER, f"S{i}", reading(f"S{i}", 10.0 + i + step, now + step),
                        offset=2 * i + step)
                 for i in range(6) for step in (0, 1)))
-    rows = side.rows()
-    assert sorted(key for key, _v, _p in rows) == [f"S{i}" for i in range(6)]
-    for key, row, partition in rows:
-        i = int(key[1:])
-        assert (row["zone_id"], partition) == ((za, 0) if i < 4 else (zb, 1))
-        assert row["connectors"][0][:3] == [1, "CCS", 10.0 + i + 1]  # the newest reading
-        assert row["limits"]["max_station_kw"] == 150.0 and row["outcome"] is None
-    assert side.side.flush_rows() == 0  # sent: nothing changed since
+    records = side.rows()
+    assert [(key, value["kind"], value["zone_id"], p) for key, value, p in records] == [
+        (loads_key(za), "loads", za, 0), (loads_key(zb), "loads", zb, 1)]
+    for key, stations, _p in side.loads():
+        ids = [f"S{i}" for i in (range(4) if key == loads_key(za) else range(4, 6))]
+        assert sorted(stations) == ids
+        for station_id, connectors in stations.items():
+            i = int(station_id[1:])
+            assert [c[:3] for c in connectors] == [[1, "CCS", 10.0 + i + 1]]  # the newest
+    assert side.side.flush_loads() == 0  # sent: nothing changed since
 
 
 def test_a_steady_reading_is_not_forwarded_again_within_the_heartbeat() -> None:
@@ -91,10 +100,11 @@ def test_a_steady_reading_is_not_forwarded_again_within_the_heartbeat() -> None:
     side.feed(record(METER, "S1", reading("S1", 10.01, now - 1), offset=1))
     assert side.rows() == []
     side.feed(record(METER, "S1", reading("S1", 12.0, now), offset=2))
-    assert len(side.rows()) == 1
+    assert [(key, list(stations)) for key, stations, _p in side.loads()] == [
+        (loads_key("ZA"), ["S1"])]
 
 
-def test_a_reading_of_an_unmapped_station_is_kept_but_sends_no_row() -> None:
+def test_a_reading_of_an_unmapped_station_is_kept_but_reaches_no_zone() -> None:
     side = Side()
     side.feed(record(METER, "S1", reading("S1", 10.0, time.time())))
     assert side.rows() == []
@@ -184,31 +194,74 @@ def test_a_station_that_moves_is_tombstoned_only_where_its_zone_partition_change
     assert side.rows() == [("S1", None, 1)]  # unmapped: its readings reach no zone
 
 
-def test_an_outcome_travels_with_the_row_and_every_later_row_repeats_it() -> None:
+def outcome(station_id: str, ts: float) -> dict:
+    return {"command_id": "c1", "station_id": station_id, "action": "SET",
+            "status": "Rejected", "reason": "profile rejected", "ts": iso(ts)}
+
+
+def test_an_outcome_travels_in_a_row_and_every_later_row_repeats_it() -> None:
     side = Side()
     side.map("S1", "ZA")
     side.out.pending.clear()
     ts = time.time()
-    side.feed(record(side.t.outcomes, "S1", {
-        "command_id": "c1", "station_id": "S1", "action": "SET", "status": "Rejected",
-        "reason": "profile rejected", "ts": iso(ts)}))
+    side.feed(record(side.t.outcomes, "S1", outcome("S1", ts)))
     side.feed(record(METER, "S1", reading("S1", 10.0, time.time()), offset=1))
-    rows = side.rows()
-    assert [v["outcome"] for _k, v, _p in rows] == [
-        ["c1", "Rejected", "profile rejected", pytest.approx(ts, abs=1e-3)]] * 2
-    assert {p for _k, _v, p in rows} == {partition_of("ZA", PARTITIONS)}
+    side.map("S1", "ZA")  # mapped again: a row, with the outcome it had
+    rows = [(key, value) for key, value, _p in side.rows() if value["kind"] == "row"]
+    assert [(key, value["outcome"]) for key, value in rows] == [
+        ("S1", ["c1", "Rejected", "profile rejected", pytest.approx(ts, abs=1e-3)])] * 2
+    assert rows[1][1]["connectors"][0][2] == 10.0  # ... and the reading heard in between
+    assert {p for _k, _v, p in side.rows()} == {partition_of("ZA", PARTITIONS)}
 
 
-def test_rows_of_stations_another_worker_owns_now_are_not_sent() -> None:
+def test_a_mapping_or_an_outcome_sends_a_row_and_readings_never_do() -> None:
     side = Side()
-    mine, theirs = (next(f"S{i}" for i in range(100) if partition_of(f"S{i}", PARTITIONS) == p)
-                    for p in (0, 1))
-    for station_id in (mine, theirs):
-        side.map(station_id, "ZA")
+    now = time.time() - 100
+    side.map("S1", "ZA")
+    assert [(key, value["kind"]) for key, value, _p in side.rows()] == [("S1", "row")]
+    side.out.pending.clear()
+    # New sessions, new powers, heartbeats: each changes the picture, none sends a row.
+    for i in range(10):
+        r = {**reading("S1", 10.0 + 5 * i, now + 40 * i), "session_id": f"s{i // 3}"}
+        side.feed(record(METER, "S1", r, offset=i, timestamp_ms=int((now + 40 * i) * 1000)))
+    assert {(key, value["kind"]) for key, value, _p in side.rows()} == {
+        (loads_key("ZA"), "loads")}
+    assert len(side.rows()) == 10
+    side.out.pending.clear()
+    side.feed(record(side.t.outcomes, "S1", outcome("S1", time.time())))
+    assert [(key, value["kind"]) for key, value, _p in side.rows()] == [("S1", "row")]
+
+
+def test_a_row_sent_after_a_reading_in_the_same_batch_leaves_no_loads_record() -> None:
+    """The row carries the reading: the zone needs no loads record for it, not even an
+    empty one."""
+    side = Side()
+    side.map("S1", "ZA")
+    side.map("S2", "ZB")
     side.out.pending.clear()
     now = time.time()
-    for station_id in (mine, theirs):
+    side.inputs.dispatch(record(METER, "S1", reading("S1", 10.0, now)))
+    side.inputs.dispatch(record(side.t.outcomes, "S1", outcome("S1", now)))
+    side.inputs.dispatch(record(METER, "S2", reading("S2", 20.0, now)))
+    side.map("S2", "ZA")  # moved: its reading travels in its new row
+    assert side.side.flush_loads() == 0
+    assert [(key, value["kind"]) for key, value, _p in side.rows()
+            if value is not None] == [("S1", "row"), ("S2", "row")]  # (and S2's tombstone)
+    assert side.loads() == []
+
+
+def test_readings_of_stations_another_worker_owns_now_are_not_sent() -> None:
+    side = Side()
+    (mine,), (theirs, also_theirs) = (
+        [f"S{i}" for i in range(100) if partition_of(f"S{i}", PARTITIONS) == p][:n]
+        for p, n in ((0, 1), (1, 2)))
+    for station_id, zone_id in ((mine, "ZA"), (theirs, "ZA"), (also_theirs, "ZB")):
+        side.map(station_id, zone_id)
+    side.out.pending.clear()
+    now = time.time()
+    for station_id in (mine, theirs, also_theirs):
         side.inputs.dispatch(record(METER, station_id, reading(station_id, 10.0, now)))
     side.side.forget_partitions({0})
-    assert side.side.flush_rows() == 1
-    assert [k for k, _v, _p in side.rows()] == [mine]
+    assert side.side.flush_loads() == 1  # ZB's only changed station is theirs: no record
+    assert [(key, list(stations)) for key, stations, _p in side.loads()] == [
+        (loads_key("ZA"), [mine])]

@@ -1,6 +1,6 @@
 """Station side, zone stage, DR signals and clock without a broker, joined by the worker's own
-route table: decode → core → emit, the station rows handed to the zone stage as a consumer of
-their topic would fetch them."""
+route table: decode → core → emit, the station rows and zone loads handed to the zone stage as
+a consumer of their topic would fetch them."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from evgrid.handlers.clock import ZoneClock
 from evgrid.handlers.signals import DRSignals
 from evgrid.handlers.stations import StationSide
 from evgrid.handlers.zone import ZoneStage
+from evgrid.models.internal import loads_key
 from evgrid.runtime import Runtime, input_path
 from evgrid.state.stations import StationStore
 from evgrid.state.tables_io import partition_of
@@ -28,7 +29,8 @@ from tests.fakes import PARTITIONS, Rec, RecordingPublisher, memory_tables, reco
 
 class World:
     """One worker's station side and zone side over in-memory tables, fed through its route
-    table. `log` keeps every station row it delivered: the topic, for a next owner."""
+    table. `log` keeps every record of the station-rows topic it delivered (rows, tombstones,
+    loads): the topic, for a next owner."""
 
     def __init__(self, tables=None) -> None:
         self.settings = settings()
@@ -48,8 +50,9 @@ class World:
         self.kafka_ms = max(int(time.time() * 1000), getattr(self, "kafka_ms", 0) + 1)
         self.inputs.dispatch(record(topic, key, value, timestamp_ms=self.kafka_ms))
 
-    def deliver_rows(self) -> list[Rec]:
-        """The station rows queued so far, through the zone stage, in the order sent."""
+    def deliver_picture(self) -> list[Rec]:
+        """The station rows and zone loads queued so far, through the zone stage, in the
+        order sent."""
         rows = self.out.take(self.t.station_rows)
         for row in rows:
             self.inputs.dispatch(row)
@@ -75,15 +78,18 @@ class World:
             "contract_max_kw": 150.0})
 
     def reading(self, station_id: str, kw: float) -> None:
+        """A reading, later than any before it (a reading no newer than the last is
+        superseded), and the loads it changes sent."""
+        self.event_ts = max(time.time(), getattr(self, "event_ts", 0.0) + 0.001)
         self.feed(self.t.meter_values, station_id, {
             "station_id": station_id, "connector_id": 1, "session_id": "s",
-            "connector_type": "CCS", "power_kw": kw, "event_ts": iso(time.time())})
-        self.side.flush_rows()
+            "connector_type": "CCS", "power_kw": kw, "event_ts": iso(self.event_ts)})
+        self.side.flush_loads()
 
     def map(self, station_id: str, zone_id: str, kw: float) -> None:
         self.mapping(station_id, zone_id)
         self.reading(station_id, kw)
-        self.deliver_rows()
+        self.deliver_picture()
 
     def signal(self, zone_id: str, reduction_kw: float, key: str | None = None,
                signal_id: str = "DR1") -> None:
@@ -146,7 +152,7 @@ def test_a_wrongly_keyed_signal_is_rerouted_and_decided_when_it_comes_back() -> 
 
 def test_a_malformed_station_row_is_dead_lettered_not_dropped() -> None:
     world = World()
-    world.feed(world.t.station_rows, "S1", {"zone_id": "Z1", "station_id": "S1",
+    world.feed(world.t.station_rows, "S1", {"kind": "row", "zone_id": "Z1", "station_id": "S1",
                                             "limits": {"max_station_kw": 10.0,
                                                        "contract_max_kw": 10.0},
                                             "gossip": True})
@@ -154,6 +160,84 @@ def test_a_malformed_station_row_is_dead_lettered_not_dropped() -> None:
     assert letter["source_topic"] == world.t.station_rows
     assert letter["reason"] == "gossip:extra_forbidden"
     assert "Z1" not in world.zones.zones
+
+
+def loads_body(zone_id: str, station_id: str, kw: float, at: float) -> dict:
+    return {"kind": "loads", "zone_id": zone_id, "stations": [
+        {"station_id": station_id, "connectors": [[1, "CCS", kw, at, "s", at]]}]}
+
+
+def test_a_loads_record_older_than_the_stale_limit_is_skipped_without_decoding() -> None:
+    """A new owner reading back its partition: loads that old hold only readings that count
+    0 kW, so they are neither decoded nor dead-lettered; an old row is the station's
+    membership, and is applied however old."""
+    world = World()
+    world.map("S0", "Z1", 40.0)
+    partition = partition_of("Z1", PARTITIONS)
+    old_ms = int((time.time() - 600) * 1000)  # 10 minutes: past the stale limit
+    assert old_ms < (time.time() - world.settings.stale_after_s) * 1000
+    before = world.zones.zones["Z1"].load.stations["S0"]
+    for body in (b"not json", orjson.dumps(loads_body("Z1", "S0", 99.0, time.time()))):
+        world.inputs.dispatch(Rec(world.t.station_rows, partition, 0,
+                                  loads_key("Z1").encode(), body, timestamp=old_ms))
+    assert world.out.sent(world.t.deadletter) == []
+    assert world.zones.zones["Z1"].load.stations["S0"] is before
+    row = {"kind": "row", "zone_id": "Z1", "station_id": "S1", "mapped_at": old_ms,
+           "limits": {"max_station_kw": 50.0, "contract_max_kw": 50.0}}
+    world.inputs.dispatch(Rec(world.t.station_rows, partition, 1, b"S1", orjson.dumps(row),
+                              timestamp=old_ms))
+    assert world.zones.member_of["S1"] == "Z1"
+    # The same malformed loads, recent: dead-lettered like any bad record.
+    world.inputs.dispatch(Rec(world.t.station_rows, partition, 2, loads_key("Z1").encode(),
+                              b"not json", timestamp=int(time.time() * 1000)))
+    assert [v["reason"] for _k, v in world.out.sent(world.t.deadletter)] == ["not_json"]
+
+
+def loads_not_member() -> float:
+    return metrics.LOADS_NOT_MEMBER._value.get()
+
+
+def test_loads_naming_a_station_the_zone_does_not_list_change_nothing_and_are_counted(
+) -> None:
+    world = World()
+    world.map("S0", "Z1", 40.0)
+    world.map("S1", "Z2", 30.0)
+    z1, z2 = world.zones.zones["Z1"], world.zones.zones["Z2"]
+    before = (dict(z1.load.stations), dict(z2.load.stations), dict(world.zones.member_of),
+              z1.loads_at, z2.loads_at)
+    counted = loads_not_member()
+    now = time.time() + 1
+    for station_id in ("S9", "S1"):  # unknown; a member of another zone
+        world.inputs.dispatch(Rec(world.t.station_rows, z1.partition, 0,
+                                  loads_key("Z1").encode(),
+                                  orjson.dumps(loads_body("Z1", station_id, 80.0, now)),
+                                  timestamp=int(time.time() * 1000)))
+    after = (dict(z1.load.stations), dict(z2.load.stations), dict(world.zones.member_of),
+             z1.loads_at, z2.loads_at)
+    assert after == before
+    assert loads_not_member() == counted + 2
+    assert world.out.sent(world.t.deadletter) == []
+
+
+def test_readings_reach_the_zone_as_its_loads_and_count_in_its_figures() -> None:
+    world = World()
+    world.map("S0", "Z1", 40.0)
+    world.map("S1", "Z1", 30.0)
+    world.out.pending.clear()
+    later = iso(time.time() + 1)
+    for station_id, kw in (("S0", 45.0), ("S1", 25.0)):  # one batch
+        world.feed(world.t.meter_values, station_id, {
+            "station_id": station_id, "connector_id": 1, "session_id": "s",
+            "connector_type": "CCS", "power_kw": kw, "event_ts": later})
+    world.side.flush_loads()
+    (loads,) = world.deliver_picture()  # both readings, one record
+    assert (loads.key, loads.partition) == (loads_key("Z1").encode(),
+                                            partition_of("Z1", PARTITIONS))
+    stations = world.zones.zones["Z1"].load.stations
+    assert {s: [c.power_kw for c in row.connectors] for s, row in stations.items()} == {
+        "S0": [45.0], "S1": [25.0]}
+    world.signal("Z1", 35.0)  # 70 kW heard: cap 35
+    assert sum(world.commands().values()) == pytest.approx(35.0)
 
 
 def test_a_tombstone_without_key_is_dead_lettered() -> None:
@@ -251,7 +335,7 @@ def test_a_station_leaving_mid_event_is_cleared_at_once_and_the_cap_reallocated(
     world.signal("Z1", 60.0)  # cap 60: 20 kW each
     world.out.pending.clear()
     world.mapping("S2", None)  # tombstone
-    (row,) = world.deliver_rows()
+    (row,) = world.deliver_picture()
     assert (row.key, row.value, row.partition) == (b"S2", None, partition_of("Z1", PARTITIONS))
     commands = world.actions()
     assert ("S2", "CLEAR", None) in commands
@@ -333,7 +417,7 @@ def test_a_rejected_set_makes_the_station_uncontrollable_and_an_accept_restores_
             "command_id": commanded[station_id]["command_id"], "station_id": station_id,
             "action": "SET", "status": status, "reason": "profile rejected", "attempt": 1,
             "ts": iso(time.time()), "gateway_id": "gw-1"})  # extra fields are ignored
-        world.deliver_rows()
+        world.deliver_picture()
 
     rejected = outcomes_counted("Rejected")
     outcome("S0", "Rejected")
@@ -357,12 +441,15 @@ def test_an_outcome_repeated_in_the_rows_that_follow_is_applied_once() -> None:
         "command_id": command_id, "station_id": "S0", "action": "SET", "status": "Rejected",
         "reason": "profile rejected", "ts": iso(time.time())})
     rejected = outcomes_counted("Rejected")
-    world.deliver_rows()
+    world.deliver_picture()
     assert world.commands() == {"S1": 20.0}
     assert outcomes_counted("Rejected") == rejected + 1
     world.out.pending.clear()
-    world.reading("S0", 45.0)  # its next row carries the same outcome
-    (row,) = world.deliver_rows()
+    world.reading("S0", 45.0)  # a reading: the zone's loads, no row
+    (loads,) = world.deliver_picture()
+    assert loads.key == loads_key("Z1").encode()
+    world.mapping("S0", "Z1")  # mapped again: its next row carries the same outcome
+    (row,) = world.deliver_picture()
     assert orjson.loads(row.value)["outcome"][:2] == [command_id, "Rejected"]
     assert outcomes_counted("Rejected") == rejected + 1
     assert world.commands() == {}
@@ -389,12 +476,12 @@ def reactions() -> float:
 def test_a_signal_decided_at_a_later_step_is_timed_to_its_first_commands() -> None:
     world = World()
     world.mapping("S0", "Z1")
-    world.deliver_rows()
+    world.deliver_picture()
     world.signal("Z1", 10.0)  # the zone knows S0 but has heard no load from it yet
     zone = world.zones.zones["Z1"]
     assert world.commands() == {} and set(zone.reacting) == {"DR1"}
     world.reading("S0", 40.0)  # its first reading reaches the zone side
-    world.deliver_rows()
+    world.deliver_picture()
     world.stage.step(zone, time.time())
     (callback,) = [cb for t, _k, _v, _h, cb, _p in world.out.pending
                    if t == world.t.commands]

@@ -1,4 +1,4 @@
-"""The meter-value Service's batch loop without a broker: station rows coalesced over
+"""The meter-value Service's batch loop without a broker: each zone's loads coalesced over
 batches until the interval passes, and never committed before they are handed to the
 producer."""
 
@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from evgrid.ingest import meters
 from evgrid.ingest.meters import MeterIngest
 from evgrid.ingest.records import SignalIngest
+from evgrid.models.internal import loads_key
 from evgrid.publisher import Publisher
 from evgrid.state.tables_io import partition_of
 from tests.fakes import PARTITIONS, settings
@@ -66,11 +67,22 @@ def in_partition_0(n: int) -> list[str]:
     return [f"S{i}" for i in range(200) if partition_of(f"S{i}", PARTITIONS) == 0][:n]
 
 
-def rows_sent(log: list, topic: str) -> int:
+def heard_of(side: Side, ids: list[str]) -> None:
+    """Each station's zone has had a reading of it: the next ones are coalesced."""
+    then = time.time() - 10
+    for i, station_id in enumerate(ids):
+        side.inputs.dispatch(record(METER, station_id, reading(station_id, 1.0, then),
+                                    offset=1000 + i, partition=0))
+    side.side.flush_loads()
+    side.out.pending.clear()
+    assert not side.side.urgent
+
+
+def records_sent(log: list, topic: str) -> int:
     return sum(1 for what, t in log if what == "sent" and t == topic)
 
 
-async def test_rows_wait_for_the_interval_and_precede_every_commit() -> None:
+async def test_loads_wait_for_the_interval_and_precede_every_commit() -> None:
     ingest, side, log = service()
     station_rows = side.t.station_rows
     ids = in_partition_0(4)
@@ -84,35 +96,37 @@ async def test_rows_wait_for_the_interval_and_precede_every_commit() -> None:
         records = [record(METER, s, reading(s, 10.0 + batch, now + batch),
                           offset=batch * 4 + i, partition=0) for i, s in enumerate(ids)]
         await ingest._apply({tp: records})
-    assert rows_sent(log, station_rows) == 0  # coalesced, not yet due
+    assert records_sent(log, station_rows) == 0  # coalesced, not yet due
     await ingest.checkpoint_and_commit()
-    # One row for each station, with its newest reading, before the commit.
-    assert rows_sent(log, station_rows) == 4
-    rows = [(key, orjson.loads(value), partition) for topic, key, value, partition
-            in ingest.out.app.producer.messages if topic == station_rows]
-    assert sorted(key.decode() for key, _v, _p in rows) == sorted(ids)
-    zone_partition = partition_of("ZA", PARTITIONS)
-    assert {(row["connectors"][0][2], p) for _k, row, p in rows} == {(12.0, zone_partition)}
+    # One loads record for the zone, each station with its newest reading, before the commit.
+    assert records_sent(log, station_rows) == 1
+    ((key, value, partition),) = [
+        (key, orjson.loads(value), partition) for topic, key, value, partition
+        in ingest.out.app.producer.messages if topic == station_rows]
+    assert (key.decode(), value["kind"], partition) == (
+        loads_key("ZA"), "loads", partition_of("ZA", PARTITIONS))
+    assert sorted(s["station_id"] for s in value["stations"]) == sorted(ids)
+    assert {c[2] for s in value["stations"] for c in s["connectors"]} == {12.0}
     first_commit = next(i for i, (what, _) in enumerate(log) if what == "committed")
-    last_row = max(i for i, (what, t) in enumerate(log) if what == "sent" and t == station_rows)
-    assert last_row < first_commit
+    loads_at = next(i for i, (what, t) in enumerate(log) if what == "sent" and t == station_rows)
+    assert loads_at < first_commit
     assert log[first_commit][1] == {tp: 12}
-    assert ("flushed", None) in log[last_row:first_commit]
+    assert ("flushed", None) in log[loads_at:first_commit]
 
 
-async def test_rows_leave_once_the_interval_passed_even_when_behind(monkeypatch) -> None:
+async def test_loads_leave_once_the_interval_passed_even_when_behind(monkeypatch) -> None:
     ingest, side, log = service()
-    monkeypatch.setattr(meters, "ROWS_CHUNK", 1)  # a chunk a station: the loop between
+    monkeypatch.setattr(meters, "LOADS_CHUNK", 1)  # a chunk a zone: the loop between
     ids = in_partition_0(2)
-    for station_id in ids:
-        side.map(station_id, "ZA")
-    side.out.pending.clear()
+    for station_id, zone_id in zip(ids, ("ZA", "ZB"), strict=True):
+        side.map(station_id, zone_id)
+    heard_of(side, ids)
     tp = TopicPartition(METER, 0)
     now = time.time()
     await ingest._apply({tp: [record(METER, s, reading(s, 10.0, now), offset=i, partition=0)
                               for i, s in enumerate(ids)]})
     ingest._behind = 1000  # the batch left records behind it
-    ingest._last_rows = time.monotonic()
+    ingest._last_loads = time.monotonic()
     control: list[str] = []
 
     async def control_first() -> None:
@@ -120,10 +134,12 @@ async def test_rows_leave_once_the_interval_passed_even_when_behind(monkeypatch)
 
     side.out.control_first = control_first  # type: ignore[method-assign]
     await ingest.after_fetch(True)
-    assert rows_sent(log, side.t.station_rows) == 0  # behind, within the interval
-    ingest._last_rows = time.monotonic() - meters.ROWS_INTERVAL_S
+    assert records_sent(log, side.t.station_rows) == 0  # behind, within the interval
+    ingest._last_loads = time.monotonic() - meters.LOADS_INTERVAL_S
     await ingest.after_fetch(True)
-    assert rows_sent(log, side.t.station_rows) == 2
+    sent = [key.decode() for topic, key, _v, _p in ingest.out.app.producer.messages
+            if topic == side.t.station_rows]
+    assert sorted(sent) == [loads_key("ZA"), loads_key("ZB")]
     assert len(control) == 2  # the loop given way after each chunk
 
 
@@ -186,15 +202,15 @@ async def test_a_periodic_checkpoint_commits_the_offsets_it_started_from(monkeyp
     assert [what for what in log if what[0] == "committed"] == []
 
 
-async def test_rows_leave_after_each_batch_when_caught_up_and_wait_when_behind() -> None:
+async def test_loads_leave_after_each_batch_when_caught_up_and_wait_when_behind() -> None:
     ingest, side, log = service()
     station_rows = side.t.station_rows
     (station_id,) = in_partition_0(1)
     side.map(station_id, "ZA")
-    side.out.pending.clear()
+    heard_of(side, [station_id])
     tp = TopicPartition(METER, 0)
     ingest.owned = {0}
-    ingest._last_rows = time.monotonic()  # the interval has not passed
+    ingest._last_loads = time.monotonic()  # the interval has not passed
     now = time.time()
     offset = 0
 
@@ -205,11 +221,36 @@ async def test_rows_leave_after_each_batch_when_caught_up_and_wait_when_behind()
     ingest.fetch = fetch  # type: ignore[method-assign]
     ingest.consumer.end = 100  # type: ignore[union-attr]  (99 more records wait)
     await ingest._step()
-    assert rows_sent(log, station_rows) == 0  # behind: coalesced
+    assert records_sent(log, station_rows) == 0  # behind: coalesced
     offset = 1
     ingest.consumer.end = 2  # type: ignore[union-attr]  (this batch reaches the end)
     await ingest._step()
-    assert rows_sent(log, station_rows) == 1  # caught up: at once, both batches in one
+    assert records_sent(log, station_rows) == 1  # caught up: at once, both batches in one
+    ((_t, key, value, _p),) = [m for m in ingest.out.app.producer.messages
+                               if m[0] == station_rows]
+    assert key.decode() == loads_key("ZA")
+    assert [s["connectors"][0][2] for s in orjson.loads(value)["stations"]] == [11.0]
+
+
+async def test_a_station_its_zone_has_no_reading_of_is_sent_at_once_even_when_behind() -> None:
+    ingest, side, log = service()
+    (station_id,) = in_partition_0(1)
+    side.map(station_id, "ZA")  # mapped, never read: its zone lists it without a load
+    side.out.pending.clear()
+    tp = TopicPartition(METER, 0)
+    ingest._last_loads = time.monotonic()  # the interval has not passed
+    ingest._behind = 1000
+    await ingest._apply({tp: [record(METER, station_id, reading(station_id, 10.0, time.time()),
+                                     offset=0, partition=0)]})
+    ingest._behind = 1000  # the batch left records behind it
+    await ingest.after_fetch(True)
+    assert records_sent(log, side.t.station_rows) == 1  # at once: the picture was missing it
+    assert not side.side.urgent
+    await ingest._apply({tp: [record(METER, station_id, reading(station_id, 20.0, time.time()),
+                                     offset=1, partition=0)]})
+    ingest._behind = 1000
+    await ingest.after_fetch(True)
+    assert records_sent(log, side.t.station_rows) == 1  # heard of now: coalesced again
 
 
 class GrowingPartition:
