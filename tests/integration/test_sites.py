@@ -9,7 +9,14 @@ import time
 import pytest
 
 from evgrid.timeutil import iso
-from tests.integration.harness import Collector, WorkerProcess, isolated_settings, jdump, produce
+from tests.integration.harness import (
+    Collector,
+    WorkerProcess,
+    free_port,
+    isolated_settings,
+    jdump,
+    produce,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +209,62 @@ async def test_sites_and_mappings_published_before_the_worker_starts(kafka_broke
         assert w.alive(), w.log_tail()
     finally:
         w.stop()
+
+
+async def test_two_workers_one_dead_letter_and_the_limits_survive_a_rebalance(
+        kafka_broker, unique_prefix, tmp_path):
+    """Every worker reads the sites, one dead-letters a bad record; a second worker joining
+    takes zones with their sites: the depot stays limited, nobody is commanded again."""
+    b = kafka_broker.bootstrap
+    settings = isolated_settings(b, unique_prefix, tmp_path / "w1", partitions=4,
+                                 site_hold_s=HOLD_S)
+    settings2 = settings.model_copy(update={"data_dir": tmp_path / "w2",
+                                            "web_port": free_port()})
+    t = settings.topics
+    w1 = WorkerProcess(settings, tmp_path / "w1.log").start()
+    w2 = WorkerProcess(settings2, tmp_path / "w2.log")
+    depots = {"Z1": "depot", "Z2": "depot-2", "Z3": "depot-3", "Z4": "depot-4"}
+    stations = {f"{zone}-D{i}": zone for zone in depots for i in range(5)}
+
+    async def readings(kw: float) -> None:
+        now = time.time()
+        await produce(b, t.meter_values, [(s.encode(), jdump({
+            "station_id": s, "connector_id": 1, "connector_type": "Type2",
+            "session_id": f"s-{s}", "power_kw": kw, "event_ts": iso(now)})) for s in stations])
+
+    try:
+        await w1.wait_ready()
+        async with Collector(b, t.commands, t.deadletter) as seen:
+            await produce(b, t.sites, [(site.encode(), jdump({**DEPOT, "site_id": site,
+                                                              "zone_id": zone}))
+                                       for zone, site in depots.items()])
+            await asyncio.sleep(1.0)
+            await produce(b, t.station_zones, [(s.encode(), jdump({
+                **mapping(s, depots[zone]), "zone_id": zone})) for s, zone in stations.items()])
+            await readings(11.0)
+            await seen.wait(t.commands, lambda c: len(c) >= len(stations))
+            assert {(c["reason"], c["target_power_kw"]) for c in seen.messages[t.commands]} \
+                == {("SITE", 7.2)}
+            w2.start()
+            await w2.wait_ready()
+            for _ in range(10):  # both own partitions now
+                if await w1.metric("evgrid_ingest_partitions_loaded_total") == 4 and \
+                        await w2.metric("evgrid_ingest_partitions_loaded_total"):
+                    break
+                await asyncio.sleep(1.0)
+            n = len(seen.messages[t.commands])
+            await produce(b, t.sites, [(b"depot", jdump({**DEPOT, "zone_id": "Z9"}))])
+            await seen.wait(t.deadletter, lambda d: len(d) >= 1)
+            for _ in range(6):  # the cars hold their limits; loads keep coming
+                await readings(7.2)
+                await asyncio.sleep(0.5)
+            assert [d["reason"] for d in seen.messages[t.deadletter]] == ["site:two_zones"]
+            assert seen.messages[t.commands][n:] == []  # no decision taken twice
+            for w in (w1, w2):
+                view = await site_view(w)
+                assert view["limited"] and len(view["stations_limited"]) == 5, view
+        assert w1.alive(), w1.log_tail()
+        assert w2.alive(), w2.log_tail()
+    finally:
+        w2.stop()
+        w1.stop()
