@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TEST_PROCESSES ?= 2
 OPENADR_STAMP := $(VENV)/.openadr-installed
 
-.PHONY: all venv openadr kafka-jars ocpp-clients system-deps postgres tools image-deps test unit integration lint demo bench chaos docs clean zone-loop
+.PHONY: all venv openadr kafka-jars ocpp-clients system-deps postgres tools image-deps test unit integration lint demo bench chaos chaos-long docs clean zone-loop
 
 all: test
 
@@ -144,6 +144,12 @@ zone-loop: venv kafka-jars
 		then pass=$$((pass+1)); rm -f var/zone-loop-$$i.log; echo "    run $$i: passed"; \
 		else fail=$$((fail+1)); echo "    run $$i: FAILED (var/zone-loop-$$i.log)"; fi; \
 	done; echo "$$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+# Not part of `make test`: the broker-outage chaos test with the broker away for 10 minutes.
+chaos-long: venv kafka-jars
+	@echo "==> the broker away for 10 minutes across DR decisions (about 13 minutes)"
+	@EVGRID_CHAOS_LONG_OUTAGE_S=600 $(BIN)/python -m pytest -q -ra -s -m chaos \
+		tests/chaos/test_broker_outage.py
 
 bench: venv kafka-jars
 	@echo "==> benchmarks against a fresh local broker (about 10 minutes; figures, not pass/fail; BENCH_ARGS=\"--phases latency\" for one phase)"

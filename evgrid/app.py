@@ -86,8 +86,10 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(RESOLUTION_S)
     async def zone_clock() -> None:
+        # Never waits on the broker: decisions fall due on time through any outage, and
+        # their outputs wait in the control link's outbox.
         rt.clock.run_once()
-        await publisher.drain()
+        publisher.drain_soon()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: object) -> None:

@@ -29,6 +29,18 @@ ZONE_UTILIZATION = Gauge("evgrid_zone_utilization_pct", "Zone load / capacity", 
 ZONE_CAP = Gauge("evgrid_zone_cap_kw", "Cap of the governing DR event (NaN when none)", ["zone"])
 ALERTS = Counter("evgrid_alerts", "Alerts published", ["alert_type"])
 COMMANDS = Counter("evgrid_commands", "Charging commands published", ["action"])
+OUTPUTS_WAITING = Gauge(
+    "evgrid_outputs_waiting",
+    "Control outputs (commands, statuses, reports, alerts) not yet acknowledged by Kafka",
+)
+OUTPUTS_SUPERSEDED = Counter(
+    "evgrid_outputs_superseded",
+    "Control outputs replaced, while waiting for Kafka, by a newer one for the same station "
+    "and event (or the same event's status)", ["topic"],
+)
+OUTPUTS_DROPPED = Counter(
+    "evgrid_outputs_dropped", "Control outputs dropped: refused by Kafka, or beyond the bound"
+)
 DR_ACTIVE = Gauge("evgrid_dr_active_events", "Active DR events (this worker)")
 DR_NONCOMPLIANT = Gauge("evgrid_dr_noncompliant_stations", "Non-compliant stations (this worker)")
 DR_SHORTFALL = Gauge("evgrid_dr_shortfall_kw", "Shortfall of the governing DR event", ["zone"])

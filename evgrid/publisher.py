@@ -13,22 +13,33 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, Protocol
 
 import faust
+import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from faust.exceptions import ProducerSendError
 from faust.types import Message
 from mode import Service
 
 from evgrid import codec, metrics
 from evgrid.codec import DecodeError
 from evgrid.models import DeadLetter
+from evgrid.outbox import Callback, Outbox, Output
 from evgrid.settings import Settings
 from evgrid.timeutil import from_epoch
 
-Callback = Callable[[asyncio.Future], Any]
+log = logging.getLogger(__name__)
+
+#: An output whose send or ack failed is sent again after this long (while the broker is away).
+RETRY_S = 1.0
+#: How long a stopping worker waits for its held outputs to be acknowledged.
+STOP_WAIT_S = 5.0
+#: Failures no retry cures.
+NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
 #: The longest ingestion waits, per slice, for control messages in flight (normally acked in
 #: a few ms; a broker that does not ack them must not stop ingestion).
 CONTROL_FIRST_S = 0.05
@@ -62,18 +73,31 @@ def as_key(key: str | bytes | None) -> bytes | None:
 
 
 class ControlLink(Service):
-    """The control loop's own producer, for commands and what reports on them.
+    """The control loop's own producer, and the outbox its outputs wait in until acked.
 
     aiokafka keeps one request in flight per broker connection, so on the worker's shared
     producer a command waited behind whatever megabyte of station loads and changelog was
     being sent, ten times as long under load as without. Started before the
-    ingest Services and stopped after them (mode stops children in reverse)."""
+    ingest Services and stopped after them (mode stops children in reverse).
+
+    Handing an output over never waits and never fails (`put`): the sender task sends what
+    waits, and an output whose send or ack fails waits again and is re-sent, the same bytes,
+    after `RETRY_S`, for as long as the broker is away. Only an output Kafka can never take
+    (larger than the broker accepts) is dropped, logged and counted."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
+        self.outbox = Outbox(on_superseded=lambda topic: metrics.OUTPUTS_SUPERSEDED.labels(
+            topic=topic).inc())
+        #: Delivery futures of the outputs in flight (`Publisher.control_first` waits on them).
         self.unacked: set[asyncio.Future] = set()
+        self._wake = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._dropped = 0  # outbox.dropped already counted
+        self._retry: asyncio.TimerHandle | None = None
 
     async def on_start(self) -> None:
         s = self.settings
@@ -81,28 +105,100 @@ class ControlLink(Service):
             bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=0,
             max_request_size=s.max_message_bytes + 65_536, **s.kafka_client_kwargs())
         await self.producer.start()
+        self._wake.set()  # what was handed over before the producer started
 
     async def on_stop(self) -> None:
         if self.producer is not None:
             try:
-                await self.acked()
-            except KafkaError as exc:  # the broker may be gone at shutdown
-                logging.getLogger(__name__).warning("evgrid: control link at stop: %r", exc)
+                await asyncio.wait_for(self.acked(), STOP_WAIT_S)
+            except TimeoutError:  # the broker is away at shutdown
+                log.warning("evgrid: stopping with %d control outputs not acknowledged",
+                            len(self.outbox))
             await self.producer.stop()
             self.producer = None
 
-    async def send(self, topic: str, key: bytes | None, value: bytes | None,
-                   headers: list | None) -> asyncio.Future:
-        assert self.producer is not None
-        fut = await self.producer.send(topic, value, key=key, headers=headers)
-        self.unacked.add(fut)
-        fut.add_done_callback(self.unacked.discard)
-        return fut
+    def put(self, topic: str, key: bytes | None, value: bytes, headers: list | None,
+            slot: Hashable | None = None, callback: Callback | None = None) -> None:
+        """Hold one output until Kafka acknowledges it (never waits, never raises)."""
+        self.outbox.put(topic, key, value, headers, slot, callback)
+        self._empty.clear()
+        self._wake.set()
+        self._gauges()
 
     async def acked(self) -> None:
-        """Every control message sent so far is acknowledged (or failed: raised)."""
-        while self.unacked:
-            await asyncio.gather(*list(self.unacked))
+        """Every control output handed over so far is acknowledged (waits while the broker
+        is away: an offset is never committed ahead of the outputs it caused)."""
+        while not self.outbox.empty:
+            await self._empty.wait()
+
+    @Service.task
+    async def _sender(self) -> None:
+        await self.send_waiting()
+
+    async def send_waiting(self) -> None:
+        """The sender: whatever waits, to the producer, as soon as it may go."""
+        while not self.should_stop:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.producer is None:
+                continue
+            batch = self.outbox.take()
+            for i, out in enumerate(batch):
+                try:
+                    fut = await self.producer.send(out.topic, out.value, key=out.key,
+                                                   headers=out.headers)
+                except KafkaError as exc:  # no metadata, or no room: the broker is away
+                    self._failed(out, exc)
+                    if isinstance(exc, NEVER_FITS):
+                        continue  # that one alone is dropped
+                    for rest in batch[i + 1:]:
+                        self.outbox.failed(rest)
+                    break
+                self.unacked.add(fut)
+                fut.add_done_callback(partial(self._delivered, out))
+
+    def _delivered(self, out: Output, fut: asyncio.Future) -> None:
+        self.unacked.discard(fut)
+        exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        if exc is not None:
+            self._failed(out, exc)
+            return
+        self.outbox.acked(out)
+        for callback in out.callbacks:
+            callback(fut)
+        self._settled()
+
+    def _failed(self, out: Output, exc: BaseException) -> None:
+        if isinstance(exc, NEVER_FITS):
+            log.error("evgrid: %s output dropped, Kafka refuses it: %r", out.topic, exc)
+            self.outbox.acked(out)
+            metrics.OUTPUTS_DROPPED.inc()
+            self._settled()
+            return
+        self.outbox.failed(out)
+        if self._retry is None:  # one retry for every failure of this round
+            self._retry = asyncio.get_running_loop().call_later(RETRY_S, self._again)
+        self._gauges()
+
+    def _again(self) -> None:
+        self._retry = None
+        self._wake.set()
+
+    def _settled(self) -> None:
+        if self.outbox.empty:
+            self._empty.set()
+        elif self.outbox.waiting:
+            self._wake.set()  # outputs of a slot that was in flight may go now
+        self._gauges()
+
+    def _gauges(self) -> None:
+        ob = self.outbox
+        metrics.OUTPUTS_WAITING.set(len(ob))
+        if ob.dropped > self._dropped:
+            metrics.OUTPUTS_DROPPED.inc(ob.dropped - self._dropped)
+            log.error("evgrid: %d control outputs dropped beyond the outbox's bound",
+                      ob.dropped - self._dropped)
+            self._dropped = ob.dropped
 
 
 class Publisher:
@@ -127,10 +223,13 @@ class Publisher:
                                  Callback | None, int | None]] = []
         #: The control loop's outputs leave on their own producer once one is linked.
         self.control: ControlLink | None = None
+        #: What the control link carries and holds through an outage: decisions and alerts.
         self.control_topics = frozenset({t.commands, t.dr_status, t.compliance_alerts,
-                                         t.dr_reports, t.signal_alerts})
+                                         t.dr_reports, t.signal_alerts, t.overload_alerts,
+                                         t.station_alerts})
         #: The last alerts this worker published, for the dashboard.
         self.recent_alerts: deque[dict] = deque(maxlen=50)
+        self._draining: asyncio.Future | None = None
 
     def alert(self, topic: str, key: str, value: bytes, kind: str, detail: str) -> None:
         """Publish an alert and remember it for the dashboard."""
@@ -153,34 +252,64 @@ class Publisher:
         self.pending.append((topic, as_key(key), value, hdrs, callback, partition))
 
     async def drain(self) -> int:
-        """Hand everything queued to the producers (awaits only for buffer space). Control
-        messages go first, so they never wait on Faust's producer for room for what was
-        queued before them (one saturated reaction, decided within 6 ms, reached its
-        producer at 112 ms)."""
+        """Control outputs into the control link's outbox (at once, never waiting), the rest
+        handed to Faust's producer (awaits only for buffer space). Control outputs go first,
+        so they never wait on Faust's producer for room for what was queued before them (one
+        saturated reaction, decided within 6 ms, reached its producer at 112 ms). What Faust's
+        producer refuses while the broker is away stays queued for the next drain; nothing
+        raises to the caller."""
         if not self.pending:
             return 0
         batch, self.pending = self.pending, []
-        control = self.control if self.control is not None and self.control.producer else None
-        rest = []
-        for message in batch:
-            topic, key, value, headers, callback, _partition = message
-            if control is None or topic not in self.control_topics:
-                rest.append(message)
-                continue
-            fut = await control.send(topic, key, value, headers)
-            if callback is not None:
-                fut.add_done_callback(callback)
+        rest = self._to_outbox(batch)
         send = self.app.producer.send
-        for topic, key, value, headers, callback, partition in rest:
-            fut = await send(topic, key, value, partition, None, headers)
+        for i, (topic, key, value, headers, callback, partition) in enumerate(rest):
+            try:
+                fut = await send(topic, key, value, partition, None, headers)
+            except (KafkaError, ProducerSendError) as exc:  # the broker is away (Faust
+                log.debug("evgrid: output waits for the broker: %r", exc)  # wraps aiokafka's)
+                self.pending[:0] = rest[i:]
+                break
             if callback is not None:
                 fut.add_done_callback(callback)
         return len(batch)
 
+    def _to_outbox(self, batch: list) -> list:
+        """The control outputs of `batch` into the outbox; returns the others."""
+        control = self.control
+        if control is None:
+            return batch
+        rest = []
+        for message in batch:
+            topic, key, value, headers, callback, _partition = message
+            if topic in self.control_topics:
+                control.put(topic, key, value, headers, self._slot(topic, key, value), callback)
+            else:
+                rest.append(message)
+        return rest
+
+    def _slot(self, topic: str, key: bytes | None, value: bytes) -> tuple | None:
+        """What a newer output of the same kind replaces while both wait: a station's
+        command for one event, an event's status. Reports and alerts are all kept."""
+        if topic == self.commands or topic == self.dr_status:
+            return (topic, key, orjson.loads(value).get("signal_id"))
+        return None
+
+    def drain_soon(self) -> None:
+        """For the zone clock, which must never wait on the broker: control outputs into the
+        outbox now, the rest drained on a task of its own (one at a time)."""
+        self.pending = self._to_outbox(self.pending)
+        if self.pending and (self._draining is None or self._draining.done()):
+            self._draining = asyncio.ensure_future(self.drain())
+
     async def flush(self) -> None:
         """Everything drained so far is acknowledged: before any input offset is committed.
-        (Faust flushes its own producer before its commits; the control link is ours.)"""
+        (Faust flushes its own producer before its commits; the control link is ours.) While
+        the broker is away this waits: commits wait with it."""
         await self.drain()
+        while self.pending:
+            await asyncio.sleep(RETRY_S)
+            await self.drain()
         await self.app.producer.flush()
         await self.control_acked()
 

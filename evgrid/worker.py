@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from evgrid.heap import tune_gc
-from evgrid.logs import install_broker_log
+from evgrid.logs import broker_connected, install_broker_log
 from evgrid.settings import Settings
 from evgrid.topics import ensure_topics
+
+#: A SIGTERM while the broker is away ends the worker within this long. Faust flushes its
+#: producer as it stops, and aiokafka waits for what it holds until the messages expire
+#: (Faust's producer request timeout, 20 minutes); under the usual 30 s grace period.
+STOP_AWAY_S = 25.0
 
 
 def prepare(settings: Settings) -> None:
@@ -40,6 +46,19 @@ def run_worker(settings: Settings) -> int:
                 logging.getLogger(name).setLevel(max(level, logging.INFO))
             super().on_setup_root_logger(logger, _level)
             install_broker_log(settings.bootstrap_servers)
+
+        def _on_sigterm(self) -> None:
+            if broker_connected() is False:
+                self.loop.call_later(STOP_AWAY_S, self._exit_while_away)
+            super()._on_sigterm()
+
+        def _exit_while_away(self) -> None:
+            if broker_connected() is False:
+                self.log.warning("evgrid: stopped %.0f s after SIGTERM with the broker still "
+                                 "away; what Kafka had not acknowledged is not sent",
+                                 STOP_AWAY_S)
+                logging.shutdown()
+                os._exit(0)
 
     logging.basicConfig(level=level)
     prepare(settings)

@@ -1,4 +1,5 @@
-"""Where outputs leave: the control loop's on a producer of its own, the rest on Faust's."""
+"""Where outputs leave: the control loop's on a producer of its own, held in its outbox until
+acknowledged; the rest on Faust's."""
 
 from __future__ import annotations
 
@@ -6,20 +7,36 @@ import asyncio
 from types import SimpleNamespace
 
 import orjson
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    UnknownTopicOrPartitionError,
+)
+from faust.exceptions import ProducerSendError
 
+from evgrid import publisher
 from evgrid.publisher import ControlLink, Publisher
 from tests.fakes import settings
 
 
 class Producer:
+    """A producer whose sends the test acks or fails; `refuse` makes `send` itself raise
+    (no metadata while the broker is away)."""
+
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.args: list[tuple] = []
+        self.values: list[bytes] = []
         self.futures: list[asyncio.Future] = []
+        self.refuse: Exception | None = None
 
     async def send(self, topic, *args, **kwargs) -> asyncio.Future:
+        if self.refuse is not None:
+            raise self.refuse
         self.sent.append(topic)
         self.args.append((topic, *args))
+        self.values.append(kwargs.get("value", args[0] if args else None)
+                           if len(args) < 2 else args[1])
         fut = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         return fut
@@ -30,24 +47,37 @@ class Producer:
                 fut.set_result(None)
 
 
-def linked() -> tuple[Publisher, Producer, Producer]:
-    """A publisher with Faust's shared producer and a control link: (it, shared, own)."""
+async def linked() -> tuple[Publisher, Producer, Producer]:
+    """A publisher with Faust's shared producer and a running control link: (it, shared,
+    own)."""
     s = settings()
     shared = Producer()
     out = Publisher(SimpleNamespace(producer=shared), s)  # type: ignore[arg-type]
     out.control = ControlLink(s)
     own = Producer()
     out.control.producer = own  # type: ignore[assignment]
+    sender = asyncio.create_task(out.control.send_waiting())
+    _SENDERS.add(sender)
+    sender.add_done_callback(_SENDERS.discard)
     return out, shared, own
 
 
+_SENDERS: set[asyncio.Task] = set()
+
+
+async def turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
 async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_acks() -> None:
-    out, shared, own = linked()
+    out, shared, own = await linked()
     s = out.settings
-    out.send(s.topics.commands, "S1", b"{}")
-    out.send(s.topics.dr_status, "Z1", b"{}")
+    out.send(s.topics.commands, "S1", b'{"signal_id": "E1"}')
+    out.send(s.topics.dr_status, "Z1", b'{"signal_id": "E1"}')
     out.send(s.topics.station_rows, "Z1", b"{}")
     await out.drain()
+    await turns()
     assert own.sent == [s.topics.commands, s.topics.dr_status]
     assert shared.sent == [s.topics.station_rows]
     flushed = asyncio.create_task(out.flush())
@@ -56,12 +86,80 @@ async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_ac
     for fut in own.futures:
         fut.set_result(None)
     await asyncio.wait_for(flushed, 1.0)
-    assert out.control.unacked == set()
+    assert out.control.unacked == set() and out.control.outbox.empty
+
+
+async def test_an_output_not_acknowledged_is_sent_again_unchanged_until_it_is(
+        monkeypatch) -> None:
+    monkeypatch.setattr(publisher, "RETRY_S", 0.01)
+    out, _shared, own = await linked()
+    command = b'{"signal_id": "E1", "command_id": "c1"}'
+    out.send(out.settings.topics.commands, "S1", command)
+    await out.drain()
+    await turns()
+    own.futures[0].set_exception(KafkaTimeoutError())  # expired while the broker was away
+    own.refuse = UnknownTopicOrPartitionError()  # then no metadata for a while
+    await asyncio.sleep(0.05)
+    assert len(own.futures) == 1 and len(out.control.outbox) == 1
+    flushed = asyncio.create_task(out.flush())
+    own.refuse = None  # the broker is back
+    while len(own.futures) < 2:
+        await asyncio.sleep(0.005)
+    assert own.values == [command, command]
+    own.futures[1].set_result(None)
+    await asyncio.wait_for(flushed, 1.0)
+
+
+async def test_a_newer_decision_replaces_the_one_waiting_for_the_broker() -> None:
+    out, _shared, own = await linked()
+    t = out.settings.topics
+    own.refuse = UnknownTopicOrPartitionError()
+    out.send(t.commands, "S1", b'{"signal_id": "E1", "action": "SET"}')
+    out.send(t.dr_reports, "Z1", b'{"signal_id": "E0"}')
+    await out.drain()
+    await turns()
+    out.send(t.commands, "S1", b'{"signal_id": "E1", "action": "CLEAR"}')
+    out.send(t.dr_reports, "Z1", b'{"signal_id": "E1"}')
+    await out.drain()
+    assert len(out.control.outbox) == 3  # the newest decision per station, every report
+
+
+async def test_faust_producer_refusing_keeps_the_rest_queued_and_never_raises() -> None:
+    out, shared, _own = await linked()
+    t = out.settings.topics
+    shared.refuse = ProducerSendError("Error while sending: UnknownTopicOrPartitionError()")
+    out.send(t.station_rows, "Z1", b"a")
+    out.send(t.zone_load, "Z1", b"b")
+    await out.drain()
+    assert [m[2] for m in out.pending] == [b"a", b"b"]
+    shared.refuse = None
+    await out.drain()
+    assert shared.sent == [t.station_rows, t.zone_load] and not out.pending
+
+
+async def test_an_output_kafka_can_never_take_is_dropped_and_the_others_go_on() -> None:
+    out, _shared, own = await linked()
+    t = out.settings.topics
+    refused = own.send
+
+    async def too_large(topic, *args, **kwargs):
+        if kwargs.get("key") == b"BIG":
+            raise MessageSizeTooLargeError()
+        return await refused(topic, *args, **kwargs)
+
+    own.send = too_large  # type: ignore[method-assign]
+    out.send(t.dr_reports, "BIG", b'{"signal_id": "E1"}')
+    out.send(t.commands, "S1", b'{"signal_id": "E1"}')
+    await out.drain()
+    await turns()
+    assert own.sent == [t.commands] and len(out.control.outbox) == 1
+    own.futures[0].set_result(None)
+    await asyncio.wait_for(out.control_acked(), 1.0)
 
 
 async def test_a_message_sent_to_a_partition_leaves_there_and_a_tombstone_as_null() -> None:
-    """Station rows go to their zone's partition, not their key's."""
-    out, shared, _own = linked()
+    """Station rows and zone loads go to their zone's partition, not their key's."""
+    out, shared, _own = await linked()
     rows = out.settings.topics.station_rows
     out.send(rows, "S1", b"{}", partition=3)
     out.send(rows, "S1", None, partition=1)
@@ -82,7 +180,7 @@ async def test_without_a_control_link_everything_leaves_on_the_shared_producer()
 
 
 async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_them() -> None:
-    out, shared, own = linked()
+    out, shared, own = await linked()
     s = out.settings
     order: list[str] = []
     own_send, shared_send = own.send, shared.send
@@ -100,19 +198,32 @@ async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_
     for n in range(3):
         out.send(s.topics.station_rows, f"Z{n}", b"{}")
     acked: list[str] = []
-    out.send(s.topics.commands, "S1", b"{}", callback=lambda _f: acked.append("S1"))
+    out.send(s.topics.commands, "S1", b'{"signal_id": "E1"}',
+             callback=lambda _f: acked.append("S1"))
     assert await out.drain() == 4
     assert order == [s.topics.commands] + [s.topics.station_rows] * 3
     own.futures[0].set_result(None)
-    await asyncio.sleep(0)
+    await turns()
     assert acked == ["S1"]  # callbacks still follow the acks
 
 
+async def test_the_zone_clock_hands_over_without_waiting_on_the_broker() -> None:
+    out, shared, own = await linked()
+    t = out.settings.topics
+    shared.refuse = own.refuse = UnknownTopicOrPartitionError()
+    out.send(t.commands, "S1", b'{"signal_id": "E1"}')
+    out.send(t.zone_load, "Z1", b"{}")
+    out.drain_soon()  # synchronous: the command is in the outbox, the rest on a task
+    assert len(out.control.outbox) == 1
+    await turns()
+    assert [m[0] for m in out.pending] == [t.zone_load]
+
+
 async def test_ingestion_yields_until_control_messages_in_flight_are_acked() -> None:
-    out, _shared, own = linked()
+    out, _shared, own = await linked()
     s = out.settings
     await out.control_first()  # nothing in flight: one turn of the loop, no wait
-    out.send(s.topics.commands, "S1", b"{}")
+    out.send(s.topics.commands, "S1", b'{"signal_id": "E1"}')
     await out.drain()
     ingest = asyncio.create_task(out.control_first())
     await asyncio.sleep(0.005)
@@ -122,8 +233,8 @@ async def test_ingestion_yields_until_control_messages_in_flight_are_acked() -> 
 
 
 async def test_a_command_never_acked_holds_ingestion_back_only_briefly() -> None:
-    out, _shared, _own = linked()
-    out.send(out.settings.topics.commands, "S1", b"{}")
+    out, _shared, _own = await linked()
+    out.send(out.settings.topics.commands, "S1", b'{"signal_id": "E1"}')
     await out.drain()
     await asyncio.wait_for(out.control_first(), 1.0)  # CONTROL_FIRST_S, then ingestion goes on
     assert out.control.unacked  # still in flight

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import generate_latest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -44,6 +45,9 @@ from evgrid.settings import Settings
 from evgrid.timeutil import parse_ts
 
 log = logging.getLogger(__name__)
+
+#: A message Kafka refused is offered again after this long.
+RESEND_S = 1.0
 
 SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 _REFUSALS = {
@@ -300,6 +304,9 @@ class Gateway:
             self._apply(self.ledger.expire(_now()))
 
     # --- the outbox: handlers are synchronous, Kafka is not -------------------------------
+    # Every message waits here until Kafka acknowledges it: a send refused, or an ack that
+    # fails (a batch expired while the broker was away), puts it back and it is re-sent,
+    # so a broker outage of any length loses neither meter values nor outcomes.
     def _publish(self, topic: str, key: bytes, value: bytes) -> None:
         self._outbox.append((topic, key, value))
         self._outbox_ready.set()
@@ -308,10 +315,25 @@ class Gateway:
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
-            await self._drain_outbox()
+            if not await self._drain_outbox():
+                await asyncio.sleep(RESEND_S)  # the broker is away: try again shortly
+                self._outbox_ready.set()
 
-    async def _drain_outbox(self) -> None:
+    async def _drain_outbox(self) -> bool:
+        """Hand every waiting message to the producer; False when it refused one."""
         assert self._producer is not None
         while self._outbox:
-            topic, key, value = self._outbox.popleft()
-            await self._producer.send(topic, value=value, key=key)
+            message = self._outbox[0]
+            try:
+                fut = await self._producer.send(message[0], value=message[2], key=message[1])
+            except KafkaError as exc:  # no metadata, no room: the broker is away
+                log.debug("gateway: Kafka refused a message, held: %r", exc)
+                return False
+            self._outbox.popleft()
+            fut.add_done_callback(lambda f, m=message: self._acked(m, f))
+        return True
+
+    def _acked(self, message: tuple[str, bytes, bytes], fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self._outbox.appendleft(message)
+            self._outbox_ready.set()

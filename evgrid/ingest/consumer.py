@@ -21,10 +21,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from evgrid.logs import broker_connected
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: How long a stopping consumer waits to checkpoint and commit what it has applied: its
+#: outputs must be acknowledged first, which waits while the broker is away (then the
+#: shorter bound; a large checkpoint needs the longer one).
+FINAL_COMMIT_S = 60.0
+FINAL_COMMIT_AWAY_S = 5.0
 
 
 class AssignedConsumer(Service):
@@ -103,14 +110,23 @@ class AssignedConsumer(Service):
     async def on_stop(self) -> None:
         if self.consumer is None:
             return
+        away = broker_connected() is False
+        try:  # commits wait for the broker; a stop does not wait for ever
+            await asyncio.wait_for(self._final_commit(),
+                                   FINAL_COMMIT_AWAY_S if away else FINAL_COMMIT_S)
+        except TimeoutError:
+            log.warning("evgrid %s: no final commit (the broker is away?); the next owner "
+                        "replays from the last one", self.group_id)
+        await self.consumer.stop()
+        self.consumer = None
+
+    async def _final_commit(self) -> None:
         async with self._lock:
             if self.owned:
                 try:
                     await self.checkpoint_and_commit()
                 except Exception:  # the broker may be gone; the next owner replays
                     log.exception("evgrid %s: final commit failed", self.group_id)
-            await self.consumer.stop()
-            self.consumer = None
 
     @Service.task
     async def _run(self) -> None:

@@ -5,7 +5,3 @@ back as reports. Decisions (which zones, how much, when to opt out) are pure fun
 `mapping`, `signals` and `tracker`; `client` and `ven` only talk to the VTN and to Kafka.
 """
 
-
-class PublishFailed(RuntimeError):
-    """Kafka did not take a DR signal: the VEN stops (a restart re-reads the VTN's events)
-    rather than answer the VTN for a signal evgrid never received."""

@@ -22,7 +22,6 @@ from openleadr import OpenADRClient, errors
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 from signxml.exceptions import InvalidSignature
 
-from evgrid.openadr import PublishFailed
 from evgrid.openadr.tracker import OptResponse
 
 log = logging.getLogger("evgrid.openadr")
@@ -174,8 +173,6 @@ class EvgridClient(OpenADRClient):
                 await self._poll()
                 if self.registration_id is None:  # the VTN cancelled or asked to re-register
                     await self.start_session(retry_max_s)
-            except PublishFailed:
-                raise
             except Exception:
                 self._on_rejected("handler_error")
                 log.exception("a VTN message could not be handled; polling goes on")

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -20,13 +21,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from evgrid import codec, metrics
 from evgrid.logs import broker_connected, install_broker_log
 from evgrid.models.outputs import ZoneLoadReport
-from evgrid.openadr import PublishFailed
 from evgrid.openadr.mapping import MappingError, TargetMap
 from evgrid.openadr.signals import Levels
 from evgrid.openadr.tracker import Decision, EventTracker, OptResponse
 from evgrid.settings import Settings
 
 log = logging.getLogger("evgrid.openadr")
+
+#: A DR signal Kafka did not take is offered again after this long.
+RESEND_S = 1.0
 
 
 class SettingsProblem(SystemExit):
@@ -93,6 +96,9 @@ class Ven:
         self.label = settings.openadr_ven_name
         self.client = self._client()
         self.producer: AIOKafkaProducer | None = None
+        #: DR signals decided, not yet taken by Kafka (`_send`).
+        self._held: deque[dict[str, Any]] = deque()
+        self._held_ready = asyncio.Event()
         metrics.OPENADR_CONNECTED.labels(self.label).set(0)
         metrics.OPENADR_LAST_POLL_AGE.labels(self.label).set_function(self._poll_age)
 
@@ -173,20 +179,35 @@ class Ven:
     # -- Kafka -------------------------------------------------------------------------------
 
     async def _publish(self, decision: Decision) -> None:
-        assert self.producer is not None
-        for message in decision.messages:
-            try:
-                await self.producer.send_and_wait(
-                    self.settings.topics.demand_response, codec.dumps(message),
-                    key=message["zone_id"].encode())
-            except KafkaError as exc:
-                raise PublishFailed(f"could not publish {message['signal_id']} for zone "
-                                    f"{message['zone_id']}: {exc!r}") from exc
-            metrics.OPENADR_PUBLISHED.labels(message["signal_type"]).inc()
-            log.info("published %s %s for zone %s", message["signal_type"],
-                     message["signal_id"], message["zone_id"])
+        """The decision's DR signals are held, in order, until Kafka takes them (`_send`):
+        while the broker is away the VEN keeps polling and answering the VTN, and what it
+        received meanwhile reaches `grid.demand_response` once Kafka is back."""
+        self._held.extend(decision.messages)
+        if decision.messages:
+            self._held_ready.set()
         for response in decision.responses:
             metrics.OPENADR_OPTS.labels(response.opt_type).inc()
+
+    async def _send(self) -> None:
+        assert self.producer is not None
+        while True:
+            await self._held_ready.wait()
+            self._held_ready.clear()
+            while self._held:
+                message = self._held[0]
+                try:
+                    await self.producer.send_and_wait(
+                        self.settings.topics.demand_response, codec.dumps(message),
+                        key=message["zone_id"].encode())
+                except KafkaError as exc:  # the broker is away: held, offered again
+                    log.debug("%s for zone %s held: %r", message["signal_id"],
+                              message["zone_id"], exc)
+                    await asyncio.sleep(RESEND_S)
+                    continue
+                self._held.popleft()
+                metrics.OPENADR_PUBLISHED.labels(message["signal_type"]).inc()
+                log.info("published %s %s for zone %s", message["signal_type"],
+                         message["signal_id"], message["zone_id"])
 
     async def _consume(self) -> None:
         """`grid.zone_load` feeds the reports; `grid.dr_status` the shortfall optOut."""
@@ -257,10 +278,11 @@ class Ven:
         runner = await self._web()
         log.info("evgrid openadr: VEN %s for zones %s, VTN %s, web :%s", s.openadr_ven_name,
                  ", ".join(self.targets.zones()), s.openadr_vtn_url, s.openadr_web_port)
-        # If any part fails (Kafka gone past its retries), stop whole and loudly: a restart
-        # re-reads the VTN's events, where a half-alive VEN would silently stop updating.
+        # If any part fails, stop whole and loudly: a restart re-reads the VTN's events,
+        # where a half-alive VEN would silently stop updating. (Kafka away is not a failure:
+        # DR signals wait in `_held`.)
         tasks = [asyncio.create_task(self._vtn()), asyncio.create_task(self._consume()),
-                 asyncio.create_task(self._tick())]
+                 asyncio.create_task(self._tick()), asyncio.create_task(self._send())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:

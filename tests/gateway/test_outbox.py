@@ -1,0 +1,49 @@
+"""The gateway's outbox while Kafka is away: nothing it took from a charger is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
+
+from evgrid.gateway import server
+from evgrid.gateway.server import Gateway
+from tests.fakes import settings
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.refuse: Exception | None = None
+        self.sent: list[bytes] = []
+        self.futures: list[asyncio.Future] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future:
+        if self.refuse is not None:
+            raise self.refuse
+        self.sent.append(value)
+        self.futures.append(asyncio.get_running_loop().create_future())
+        return self.futures[-1]
+
+
+async def test_a_refused_or_unacknowledged_message_is_sent_again(monkeypatch) -> None:
+    monkeypatch.setattr(server, "RESEND_S", 0.01)
+    gw = Gateway(settings())
+    producer = Producer()
+    gw._producer = producer  # type: ignore[assignment]
+    pump = asyncio.create_task(gw._pump())
+    try:
+        producer.refuse = UnknownTopicOrPartitionError()  # no metadata: the broker is away
+        gw._publish("ocpp.meter_values", b"CP-1", b"r1")
+        gw._publish("ocpp.commands.outcomes", b"CP-1", b"o1")
+        await asyncio.sleep(0.05)
+        assert producer.sent == [] and len(gw._outbox) == 2
+        producer.refuse = None
+        while len(producer.sent) < 2:
+            await asyncio.sleep(0.005)
+        assert producer.sent == [b"r1", b"o1"] and not gw._outbox
+        producer.futures[1].set_exception(KafkaTimeoutError())  # its batch expired
+        while len(producer.sent) < 3:
+            await asyncio.sleep(0.005)
+        assert producer.sent[2] == b"o1"
+    finally:
+        pump.cancel()
