@@ -141,7 +141,7 @@ async def test_decisions_through_a_broker_outage(unique_prefix, tmp_path) -> Non
     # Staleness counts from a reading's arrival, and nothing arrives while the broker is
     # away: past `stale_after_s` the zone would see 0 kW (docs/reliability.md).
     settings = isolated_settings(broker.bootstrap, unique_prefix, tmp_path / "data",
-                                 partitions=1, compliance_grace_s=5.0, zone_warmup_s=2.0,
+                                 partitions=1, compliance_grace_s=5.0,
                                  stale_after_s=down_s + 120.0, log_level="info")
     t, b = settings.topics, broker.bootstrap
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
