@@ -59,6 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lag", type=float, default=4.0, help="seconds a charger takes to obey")
     p.add_argument("--dr", action="append", default=None,
                    help="DR event(s), e.g. zone=Z1,at=+20s,reduce=25%%,for=5m")
+    p.add_argument("--site-size", type=int, default=10,
+                   help="group each zone's stations into depots of this many, each behind a "
+                   "limit a busy depot exceeds (10; 0: no sites)")
     p.add_argument("--ocpp", action="store_true",
                    help="run `evgrid gateway` too and play the fleet as OCPP chargers")
     p.add_argument("--openadr", action="store_true",
@@ -120,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
                 f"at +{s.at_s:.0f}s" for s in specs)
         )
         fleet = Fleet(args.stations, args.zones, seed=args.seed,
-                      ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
+                      ignore_fraction=args.ignore_fraction, command_lag_s=args.lag,
+                      site_size=args.site_size)
         tracks, stats, outcomes = asyncio.run(
             simulate(settings, fleet, specs, args, url)
         )
@@ -192,14 +196,16 @@ async def simulate(
         t = Table(title=f"evgrid demo — {elapsed:5.0f}s / {args.duration:.0f}s   "
                         f"readings {stats.readings if stats else 0}   "
                         f"commands {stats.commands if stats else 0}")
-        for col in ("zone", "load kW", "cap kW", "capacity kW", "stations", "DR",
-                    "non-compliant"):
+        columns = ["zone", "load kW", "cap kW", "capacity kW", "stations", "DR",
+                   "non-compliant"] + (["sites limited"] if fleet.sites else [])
+        for col in columns:
             t.add_column(col, justify="right")
         for z in fleet.zone_ids:
             info = zones.get(z, {})
             dr = info.get("dr", {})
             track = tracks.get(z)
             cap = dr.get("cap_kw")
+            sites = [f"{len(dr.get('sites_limited', []))}/{len(info.get('sites', []))}"]
             t.add_row(
                 z, f"{info.get('zone_total_power_kw', 0):.0f}",
                 "—" if cap is None else f"{cap:.0f}",
@@ -207,6 +213,7 @@ async def simulate(
                 str(info.get("stations", 0)),
                 (track.state if track else "—"),
                 str(len(track.noncompliant)) if track else "—",
+                *(sites if fleet.sites else []),
             )
         return t
 

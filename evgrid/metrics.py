@@ -144,3 +144,14 @@ OPENADR_PUBLISHED = Counter(
     "evgrid_openadr_signals", "DR signals the VEN published", ["signal_type"]
 )
 OPENADR_OPTS = Counter("evgrid_openadr_opts", "Opt responses sent to the VTN", ["opt_type"])
+SITES = Gauge("evgrid_sites", "Sites known (config.sites)")
+SITE_LOAD = Gauge("evgrid_site_load_kw", "Live load of a site", ["site", "zone"])
+SITE_LIMIT = Gauge(
+    "evgrid_site_limit_kw", "A site's limit (max_kw, or max_current_a)", ["site", "zone"]
+)
+SITE_UTILIZATION = Gauge(
+    "evgrid_site_utilization_pct", "A site's live load / its limit", ["site", "zone"]
+)
+SITE_LIMITED = Gauge(
+    "evgrid_site_limited", "1 while a site's stations are limited, else 0", ["site", "zone"]
+)

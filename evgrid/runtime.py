@@ -12,24 +12,27 @@ import faust
 from evgrid import metrics
 from evgrid.handlers.clock import ZoneClock
 from evgrid.handlers.signals import DRSignals
+from evgrid.handlers.sites import SiteHandler
 from evgrid.handlers.stations import StationSide
 from evgrid.handlers.zone import ZoneStage
 from evgrid.ingest.consumer import AssignedConsumer
 from evgrid.ingest.meters import MeterIngest
 from evgrid.ingest.records import RowIngest, SignalIngest, StationConfigIngest
 from evgrid.ingest.routing import InputPath, Route, Router
+from evgrid.ingest.sites import SiteIngest
 from evgrid.models import DemandResponseSignal, MeterValue, StationZone
-from evgrid.models.inputs import GatewayOutcome
+from evgrid.models.inputs import GatewayOutcome, SiteRecord
 from evgrid.models.internal import LOADS_KEY_PREFIX, ZONE_PICTURE
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
+from evgrid.state.sites import SiteBook
 from evgrid.state.stations import StationStore
 from evgrid.state.zones import ZoneStore
 from evgrid.tables import Tables
 
 
 def input_path(settings: Settings, out: Publisher, side: StationSide, stage: ZoneStage,
-               dr: DRSignals) -> InputPath:
+               dr: DRSignals, sites: SiteHandler | None = None) -> InputPath:
     """The route table: every topic a worker consumes, its model and its handler."""
     t, n = settings.topics, settings.partitions
     path = InputPath(out, settings.max_message_bytes)
@@ -48,6 +51,10 @@ def input_path(settings: Settings, out: Publisher, side: StationSide, stage: Zon
     # Written by the station sides, in the zone's partition: trusted, never re-routed.
     path.add((t.station_rows,), Route(ZONE_PICTURE, stage.on_picture, tombstones=True,
                                       skip=stale_loads(settings.stale_after_s)))
+    if sites is not None:
+        # Read whole by every worker: not re-routed; one worker dead-letters a bad record.
+        path.add((t.sites,), Route(SiteRecord, sites.on_site, tombstones=True,
+                                   deadletter_when=sites.reports))
     return path
 
 
@@ -77,32 +84,43 @@ class Runtime:
     dr: DRSignals
     inputs: InputPath
     clock: ZoneClock
+    sites: SiteBook
     #: The batch consumers beside Faust's: meter values, mappings and outcomes, DR signals,
     #: station rows.
     ingests: list[AssignedConsumer] = field(default_factory=list)
+    #: Every partition of config.sites, on every worker (started before the others).
+    site_ingest: SiteIngest | None = None
 
     @classmethod
     def build(cls, app: faust.App, settings: Settings, tables: Tables) -> Runtime:
         t = settings.topics
         tunables = settings.tunables()
         publisher = Publisher(app, settings)
+        book = SiteBook()
         stations = StationStore(tables, tunables, settings.partitions, t.station_zones)
-        side = StationSide(settings, stations, publisher)
-        zones = ZoneStore(tables, tunables, settings.partitions, t.station_rows)
+        side = StationSide(settings, stations, publisher, book)
+        zones = ZoneStore(tables, tunables, settings.partitions, t.station_rows, book)
         stage = ZoneStage(settings, zones, publisher)
         dr = DRSignals(settings, stage, publisher)
+        site_ingest: SiteIngest | None = None
+        # A bad site record is dead-lettered once: by the owner of its partition, live.
+        handler = SiteHandler(book, publisher, lambda r: r.partition in zones.owned
+                              and site_ingest is not None and site_ingest.live(r))
         rt = cls(
             app=app, settings=settings, tables=tables, publisher=publisher,
             stations=stations, side=side, zones=zones, stage=stage, dr=dr,
-            inputs=input_path(settings, publisher, side, stage, dr),
-            clock=ZoneClock(app, settings, stage, dr),
+            inputs=input_path(settings, publisher, side, stage, dr, handler),
+            clock=ZoneClock(app, settings, stage, dr), sites=book,
         )
         dispatch = rt.inputs.dispatch
+        site_ingest = rt.site_ingest = SiteIngest(settings, publisher, dispatch)
+        loaded = site_ingest.loaded
         rt.ingests = [
             MeterIngest(settings, publisher, dispatch, stations, side),
-            StationConfigIngest(settings, publisher, dispatch),
+            StationConfigIngest(settings, publisher, dispatch, wait_for=loaded),
             SignalIngest(settings, publisher, dispatch, zones),
-            RowIngest(settings, publisher, dispatch, zones, rt.zone_partition_loaded),
+            RowIngest(settings, publisher, dispatch, zones, rt.zone_partition_loaded,
+                      wait_for=loaded),
         ]
         return rt
 

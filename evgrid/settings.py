@@ -31,6 +31,9 @@ class TopicNames(BaseModel):
     """Input: DR signals (key zone_id)."""
     station_zones: str = "config.station_zones"
     """Input, compacted: each station's zone and limits (key station_id)."""
+    sites: str = "config.sites"
+    """Input, compacted: sites (grid connections) and their limits (key site_id); every
+    worker reads it whole."""
     commands: str = "ocpp.commands.set_charging_profile"
     """Output: one charging-limit command per station (key station_id)."""
     overload_alerts: str = "alerts.grid.overload"
@@ -134,6 +137,17 @@ class Settings(BaseModel):
     """A station whose measured clock offset exceeds this raises one CLOCK_SKEW per episode."""
     suspend_rotation_s: float = Field(300.0, gt=0)
     """Under SHED or priority 1, who is suspended to meet the cap rotates this often."""
+    site_hold_s: float = Field(300.0, ge=0)
+    """A limited site is released once its demand has stayed under the release level this
+    long."""
+    site_release_hysteresis_pct: float = Field(10.0, ge=0, lt=100)
+    """A limited site's release level: this far below its threshold (its limit less its
+    margin)."""
+    site_profile_valid_s: float = Field(86_400.0, gt=0)
+    """A site limit's profile is valid this long (`validTo`); it is re-sent at half of it."""
+    site_step_s: float = Field(5.0, gt=0)
+    """A zone with sites and no DR event is re-evaluated this often (compliance, release);
+    a row that changes a site's demand re-evaluates it at once."""
 
     rocksdb_write_buffer_mb: int = Field(4, ge=1)
     """Advanced: RocksDB write buffer per table partition (RocksDB's own default is 64 MB)."""

@@ -54,6 +54,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         *changelogs,
         TopicSpec(t.meter_values, copartitioned=True),
         TopicSpec(t.station_zones, copartitioned=True, compacted=True),
+        # Read whole by every worker; partitioned like the rest only so that one owner
+        # dead-letters a bad record.
+        TopicSpec(t.sites, copartitioned=True, compacted=True),
         TopicSpec(t.meter_repartition, copartitioned=True),
         TopicSpec(t.station_zones_repartition, copartitioned=True),
         TopicSpec(t.dr_repartition, copartitioned=True),

@@ -18,10 +18,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from evgrid.bench.harness import Bench, LagProbe, Phase, say
 from evgrid.bench.load import (
+    SITES_PER_ZONE,
     Pace,
     consumer,
     preload,
     produce_mappings,
+    produce_sites,
     producer,
     stream_readings,
 )
@@ -40,6 +42,9 @@ from evgrid.topics import ensure_topics
 #: After this many timeouts a condition stops firing: the worker is not reacting.
 MAX_TIMEOUTS = 3
 STATIONS_PER_ZONE = 100
+#: Every zone's stations sit behind 10 sites of 10 (two connectors of 20–140 kW each): a site
+#: limit of this many kW holds them down, so every decision is a nested allocation.
+SITE_MAX_KW = 1000.0
 HISTOGRAM = "evgrid_dr_reaction_seconds"
 
 
@@ -207,7 +212,8 @@ async def run(bench: Bench) -> dict[str, Any]:
     settings = bench.settings("lat")
     await ensure_topics(settings)
     zones = max(1, s.latency_stations // STATIONS_PER_ZONE)
-    await produce_mappings(settings, s.latency_stations, zones)
+    await produce_sites(settings, zones, SITE_MAX_KW)
+    await produce_mappings(settings, s.latency_stations, zones, sites=True)
     await preload(settings, s.latency_stations * 2, s.latency_stations, 2, progress=False)
     started = time.monotonic()
     worker = await bench.worker(settings, "lat")
@@ -243,6 +249,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         await commands.stop()
         worker.terminate()
     out.update(stations_per_zone=s.latency_stations // zones, zones=zones,
+               sites_per_zone=SITES_PER_ZONE, site_max_kw=SITE_MAX_KW,
                worker_applies_rate=applies, event_timeout_s=s.event_timeout_s)
     return out
 
@@ -284,4 +291,4 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 PHASE = Phase("latency", "DR reaction, quiet / 10,000 readings/s / saturated, worker-side "
-              "and end-to-end", run, rows)
+              "and end-to-end; every zone's stations behind 10 limited sites", run, rows)

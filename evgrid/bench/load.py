@@ -104,12 +104,32 @@ class BatchWriter:
         self.in_flight.clear()
 
 
-def mapping(n: int, zones: int) -> tuple[bytes, bytes]:
+#: With sites, each zone's stations are spread over this many sites (depots).
+SITES_PER_ZONE = 10
+
+
+def site_id(n: int, zones: int) -> str:
+    return f"{zone_id(n, zones)}-S{(n // zones) % SITES_PER_ZONE}"
+
+
+def mapping(n: int, zones: int, sites: bool = False) -> tuple[bytes, bytes]:
     station = station_id(n)
     return station.encode(), orjson.dumps({
         "station_id": station, "zone_id": zone_id(n, zones), "max_station_kw": 300.0,
         "contract_max_kw": 280.0, "connector_max_kw": {"CCS": 150.0},
+        **({"site_id": site_id(n, zones)} if sites else {}),
     })
+
+
+async def produce_sites(settings: Settings, zones: int, max_kw: float) -> None:
+    """`SITES_PER_ZONE` sites in every zone, each behind `max_kw` (5 % margin)."""
+    async with BatchWriter(settings, settings.topics.sites) as out:
+        for z in range(zones):
+            for k in range(SITES_PER_ZONE):
+                site = f"{zone_id(z, zones)}-S{k}"
+                await out.append(site.encode(), orjson.dumps({
+                    "site_id": site, "zone_id": zone_id(z, zones), "max_kw": max_kw,
+                    "margin_pct": 5.0}))
 
 
 def reading(n: int, stations: int, connectors: int, event_ts: str, offset: int = 0
@@ -127,10 +147,10 @@ def reading(n: int, stations: int, connectors: int, event_ts: str, offset: int =
 
 
 async def produce_mappings(settings: Settings, stations: int, zones: int,
-                           offset: int = 0) -> None:
+                           offset: int = 0, sites: bool = False) -> None:
     async with BatchWriter(settings, settings.topics.station_zones) as out:
         for n in range(offset, offset + stations):
-            await out.append(*mapping(n, zones))
+            await out.append(*mapping(n, zones, sites))
 
 
 async def preload(settings: Settings, count: int, stations: int, connectors: int,

@@ -45,6 +45,10 @@ class ZoneSample:
     governing_signal_id: str | None
     shortfall_kw: float
     stations: Mapping[str, StationSample]
+    #: What limited sites hold back of their stations' demand: normal operation, never a
+    #: DR event's delivery (the baseline already leaves it out).
+    site_limited_kw: float = 0.0
+    sites_limited: tuple[str, ...] = ()
 
     @property
     def load_kw(self) -> float:
@@ -114,6 +118,9 @@ class EventReport:
     max_shortfall_kw: float = 0.0
     caps: list[list] = field(default_factory=list)  # [from_ts, cap_kw, governing signal_id]
     stations: dict[str, StationTally] = field(default_factory=dict)
+    last_site_limited_kw: float = 0.0
+    site_limited_kwh: float = 0.0  # ∫ what site limits held back dt (not delivered by DR)
+    sites_limited: list[str] = field(default_factory=list)
 
     @classmethod
     def start(cls, ev: DREvent, now: float) -> EventReport:
@@ -125,6 +132,10 @@ class EventReport:
         self._integrate(now)
         load = sample.load_kw
         self.last_load_kw, self.last_own_cap_kw = load, own_cap_kw
+        self.last_site_limited_kw = sample.site_limited_kw
+        for site_id in sample.sites_limited:
+            if site_id not in self.sites_limited:
+                self.sites_limited.append(site_id)
         if sample.cap_in_force_kw is not None:
             cap = [now, round(sample.cap_in_force_kw, 3), sample.governing_signal_id]
             moved = not self.caps or self.caps[-1][1:] != cap[1:]
@@ -156,6 +167,7 @@ class EventReport:
         if dt == 0.0:
             return
         self.drawn_kwh += self.last_load_kw * dt / 3600.0
+        self.site_limited_kwh += self.last_site_limited_kw * dt / 3600.0
         self.target_kwh += max(0.0, self.baseline_kw - self.last_own_cap_kw) * dt / 3600.0
         for tally in self.stations.values():
             tally.integrate(dt)
@@ -180,6 +192,9 @@ class EventReport:
             "caps": self.caps,
             "stations": [[station_id, t.to_dict()]
                          for station_id, t in sorted(self.stations.items())],
+            "last_site_limited_kw": self.last_site_limited_kw,
+            "site_limited_kwh": self.site_limited_kwh,
+            "sites_limited": self.sites_limited,
         }
 
     @classmethod
@@ -197,6 +212,9 @@ class EventReport:
             max_shortfall_kw=d["max_shortfall_kw"],
             caps=[list(c) for c in d["caps"]],
             stations={station_id: StationTally.from_dict(t) for station_id, t in d["stations"]},
+            last_site_limited_kw=d.get("last_site_limited_kw", 0.0),
+            site_limited_kwh=d.get("site_limited_kwh", 0.0),
+            sites_limited=list(d.get("sites_limited", ())),
         )
 
 
@@ -269,6 +287,10 @@ def build_report(ev: DREvent, zone_id: str, acc: EventReport | None, now: float)
         ),
         "peak_overshoot_kw": 0.0 if acc is None else _r(max(0.0, acc.peak_overshoot_kw)),
         "max_shortfall_kw": 0.0 if acc is None else _r(acc.max_shortfall_kw),
+        # Site limits are normal operation: what they held back is reported apart and is
+        # not part of delivered_kwh (the baseline counts limited sites at their limit).
+        "site_limited_kwh": 0.0 if acc is None else _r(acc.site_limited_kwh),
+        "sites_limited": [] if acc is None else sorted(acc.sites_limited),
         "stations": stations,
         "report_ts": now,
     }

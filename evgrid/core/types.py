@@ -40,6 +40,11 @@ class Tunables:
     future_tolerance_s: float = 60.0
     clock_skew_alert_s: float = 300.0
     suspend_rotation_s: float = 300.0
+    # -- sites --
+    site_hold_s: float = 300.0
+    site_release_hysteresis_pct: float = 10.0
+    site_profile_valid_s: float = 86_400.0
+    site_step_s: float = 5.0
 
 
 #: One shared string per connector type, so 100k readings do not hold 100k copies of "CCS".
@@ -135,6 +140,8 @@ class StationConfig:
     #: When the mapping was taken (ms since the epoch, the mapping record's Kafka time): of two
     #: rows of one station in different zones' partitions, the later mapping wins.
     mapped_at: int = 0
+    #: The site (grid connection) the station is behind, if any.
+    site_id: str | None = None
 
     def __post_init__(self) -> None:
         # Every station holds a config on the station side and another on the zone side:
@@ -162,6 +169,7 @@ class StationConfig:
             "profile_mode": self.profile_mode,
             "stack_level": self.stack_level,
             "mapped_at": self.mapped_at,
+            "site_id": self.site_id,
         }
 
     @classmethod

@@ -89,6 +89,8 @@ class ZoneClock:
                 view["cap_kw"] if view["cap_kw"] is not None else math.nan
             )
             metrics.DR_SHORTFALL.labels(zone=zone_id).set(view["shortfall_kw"])
+            if zone.controller.sites:
+                site_gauges(zone.controller.site_view(zone.load.stations, now))
             if sample:
                 self.history.setdefault(zone_id, deque(maxlen=HISTORY_POINTS)).append(
                     (now, summary["zone_total_power_kw"], view["cap_kw"],
@@ -101,3 +103,15 @@ class ZoneClock:
             noncompliant += view["stations_noncompliant"]
         metrics.DR_ACTIVE.set(active)
         metrics.DR_NONCOMPLIANT.set(noncompliant)
+
+
+def site_gauges(sites: dict[str, dict]) -> None:
+    """Each site's load, limit, utilisation and whether it is limited."""
+    for site_id, v in sites.items():
+        labels = {"site": site_id, "zone": v["zone_id"]}
+        metrics.SITE_LOAD.labels(**labels).set(v["load_kw"])
+        metrics.SITE_LIMIT.labels(**labels).set(v["limit_kw"])
+        utilization = v["utilization_pct"]
+        metrics.SITE_UTILIZATION.labels(**labels).set(
+            math.nan if utilization is None else utilization)
+        metrics.SITE_LIMITED.labels(**labels).set(1.0 if v["limited"] else 0.0)

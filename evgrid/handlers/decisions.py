@@ -11,7 +11,13 @@ import time
 from evgrid import codec, metrics
 from evgrid.commands import command_message
 from evgrid.core.control import Decisions
-from evgrid.models import ChargingCommand, ComplianceAlert, DRStatus, dr_report_message
+from evgrid.models import (
+    ChargingCommand,
+    ComplianceAlert,
+    DRStatus,
+    OverloadAlert,
+    dr_report_message,
+)
 from evgrid.publisher import Publisher
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch
@@ -60,6 +66,13 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
             f"{alert['measured_kw']:.1f} kW vs target {alert['target_power_kw']:.1f}",
         )
         metrics.ALERTS.labels(alert_type=f"DR_{alert['state']}").inc()
+    for alert in decisions.site_alerts:
+        message = OverloadAlert.model_validate(_with_times(alert, ("detected_at",)))
+        out.alert(out.overload_alerts, alert["site_id"], codec.dumps(message),
+                  alert["alert_type"],
+                  f"site {alert['site_id']}: {alert['total_power_kw']:.1f} kW vs limit "
+                  f"{alert['capacity_kw']:.1f}")
+        metrics.ALERTS.labels(alert_type=alert["alert_type"]).inc()
     for report in decisions.reports:
         message = dr_report_message(report)
         zone.recent_reports.append(message.model_dump(mode="json"))

@@ -31,6 +31,7 @@ from evgrid.models.inputs import GatewayOutcome
 from evgrid.models.internal import loads_key
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import Settings
+from evgrid.state.sites import Refused, SiteBook
 from evgrid.state.stations import StationEntry, StationStore
 from evgrid.state.tables_io import partition_of
 from evgrid.timeutil import from_epoch, iso
@@ -55,6 +56,7 @@ def config_of(sz: StationZone, record: Record) -> StationConfig:
         connector_max_kw=dict(sz.connector_max_kw) if sz.connector_max_kw else None,
         profile_mode=sz.profile_mode, stack_level=sz.stack_level,
         mapped_at=ts if ts is not None and ts > 0 else int(time.time() * 1000),
+        site_id=sz.site_id,
     )
 
 
@@ -80,14 +82,17 @@ def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
         "connectors": connector_loads(entry),
         "outcome": entry.outcome,
         "mapped_at": config.mapped_at,
+        "site_id": config.site_id,
     }
 
 
 class StationSide:
     """The station side of one worker: every station of the partitions it owns."""
 
-    def __init__(self, settings: Settings, store: StationStore, publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, store: StationStore, publisher: Publisher,
+                 sites: SiteBook | None = None) -> None:
         self.settings = settings
+        self.sites = sites or SiteBook()
         self.tunables = settings.tunables()
         self.store = store
         self.out = publisher
@@ -196,6 +201,12 @@ class StationSide:
     def on_mapping(self, sz: StationZone | None, record: Record) -> None:
         """A station's new mapping (None: a tombstone, the station leaves evgrid)."""
         station_id = sz.station_id if sz is not None else (record.key or b"").decode()
+        if sz is not None:
+            try:  # a site of its own zone, or the mapping changes nothing
+                self.sites.check_station(station_id, sz.zone_id, sz.site_id)
+            except Refused as refused:
+                self.out.deadletter(record, DecodeError(refused.reason, refused.detail))
+                return
         config = config_of(sz, record) if sz is not None else None
         entry = self.store.entry(station_id, record.partition)
         old = entry.config

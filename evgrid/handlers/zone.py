@@ -34,7 +34,7 @@ def row_config(row: StationRowMessage) -> StationConfig:
         max_station_kw=limits.max_station_kw, contract_max_kw=limits.contract_max_kw,
         connector_max_kw=dict(limits.connector_max_kw) if limits.connector_max_kw else None,
         profile_mode=limits.profile_mode, stack_level=limits.stack_level,
-        mapped_at=row.mapped_at,
+        mapped_at=row.mapped_at, site_id=row.site_id,
     )
 
 
@@ -63,6 +63,8 @@ class ZoneStage:
             if not self.zones.update_loads(zone, station.station_id,
                                            readings(station.connectors), now):
                 metrics.LOADS_NOT_MEMBER.inc()
+                continue
+            zone.controller.note_row(zone.load.stations[station.station_id], now)
         if not zone.cold:
             self.check_overload(zone, now, exact=False)
 
@@ -81,6 +83,7 @@ class ZoneStage:
         zone, left = applied
         if left is not None:
             self.step(left, now, removed=row.station_id)
+        zone.controller.note_row(zone.load.stations[row.station_id], now)
         if row.outcome is not None:
             self.on_outcome(zone, row.station_id, row.outcome, now)
         if not zone.cold:

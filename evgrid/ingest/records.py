@@ -10,6 +10,7 @@ are flushed; a redelivered record changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import zip_longest
@@ -48,10 +49,18 @@ class HandledIngest(AssignedConsumer):
 
     def __init__(self, settings: Settings, publisher: Publisher,
                  dispatch: Callable[[Record], None], topics: tuple[str, ...],
-                 group_id: str | None, replay_bound_s: float | None, **kwargs: Any) -> None:
+                 group_id: str | None, replay_bound_s: float | None,
+                 wait_for: asyncio.Event | None = None, **kwargs: Any) -> None:
         super().__init__(settings, publisher, dispatch, topics, group_id, replay_bound_s,
                          **kwargs)
         self._uncommitted = False
+        #: What must be read before this consumer's first records (the sites).
+        self.wait_for = wait_for
+
+    async def _start_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if self.wait_for is not None:
+            await self.wait_for.wait()
+        return await super()._start_offsets(tps)
 
     async def fetch(self) -> dict[TopicPartition, list]:
         """What each partition has buffered, up to `max_records` each (aiokafka's own
@@ -167,6 +176,8 @@ class RowIngest(HandledIngest):
                         if tp.partition in self.zones.loading}
 
     async def _start_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if self.wait_for is not None:
+            await self.wait_for.wait()
         if not tps:
             return {}
         assert self.consumer is not None

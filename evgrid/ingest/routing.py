@@ -83,7 +83,9 @@ class Route:
     misplaced message goes through the router's repartition topic (which routes to the same
     `Route`, and is trusted). `tombstones`: a null value is a removal of the entity its key
     names, handed over as None. `skip`: records not worth decoding (e.g. too old to matter).
-    `model` is a model, or a tagged union's adapter."""
+    `model` is a model, or a tagged union's adapter. `deadletter_when`: for a topic every
+    worker reads whole, whether this worker is the one that dead-letters a bad record (the
+    others skip it)."""
 
     model: type[BaseModel] | TypeAdapter[Any]
     handle: Handler
@@ -91,6 +93,7 @@ class Route:
     router: Router | None = None
     tombstones: bool = False
     skip: Callable[[Record], bool] | None = None
+    deadletter_when: Callable[[Record], bool] | None = None
 
 
 class InputPath:
@@ -118,7 +121,8 @@ class InputPath:
             else:
                 message = codec.decode(route.model, record.value, self.max_message_bytes)
         except DecodeError as err:
-            self.out.deadletter(record, err)
+            if route.deadletter_when is None or route.deadletter_when(record):
+                self.out.deadletter(record, err)
             return
         if route.router is not None and route.entity_id is not None and \
                 route.router.rerouted(record, route.entity_id(message)):

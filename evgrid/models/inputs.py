@@ -104,6 +104,21 @@ class StationZone(BaseModel):
     # TxDefaultProfile, and for a low stack level, per station.
     profile_mode: str = Field(default="station", pattern="^(station|connector)$")
     stack_level: int = Field(default=1, ge=0, le=99)
+    #: The site (grid connection) the station is behind; a site of this zone.
+    site_id: Identifier | None = None
+
+
+class SiteRecord(BaseModel):
+    """A site: a grid connection shared by stations (`config.sites`, key `site_id`,
+    compacted). It lies within one zone."""
+
+    model_config = _INPUT
+
+    site_id: Identifier
+    zone_id: Identifier
+    max_kw: NonNegativeKw
+    max_current_a: NonNegativeKw | None = None  # per phase
+    margin_pct: Percent = 0.0
 
 
 class GatewayOutcome(BaseModel):

@@ -63,6 +63,8 @@ class StationRowMessage(BaseModel):
     #: When the station's mapping was taken (ms): a row of an older mapping, read after a
     #: newer one from another zone's partition, changes nothing.
     mapped_at: int = Field(default=0, ge=0)
+    #: The site the station is behind (checked against the zone's sites by the zone side).
+    site_id: Identifier | None = None
 
 
 class StationLoad(BaseModel):

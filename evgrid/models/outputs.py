@@ -31,7 +31,8 @@ class ChargingCommand(BaseModel):
 
     command_id: str
     action: Literal["SET", "CLEAR"]
-    reason: Literal["DR", "CONTRACT"]
+    #: DR (a DR event's cap), SITE (a site's limit) or DR+SITE (both bind the station).
+    reason: Literal["DR", "SITE", "DR+SITE", "CONTRACT"]
     station_id: Identifier
     zone_id: Identifier
     target_power_kw: float | None = Field(ge=0)
@@ -50,10 +51,12 @@ class OverloadAlert(BaseModel):
     model_config = _OUTPUT
 
     alert_type: Literal[
-        "CONTRACT_OVERLOAD", "CONTRACT_OVERLOAD_CLEARED", "ZONE_OVERLOAD", "ZONE_OVERLOAD_CLEARED"
+        "CONTRACT_OVERLOAD", "CONTRACT_OVERLOAD_CLEARED", "ZONE_OVERLOAD", "ZONE_OVERLOAD_CLEARED",
+        "SITE_OVERLOAD", "SITE_OVERLOAD_CLEARED",
     ]
     station_id: str | None = None
     zone_id: str | None = None
+    site_id: str | None = None
     total_power_kw: float
     contract_max_kw: float | None = None
     capacity_kw: float | None = None
@@ -210,6 +213,9 @@ class DRReport(BaseModel):
     time_to_cap_s: float | None
     peak_overshoot_kw: float = Field(ge=0)
     max_shortfall_kw: float = Field(ge=0)
+    #: What site limits held back during the event (normal operation, not DR delivery).
+    site_limited_kwh: float = Field(default=0.0, ge=0)
+    sites_limited: list[str] = []
     stations: list[StationReport]
     report_ts: Timestamp
 

@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ignore-fraction", type=float, default=0.05)
     p.add_argument("--lag", type=float, default=10.0, help="seconds a charger takes to obey")
     p.add_argument("--arrivals", type=float, default=1.5, help="sessions per connector-hour")
+    p.add_argument("--site-size", type=int, default=0,
+                   help="group each zone's stations into sites (depots) of this many, each "
+                   "behind a limit a busy depot exceeds (0: no sites)")
     p.add_argument("--dr", action="append", default=[],
                    help="inject a DR event: zone=Z1,at=+30s,reduce=25%%,for=5m")
     p.add_argument("--ocpp", metavar="URL", default=None,
@@ -43,13 +46,17 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     install_broker_log(settings.bootstrap_servers)
     fleet = Fleet(args.stations, args.zones, seed=args.seed, arrivals_per_hour=args.arrivals,
-                  ignore_fraction=args.ignore_fraction, command_lag_s=args.lag)
+                  ignore_fraction=args.ignore_fraction, command_lag_s=args.lag,
+                  site_size=args.site_size)
 
     def progress(elapsed: float, fl: Fleet, stats: SimStats) -> None:
         if int(elapsed) % 30 < args.interval:
             loads = ", ".join(f"{z} {fl.zone_load_kw(z):.0f} kW" for z in fl.zone_ids)
+            over = sum(1 for site_id, site in fl.sites.items()
+                       if fl.site_load_kw(site_id) > site["max_kw"])
+            sites = f"; sites over their limit {over}/{len(fl.sites)}" if fl.sites else ""
             print(f"[{elapsed:6.0f}s] readings {stats.readings}, commands {stats.commands}; "
-                  f"{loads}", flush=True)
+                  f"{loads}{sites}", flush=True)
 
     async def main() -> SimStats:
         await ensure_topics(settings)

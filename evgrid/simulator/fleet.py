@@ -64,6 +64,7 @@ class SimStation:
     connectors: list[SimConnector]
     ignores_commands: bool = False
     station_limit_kw: float | None = None
+    site_id: str | None = None
     pending: list[tuple[float, float | None, dict[int, float]]] = field(default_factory=list)
 
     @property
@@ -86,7 +87,12 @@ class Fleet:
         ignore_fraction: float = 0.0,
         command_lag_s: float = 5.0,
         initial_occupancy: float = 0.6,
+        site_size: int = 0,
+        site_share: float = 0.5,
     ) -> None:
+        """`site_size` > 0: each zone's stations are grouped, in order, into sites (depots) of
+        that many, each behind a limit of `site_share` of its stations' summed maximum, so
+        that a busy depot exceeds it."""
         self.rng = random.Random(seed)
         self.arrivals_per_hour = arrivals_per_hour
         self.command_lag_s = command_lag_s
@@ -116,6 +122,26 @@ class Fleet:
                 if self.rng.random() < initial_occupancy:
                     c.session = self._new_session(c)
             self.stations[st.station_id] = st
+        #: site_id -> its `config.sites` record.
+        self.sites: dict[str, dict] = {}
+        if site_size > 0:
+            self._group_sites(site_size, site_share)
+
+    def _group_sites(self, size: int, share: float) -> None:
+        for zone_id in self.zone_ids:
+            members = [st for st in self.stations.values() if st.zone_id == zone_id]
+            for n in range(0, len(members), size):
+                group = members[n:n + size]
+                site_id = f"SITE-{zone_id}-{n // size + 1}"
+                for st in group:
+                    st.site_id = site_id
+                self.sites[site_id] = {
+                    "site_id": site_id, "zone_id": zone_id, "margin_pct": 5.0,
+                    "max_kw": round(share * sum(st.max_station_kw for st in group), 1),
+                }
+
+    def site_load_kw(self, site_id: str) -> float:
+        return sum(st.load_kw() for st in self.stations.values() if st.site_id == site_id)
 
     def _new_session(self, c: SimConnector) -> Session:
         self._sessions += 1
@@ -140,6 +166,7 @@ class Fleet:
             "max_station_kw": st.max_station_kw,
             "contract_max_kw": round(st.max_station_kw * 0.9, 1),
             "connector_max_kw": types,
+            **({"site_id": st.site_id} if st.site_id else {}),
         }
 
     def command(self, now: float, message: dict) -> bool:

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
-from evgrid import codec
 from evgrid.settings import Settings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.ocpp_client import SimCharger, limit_kw
-from evgrid.simulator.runner import DRSpec, SimStats, _inject_due
+from evgrid.simulator.runner import DRSpec, SimStats, _inject_due, publish_config
 from evgrid.timeutil import iso
 
 
@@ -87,10 +86,7 @@ async def run_ocpp_simulation(
     t = settings.topics
     tasks: list[asyncio.Task] = []
     try:
-        for st in fleet.stations.values():
-            await producer.send(t.station_zones, codec.dumps(fleet.station_config(st)),
-                                key=st.station_id.encode())
-        await producer.flush()
+        await publish_config(producer, settings, fleet)
         for batch in _batches(list(chargers.values()), 200):
             await asyncio.gather(*(c.connect() for c in batch))
         stats.connected = len(chargers)

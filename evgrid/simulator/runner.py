@@ -3,6 +3,7 @@ injects DR events on a schedule (`--dr zone=Z1,at=+30s,reduce=25%,for=5m`)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -76,6 +77,25 @@ class SimStats:
     events: list[DRSpec] = field(default_factory=list)
 
 
+#: How long the simulator leaves the workers to read its sites before it maps stations.
+SITES_SETTLE_S = 2.0
+
+
+async def publish_config(producer: AIOKafkaProducer, settings: Settings, fleet: Fleet) -> None:
+    """The fleet's sites, then its stations' mappings (a mapping naming a site the workers
+    do not know yet is refused)."""
+    t = settings.topics
+    if fleet.sites:
+        for site_id, site in fleet.sites.items():
+            await producer.send(t.sites, codec.dumps(site), key=site_id.encode())
+        await producer.flush()
+        await asyncio.sleep(SITES_SETTLE_S)
+    for st in fleet.stations.values():
+        await producer.send(t.station_zones, codec.dumps(fleet.station_config(st)),
+                            key=st.station_id.encode())
+    await producer.flush()
+
+
 async def run_simulation(
     settings: Settings,
     fleet: Fleet,
@@ -102,11 +122,7 @@ async def run_simulation(
     await consumer.start()
     t = settings.topics
     try:
-        for st in fleet.stations.values():
-            await producer.send(
-                t.station_zones, codec.dumps(fleet.station_config(st)), key=st.station_id.encode()
-            )
-        await producer.flush()
+        await publish_config(producer, settings, fleet)
         start = time.time()
         next_reading = start
         while (now := time.time()) - start < duration_s:

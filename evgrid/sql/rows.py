@@ -212,7 +212,7 @@ def _outcome(raw: bytes | None, src: Source, limit: int) -> Rows:
 
 def _overload(raw: bytes | None, src: Source, limit: int) -> Rows:
     a = _decode(OverloadAlert, raw, limit)
-    subject = a.station_id or a.zone_id or ""
+    subject = a.station_id or a.site_id or a.zone_id or ""  # a site alert names its zone too
     return [("alerts", (
         "overload", a.alert_type, subject, a.detected_at, a.station_id, a.zone_id, None,
         a.total_power_kw, a.contract_max_kw, a.capacity_kw, a.overload_kw,

@@ -20,6 +20,7 @@ from evgrid.core.control import ZoneController
 from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
 from evgrid.core.zone import ZoneLoad
 from evgrid.state.codecs import ZONE_CONTROL, ZoneControlRecord
+from evgrid.state.sites import SiteBook
 from evgrid.state.tables_io import PartitionWriter, partition_of
 from evgrid.tables import Tables
 
@@ -58,8 +59,10 @@ class ZoneEntry:
 
 class ZoneStore:
     def __init__(self, tables: Tables, tunables: Tunables, partitions: int,
-                 source_topic: str) -> None:
+                 source_topic: str, sites: SiteBook | None = None) -> None:
         self.tables = tables
+        #: Every site, on every worker; each zone's controller reads its zone's.
+        self.sites = sites or SiteBook()
         self.tunables = tunables
         self.partitions = partitions
         self.writer = PartitionWriter(source_topic)
@@ -132,12 +135,15 @@ class ZoneStore:
         raw = self.tables.zone_control.get(zone_id.encode())
         cold = partition in self.loading
         if raw is None:
-            return ZoneEntry(zone_id, partition, load, ZoneController(zone_id, t), cold=cold)
-        record = ZONE_CONTROL.loads(raw)
-        load.alarm = record.alarm
-        return ZoneEntry(zone_id, partition, load,
-                         ZoneController.from_dict(record.controller, t), persisted=raw,
-                         cold=cold)
+            controller = ZoneController(zone_id, t)
+            entry = ZoneEntry(zone_id, partition, load, controller, cold=cold)
+        else:
+            record = ZONE_CONTROL.loads(raw)
+            load.alarm = record.alarm
+            controller = ZoneController.from_dict(record.controller, t)
+            entry = ZoneEntry(zone_id, partition, load, controller, persisted=raw, cold=cold)
+        controller.sites = self.sites.of_zone(zone_id)
+        return entry
 
     # -- changes ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import faust
 from faust.web import Request, Response, View, Web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from evgrid.core.control.sites import SiteControl
 from evgrid.runtime import Runtime
 from evgrid.timeutil import iso
 from evgrid.web.events import ask_peers, local_event
@@ -42,6 +43,7 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
     return {
         **summary,
         "dr": zone.controller.view(now),
+        "sites": list(zone.controller.site_view(zone.load.stations, now).values()),
         "overload": zone.load.alarm.active,
         "warm": zone.warm(now),
         # How complete the picture is: its members, those with a live reading, and when
@@ -53,6 +55,20 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
         "station_list": stations,
         "as_of": iso(now),
     }
+
+
+def site_view(rt: Runtime, site_id: str, now: float) -> dict[str, Any] | None:
+    """A site as its zone's owner sees it (None: unknown here)."""
+    site = rt.sites.sites.get(site_id)
+    if site is None:
+        return None
+    zone = rt.zones.find(site.zone_id, now)
+    if zone is None:  # no station of its zone yet: the site as configured
+        found = SiteControl(rt.settings.tunables()).view({site_id: site}, {}, {}, now)[site_id]
+    else:
+        found = zone.controller.site_view(zone.load.stations, now)[site_id]
+    since = found["limited_since"]
+    return {**found, "limited_since": None if since is None else iso(since), "as_of": iso(now)}
 
 
 def station_view(rt: Runtime, station_id: str, now: float) -> dict[str, Any] | None:
@@ -108,6 +124,12 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
                 # Each station's last command outcome from the gateway (station -> status).
                 "outcomes": {station_id: o["status"]
                              for station_id, o in sorted(zone.last_outcomes.items())},
+                # Each site: load, limit, headroom and the stations it limits now.
+                "sites": [
+                    {k: s[k] for k in ("site_id", "load_kw", "limit_kw", "headroom_kw",
+                                       "utilization_pct", "limited", "stations_limited")}
+                    for s in zone.controller.site_view(zone.load.stations, now).values()
+                ],
             }
         )
         events += [{**e, "zone_id": zone_id} for e in view["events"] if e["state"] != "ENDED"]
@@ -198,6 +220,26 @@ def register_views(app: faust.App, rt: Runtime) -> None:
         found = zone_view(rt, zone_id, time.time())
         if found is None:
             return web.json({"error": f"unknown zone {zone_id!r}"}, status=404)
+        return web.json(found)
+
+    @app.page("/sites/{site_id}")
+    @guarded
+    async def site(web: Web, request: Request, site_id: str) -> Response:
+        """Every worker knows every site's zone: the zone's owner answers."""
+        known = rt.sites.sites.get(site_id)
+        if known is None:
+            return web.json({"error": f"unknown site {site_id!r}"}, status=404)
+        location = f"/zones/{known.zone_id}/sites/{site_id}"
+        return web.json({"location": location}, status=307, headers={"Location": location})
+
+    @app.page("/zones/{zone_id}/sites/{site_id}")
+    @app.table_route(table=rt.tables.zone_control, match_info="zone_id")
+    @guarded
+    async def zone_site(web: Web, request: Request, zone_id: str, site_id: str) -> Response:
+        found = site_view(rt, site_id, time.time())
+        if found is None or found["zone_id"] != zone_id:
+            return web.json({"error": f"unknown site {site_id!r} in zone {zone_id!r}"},
+                            status=404)
         return web.json(found)
 
     @app.page("/events/{signal_id}")

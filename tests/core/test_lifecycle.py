@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from evgrid.core.control import command_id, profile_id_for
-from evgrid.core.control.commands import Commanded
+from evgrid.core.control.commands import Commanded, Source
 from evgrid.core.control.demand import capture, effective_load, uncurtailed_kw
-from evgrid.core.control.diff import needs_command, stations_to_command
+from evgrid.core.control.diff import needs_command, needs_limit
 from evgrid.core.lifecycle import (
     ACTIVE,
     ENDED,
@@ -20,7 +20,7 @@ from evgrid.core.lifecycle import (
     EventBook,
     resolve_cap_kw,
 )
-from evgrid.core.types import ConnectorReading, StationConfig, StationRow
+from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
 
 from .drsim import T0, signal
 
@@ -120,9 +120,21 @@ def test_dead_band_decides_who_gets_a_new_command() -> None:
     assert not needs_command(_commanded("E", 10.0), "E", 11.0, 1.0)
     assert needs_command(_commanded("E", 10.0), "E", 11.01, 1.0)
     assert needs_command(_commanded("OTHER", 10.0), "E", 10.0, 1.0)  # another event governs
-    targets = {"b": 5.0, "a": 20.0, "c": 9.5}
-    commanded = {"a": _commanded("E", 20.5), "c": _commanded("E", 7.0)}
-    assert stations_to_command(targets, commanded, "E", 1.0) == ["b", "c"]
+
+
+
+def test_a_site_limits_profile_is_resent_at_half_its_validity() -> None:
+    t = Tunables(site_profile_valid_s=600.0)
+    site = Source("site:S", 3, T0 + 600, "SITE")
+    prev = Commanded("site:S", 3, T0 + 60, 10.0, 1, "station", 1, (1,), "c", T0 - 540,
+                     reason="SITE")  # valid until T0 + 60: less than half left
+    assert needs_limit(prev, site, 10.0, (), T0, t)
+    fresh = Commanded("site:S", 3, T0 + 600, 10.0, 1, "station", 1, (1,), "c", T0,
+                      reason="SITE")
+    assert not needs_limit(fresh, site, 10.0, (), T0 + 299, t)
+    assert needs_limit(fresh, site, 10.0, (), T0 + 301, t)
+    dr = Source("E", 2, T0 + 60, "DR")  # a DR profile ends with its event: never renewed
+    assert not needs_limit(_commanded("E", 10.0), dr, 10.0, (), T0 + 59, t)
 
 
 def _row(station_id: str, kw: float, ts: float) -> StationRow:

@@ -3,7 +3,8 @@
 - `demand`     — uncurtailed demand, floors and ceilings per station
 - `diff`       — which stations get a new command (dead band)
 - `commands`   — `Command`, `command_id`, `profile_id_for`, what a station was told
-- `status`     — `grid.dr_status` and `alerts.dr.compliance` bodies
+- `sites`      — which of the zone's sites are limited, their demands and views
+- `status`     — `grid.dr_status` and `alerts.dr.compliance` bodies, the controller's view
 - `decisions`  — what a step returns to the agent
 - `state`      — the persisted layout
 - `controller` — `ZoneController`, orchestrating them

@@ -74,6 +74,7 @@ class Commanded:
     # Connectors told 0 (suspended to meet a cap under their minimum level): a rotation that
     # moves who is suspended is a new decision even when the station's total is unchanged.
     suspended: tuple[int, ...] = ()
+    reason: str = "DR"
 
     def to_dict(self) -> dict:
         return {
@@ -88,6 +89,7 @@ class Commanded:
             "command_id": self.command_id,
             "commanded_at": self.commanded_at,
             "suspended": list(self.suspended),
+            "reason": self.reason,
         }
 
     @classmethod
@@ -104,24 +106,54 @@ class Commanded:
             command_id=d["command_id"],
             commanded_at=d["commanded_at"],
             suspended=tuple(d["suspended"]),
+            reason=d.get("reason", "DR"),
         )
 
 
-def set_command(
-    zone_id: str, ev: DREvent, row: StationRow, target_kw: float, shed_kw: float,
+#: The signal id of a site limit's commands (no DR event): "site:" and the site's id.
+SITE_SIGNAL_PREFIX = "site:"
+#: The priority a site limit's commands carry: normal operation, not an emergency.
+SITE_PRIORITY = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Why a station is limited: the DR event governing it and/or its site's limit."""
+
+    signal_id: str
+    priority: int
+    end_ts: float  # the profile's validTo
+    reason: str  # DR | SITE | DR+SITE
+
+
+def source_for(gov: DREvent | None, site_id: str | None, now: float,
+               site_profile_valid_s: float) -> Source:
+    """What a station's command says limits it: the governing event, its limited site, or
+    both (one profile either way). A site limit's profile is valid `site_profile_valid_s`."""
+    if gov is not None:
+        reason = "DR" if site_id is None else "DR+SITE"
+        return Source(gov.signal_id, gov.signal.priority, gov.signal.end_ts, reason)
+    assert site_id is not None
+    return Source(SITE_SIGNAL_PREFIX + site_id, SITE_PRIORITY, now + site_profile_valid_s,
+                  "SITE")
+
+
+def limit_command(
+    zone_id: str, source: Source, row: StationRow, target_kw: float, shed_kw: float,
     connectors: tuple[ConnectorLimit, ...], seq: int, now: float,
 ) -> Command:
     station_id = row.station_id
-    signal_id = ev.signal_id
+    signal_id = source.signal_id
     return Command(
         station_id=station_id,
         zone_id=zone_id,
         action=SET,
+        reason=source.reason,
         target_power_kw=target_kw,
         station_shed_kw=round(max(0.0, shed_kw), 3),
         signal_id=signal_id,
-        priority=ev.signal.priority,
-        dr_end_ts=ev.signal.end_ts,
+        priority=source.priority,
+        dr_end_ts=source.end_ts,
         command_ts=now,
         connectors=connectors,
         profile_id=profile_id_for(signal_id, station_id),
@@ -147,6 +179,7 @@ def commanded_from(cmd: Command) -> Commanded:
         command_id=cmd.command_id,
         commanded_at=cmd.command_ts,
         suspended=suspended_of(cmd.connectors),
+        reason=cmd.reason,
     )
 
 
@@ -168,6 +201,7 @@ def clear_command(
         priority=prev.priority,
         dr_end_ts=prev.dr_end_ts,
         command_ts=now,
+        reason=prev.reason,
         connectors=(),
         profile_id=prev.profile_id,
         profile_mode=prev.profile_mode,

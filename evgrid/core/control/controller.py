@@ -10,24 +10,27 @@ with the same command ids, and emits one report per event, after it restores.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import islice
 
-from evgrid.core.allocator import StationDemand, allocate, rotation_index
+from evgrid.core.allocator import StationDemand, rotation_index
 from evgrid.core.compliance import StationCompliance
 from evgrid.core.control import demand as dem
 from evgrid.core.control import reporting, state
 from evgrid.core.control.commands import (
     Commanded,
+    Source,
     clear_command,
     commanded_from,
-    set_command,
+    limit_command,
+    source_for,
     suspended_of,
 )
-from evgrid.core.control.decisions import Decisions, RefusedSignal
-from evgrid.core.control.diff import stations_to_command
+from evgrid.core.control.decisions import Decisions, RefusedSignal, refusal
+from evgrid.core.control.diff import needs_limit
+from evgrid.core.control.sites import SiteControl, site_of
 from evgrid.core.control.status import (
     StatusFigures,
     compliance_body,
+    controller_view,
     figures_of,
     status_body,
 )
@@ -42,7 +45,9 @@ from evgrid.core.lifecycle import (
     DRSignal,
     EventBook,
 )
+from evgrid.core.nested import allocate_nested
 from evgrid.core.reports import EventReport
+from evgrid.core.sites import SiteConfig
 from evgrid.core.types import StationRow, Tunables
 
 #: While an event is active the zone is re-evaluated this often (new sessions, compliance).
@@ -70,6 +75,10 @@ class ZoneController:
         self.refusing = False  # in a too_many_events episode
         self.published: dict[str, StatusFigures] = {}  # signal_id -> last status figures
         self.reports: dict[str, EventReport] = {}  # signal_id -> accumulator (active events)
+        #: The zone's sites (a view of config.sites the zone store keeps current; not state).
+        self.sites: Mapping[str, SiteConfig] = {}
+        self.site = SiteControl(tunables)  # which sites are limited, their demands
+        self.site_shortfall_kw: dict[str, float] = {}
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -101,15 +110,10 @@ class ZoneController:
         """A station left the zone (moved or tombstoned): CLEAR its profile at once, and
         re-allocate the cap over the stations left."""
         d = Decisions()
-        prev = self.commanded.pop(station_id, None)
-        self.compliance.pop(station_id, None)
-        self.uncontrollable.pop(station_id, None)
+        self._clear(station_id, now, d)
         self.held.pop(station_id, None)
-        if prev is not None:
-            d.commands.append(
-                clear_command(self.zone_id, station_id, prev, self._next_seq(station_id), now)
-            )
-        if self.book.active():
+        self.site.held.pop(station_id, None)
+        if self.book.active() or self.site.limited(self.sites):
             left = {k: v for k, v in stations.items() if k != station_id}
             self._step(left, now, d, set(), [])
         return d
@@ -141,12 +145,27 @@ class ZoneController:
 
     def next_deadline(self, now: float) -> float | None:
         due = self.book.next_deadline()
-        if self.book.active() or self.commanded:
-            periodic = self.last_step + REALLOCATE_EVERY_S
+        period = None
+        if self.book.active() or (self.commanded and not self.sites):
+            period = REALLOCATE_EVERY_S
+        elif self.sites:  # site limits alone: compliance, hold and renewal; rows wake it
+            period = self.t.site_step_s
+        if period is not None:
+            periodic = self.last_step + period
             due = periodic if due is None else min(due, periodic)
+        release = self.site.next_release(self.t.site_hold_s)
+        if release is not None:  # a site's hold ends: released on time
+            due = release if due is None else min(due, release)
         if self.wake_at is not None:
             due = self.wake_at if due is None else min(due, self.wake_at)
         return due
+
+    def note_row(self, row: StationRow, now: float) -> None:
+        """A station's new row: a step at once when it changes its site's demand (a session
+        starts or draws more than held, or one ends), so a site is limited without waiting
+        for the next periodic step."""
+        if self.sites and self.site.changes_demand(row, self.sites, now):
+            self.wake_at = now if self.wake_at is None else min(self.wake_at, now)
 
     def is_live(self, signal_id: str) -> bool:
         """Scheduled or active (not ended, not refused)."""
@@ -163,18 +182,24 @@ class ZoneController:
     ) -> None:
         self.last_step = now
         self.wake_at = None
+        if self.sites or self.site.limits:
+            d.site_alerts.extend(self.site.update(self.sites, stations, now))
         changed = self.book.advance(now, lambda: self._uncurtailed(stations, now))
         ended = ended + [ev for ev in changed if ev.state == ENDED]
         force_status |= {ev.signal_id for ev in changed}
         gov = self.book.governing()
+        limited = self.site.limited(self.sites)
         if gov is None:
-            self._clear_all(now, d)
             self.shortfall_kw = 0.0
             self.held.clear()
+        if gov is None and not limited:
+            self._clear_all(now, d)
+            self.site_shortfall_kw = {}
         else:
-            dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
+            if gov is not None:
+                dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
             self._check_compliance(gov, stations, now, d)
-            self._allocate(gov, stations, now, d)
+            self._allocate(gov, limited, stations, now, d)
         self._report(gov, ended, stations, now, d)
         self._statuses(stations, now, d, force_status, ended)
         if len(self.book.live) < self.book.max_live:
@@ -182,9 +207,18 @@ class ZoneController:
 
     def _uncurtailed(self, stations: Mapping[str, StationRow], now: float) -> float:
         """An activating event's baseline: with no event active yet, the zone's load now;
-        otherwise its stations' demands as the allocator holds them."""
-        dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
-        return dem.uncurtailed_kw(self.held, stations, now, self.t.stale_after_s)
+        otherwise its stations' demands as the allocator holds them. A limited site counts
+        at most its threshold: what the zone draws without the event, site limits included."""
+        stale = self.t.stale_after_s
+        dem.capture(self.held, stations, self.commanded, now, stale)
+        if not self.sites:
+            return dem.uncurtailed_kw(self.held, stations, now, stale)
+        per_station = {
+            station_id: max(sum(self.held.get(station_id, {}).values()),
+                            row.load_kw(now, stale))
+            for station_id, row in stations.items()
+        }
+        return self.site.capped_uncurtailed(per_station, stations, self.sites)
 
     def _target(self, station_id: str) -> float | None:
         prev = self.commanded.get(station_id)
@@ -195,8 +229,8 @@ class ZoneController:
         at the higher of their last load and their target)."""
         return dem.effective_load(row, self._target(station_id), now, self.t.stale_after_s)
 
-    def _fixed(self, station_id: str, gov: DREvent) -> bool:
-        """Non-compliant, or uncontrollable for the governing event: its load is taken as
+    def _fixed(self, station_id: str, signal_id: str) -> bool:
+        """Non-compliant, or uncontrollable for what limits it now: its load is taken as
         it is and the cap's rest goes to the others."""
         comp = self.compliance.get(station_id)
         if comp is not None and comp.noncompliant:
@@ -205,43 +239,63 @@ class ZoneController:
         return (
             station_id in self.uncontrollable
             and prev is not None
-            and prev.signal_id == gov.signal_id
+            and prev.signal_id == signal_id
         )
 
     def _allocate(
-        self, gov: DREvent, stations: Mapping[str, StationRow], now: float, d: Decisions
+        self, gov: DREvent | None, limited: dict[str, float],
+        stations: Mapping[str, StationRow], now: float, d: Decisions,
     ) -> None:
-        fixed = 0.0
-        demands: list[StationDemand] = []
-        for station_id, row in sorted(stations.items()):
-            effective = self.effective_load(station_id, row, now)
-            if self._fixed(station_id, gov):
-                fixed += effective
-                continue
-            demand = dem.station_demand(
-                row, self.held.get(station_id, {}), gov.may_suspend, effective, self.t, now
-            )
-            if demand.demand_kw > 0.0 or station_id in self.commanded:
-                demands.append(demand)
+        """One allocation for the zone cap (if an event governs) and its limited sites;
+        one command per station whose limit or source changed; a CLEAR for a station no
+        longer limited by anything."""
         t = self.t
-        alloc = allocate(
-            max(0.0, (gov.cap_kw or 0.0) - fixed), demands,
-            rotation=rotation_index(now, gov.activated_at or now, t.suspend_rotation_s),
+        fixed, site_fixed, fixed_ids = 0.0, dict.fromkeys(limited, 0.0), set()
+        demands: list[StationDemand] = []
+        site_map: dict[str, str] = {}
+        sources: dict[str, Source] = {}
+        for station_id, row in sorted(stations.items()):
+            site_id = site_of(row, self.sites)
+            sited = site_id in limited
+            if gov is None and not sited:
+                continue
+            src = source_for(gov, site_id if sited else None, now, t.site_profile_valid_s)
+            effective = self.effective_load(station_id, row, now)
+            if self._fixed(station_id, src.signal_id):
+                fixed += effective
+                fixed_ids.add(station_id)
+                if sited:
+                    site_fixed[site_id] += effective
+                continue
+            held = self.site.demand_of(station_id, self.held.get(station_id, {}))
+            demand = dem.station_demand(
+                row, held, gov is not None and gov.may_suspend, effective, t, now)
+            if demand.demand_kw > 0.0 or (gov is not None and station_id in self.commanded):
+                demands.append(demand)
+                sources[station_id] = src
+                if sited:
+                    site_map[station_id] = site_id
+        since = (gov.activated_at if gov is not None else self.site.limited_since()) or now
+        nested = allocate_nested(
+            None if gov is None else max(0.0, (gov.cap_kw or 0.0) - fixed), demands,
+            {s: max(0.0, kw - site_fixed[s]) for s, kw in limited.items()}, site_map,
+            rotation=rotation_index(now, since, t.suspend_rotation_s),
             dc_min_kw=t.dc_min_kw, ac_min_current_a=t.ac_min_current_a,
         )
-        self.shortfall_kw = alloc.shortfall_kw
-        targets = {station_id: round(kw, 3) for station_id, kw in alloc.targets.items()}
-        suspended = {station_id: suspended_of(limits)
-                     for station_id, limits in alloc.connectors.items()}
-        for station_id in stations_to_command(
-            targets, self.commanded, gov.signal_id, t.dead_band_kw, suspended
-        ):
-            target = targets[station_id]
-            held_kw = sum(self.held.get(station_id, {}).values())
-            cmd = set_command(
-                self.zone_id, gov, stations[station_id], target, held_kw - target,
-                alloc.connectors[station_id], self._next_seq(station_id), now,
-            )
+        alloc = nested.allocation
+        self.shortfall_kw = alloc.shortfall_kw if gov is not None else 0.0
+        self.site_shortfall_kw = nested.site_shortfall_kw
+        for station_id, kw in sorted(alloc.targets.items()):
+            target = round(kw, 3)
+            limits = alloc.connectors[station_id]
+            src = sources[station_id]
+            if not needs_limit(self.commanded.get(station_id), src, target,
+                               suspended_of(limits), now, t):
+                continue
+            held_kw = sum(self.site.demand_of(station_id, self.held.get(station_id, {}))
+                          .values())
+            cmd = limit_command(self.zone_id, src, stations[station_id], target,
+                                held_kw - target, limits, self._next_seq(station_id), now)
             d.commands.append(cmd)
             self.commanded[station_id] = commanded_from(cmd)
             self.uncontrollable.pop(station_id, None)  # a new SET: a fresh chance
@@ -250,6 +304,20 @@ class ZoneController:
                 self.compliance[station_id] = StationCompliance(target, now)
             else:
                 comp.retarget(target, now)
+        for station_id in sorted(self.commanded):
+            if station_id in stations and station_id not in alloc.targets \
+                    and station_id not in fixed_ids:
+                self._clear(station_id, now, d)
+
+    def _clear(self, station_id: str, now: float, d: Decisions) -> None:
+        """CLEAR exactly the profile the station was last given (if any)."""
+        prev = self.commanded.pop(station_id, None)
+        self.compliance.pop(station_id, None)
+        self.uncontrollable.pop(station_id, None)
+        if prev is not None:
+            d.commands.append(
+                clear_command(self.zone_id, station_id, prev, self._next_seq(station_id), now)
+            )
 
     def _next_seq(self, station_id: str) -> int:
         seq = self.seq.get(station_id, 0) + 1
@@ -266,12 +334,14 @@ class ZoneController:
         self.uncontrollable.clear()
 
     def _check_compliance(
-        self, gov: DREvent, stations: Mapping[str, StationRow], now: float, d: Decisions
+        self, gov: DREvent | None, stations: Mapping[str, StationRow], now: float,
+        d: Decisions,
     ) -> None:
         t = self.t
         for station_id, comp in sorted(self.compliance.items()):
             row = stations.get(station_id)
-            if row is None:
+            prev = self.commanded.get(station_id)
+            if row is None or prev is None:
                 continue
             load = self.effective_load(station_id, row, now)
             change = comp.evaluate(
@@ -281,7 +351,8 @@ class ZoneController:
             if change is not None:
                 d.compliance.append(
                     compliance_body(
-                        self.zone_id, gov.signal_id, station_id, change, comp, load, t, now
+                        self.zone_id, gov.signal_id if gov else prev.signal_id, station_id,
+                        change, comp, load, t, now,
                     )
                 )
 
@@ -298,7 +369,7 @@ class ZoneController:
         if active:
             sample = reporting.zone_sample(
                 gov, stations, self.commanded, self.compliance, self.uncontrollable,
-                self.shortfall_kw, self.t, now,
+                self.shortfall_kw, self.t, now, self.site.held_back(self.sites),
             )
             reporting.observe(self.reports, active, sample, self.t, now)
 
@@ -337,48 +408,22 @@ class ZoneController:
         )
 
     def view(self, now: float) -> dict:
-        """For the JSON views and gauges: the governing cap and the events as they stand
-        (live ones, then the most recently ended, at most `max_events_per_zone` of those)."""
-        gov = self.book.governing()
-        recent = list(islice(reversed(self.book.ended.values()), self.book.max_live))[::-1]
-        return {
-            "cap_kw": gov.cap_kw if gov else None,
-            "governing_signal_id": gov.signal_id if gov else None,
-            "shortfall_kw": self.shortfall_kw if gov else 0.0,
-            "active_events": len(self.book.active()),
-            "stations_commanded": len(self.commanded),
-            "stations_noncompliant": sum(1 for c in self.compliance.values() if c.noncompliant),
-            "stations_uncontrollable": len(self.uncontrollable),
-            "events": [
-                {
-                    "signal_id": e.signal_id,
-                    "state": e.state,
-                    "signal_type": e.signal.signal_type,
-                    "baseline_kw": e.baseline_kw,
-                    "cap_kw": e.cap_kw,
-                    "start_ts": e.signal.start_ts,
-                    "end_ts": e.signal.end_ts,
-                    "activated_at": e.activated_at,
-                    "ended_at": e.ended_at,
-                }
-                for e in self.book.ordered() + recent
-            ],
-        }
+        """For the JSON views and gauges: the governing cap and the events as they stand."""
+        return controller_view(self)
+
+    def site_view(self, stations: Mapping[str, StationRow], now: float) -> dict[str, dict]:
+        """Each of the zone's sites: load, limit, headroom, which stations are limited."""
+        targets = {s: c.target_kw for s, c in self.commanded.items()}
+        views = self.site.view(self.sites, stations, targets, now)
+        for site_id, v in views.items():
+            v["shortfall_kw"] = round(self.site_shortfall_kw.get(site_id, 0.0), 3)
+        return views
 
     def _refusal(self, signal: DRSignal) -> RefusedSignal:
         first = not self.refusing
         self.refusing = True
-        return RefusedSignal(
-            signal_id=signal.signal_id,
-            zone_id=self.zone_id,
-            reason=REFUSED,
-            detail=(
-                f"zone {self.zone_id} already holds {len(self.book.live)} scheduled or active "
-                f"events (EVGRID_MAX_EVENTS_PER_ZONE={self.book.max_live}); end or RESTORE one "
-                "first, or raise the limit"
-            ),
-            first_in_episode=first,
-        )
+        return refusal(self.zone_id, signal.signal_id, len(self.book.live), self.book.max_live,
+                       REFUSED, first)
 
     # -- persistence ------------------------------------------------------------------------
 

@@ -27,8 +27,26 @@ class Decisions:
     compliance: list[dict] = field(default_factory=list)  # alerts.dr.compliance bodies
     reports: list[dict] = field(default_factory=list)  # grid.dr_reports bodies, one per event
     refused: list[RefusedSignal] = field(default_factory=list)
+    site_alerts: list[dict] = field(default_factory=list)  # SITE_OVERLOAD episodes
 
     def __bool__(self) -> bool:
         return bool(
             self.commands or self.statuses or self.compliance or self.reports or self.refused
+            or self.site_alerts
         )
+
+
+def refusal(zone_id: str, signal_id: str, live: int, max_live: int, reason: str,
+            first: bool) -> RefusedSignal:
+    """A signal refused because the zone holds as many events as it may."""
+    return RefusedSignal(
+        signal_id=signal_id,
+        zone_id=zone_id,
+        reason=reason,
+        detail=(
+            f"zone {zone_id} already holds {live} scheduled or active events "
+            f"(EVGRID_MAX_EVENTS_PER_ZONE={max_live}); end or RESTORE one first, or raise "
+            "the limit"
+        ),
+        first_in_episode=first,
+    )

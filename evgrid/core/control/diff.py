@@ -8,9 +8,8 @@ and gateways are not flooded with the same limit every second).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from evgrid.core.control.commands import Commanded
+from evgrid.core.control.commands import Commanded, Source
+from evgrid.core.types import Tunables
 
 
 def needs_command(
@@ -22,15 +21,11 @@ def needs_command(
     return abs(prev.target_kw - target_kw) > dead_band_kw
 
 
-def stations_to_command(
-    targets: Mapping[str, float], commanded: Mapping[str, Commanded], signal_id: str,
-    dead_band_kw: float, suspended: Mapping[str, tuple[int, ...]] | None = None,
-) -> list[str]:
-    """Station ids (sorted) whose allocated target must be sent."""
-    suspended = suspended or {}
-    return sorted(
-        station_id
-        for station_id, target_kw in targets.items()
-        if needs_command(commanded.get(station_id), signal_id, target_kw, dead_band_kw,
-                         suspended.get(station_id, ()))
-    )
+def needs_limit(prev: Commanded | None, src: Source, target_kw: float,
+                suspended: tuple[int, ...], now: float, t: Tunables) -> bool:
+    """A new target, a new source, a new suspension, or a site limit's profile past half its
+    validity (re-sent before the charger drops it)."""
+    if needs_command(prev, src.signal_id, target_kw, t.dead_band_kw, suspended):
+        return True
+    assert prev is not None
+    return src.reason == "SITE" and prev.dr_end_ts - now < t.site_profile_valid_s / 2

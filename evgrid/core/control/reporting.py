@@ -19,6 +19,7 @@ def zone_sample(
     gov: DREvent | None, stations: Mapping[str, StationRow], commanded: Mapping[str, Commanded],
     compliance: Mapping[str, StationCompliance], uncontrollable: Mapping[str, float],
     shortfall_kw: float, t: Tunables, now: float,
+    held_back: Mapping[str, float] | None = None,
 ) -> ZoneSample:
     """Station loads (a stale connector counts 0 kW)."""
     per = {}
@@ -36,6 +37,8 @@ def zone_sample(
         governing_signal_id=None if gov is None else gov.signal_id,
         shortfall_kw=shortfall_kw,
         stations=per,
+        site_limited_kw=sum((held_back or {}).values()),
+        sites_limited=tuple(sorted(held_back or ())),
     )
 
 

@@ -29,7 +29,9 @@ written and read, so a change to it is a visible, reviewable change (bump the co
   "refusing": bool,                       # inside a too_many_events episode
   "published": [[signal_id, [state, current_kw, shortfall_kw, stations_commanded,
                              stations_noncompliant, cap_kw, end_ts]], ...],
-  "reports": [[signal_id, report accumulator (evgrid.core.reports.EventReport.to_dict)]]
+  "reports": [[signal_id, report accumulator (evgrid.core.reports.EventReport.to_dict)]],
+  "sites": {"limits": [[site_id, {limited, since, below_since, alarm}], ...],
+            "held": [[station_id, [[connector_id, kw], ...]], ...]}   # absent: no sites
 }
 ```
 Times are epoch seconds.
@@ -76,6 +78,7 @@ def controller_to_dict(c: ZoneController) -> dict:
         "refusing": c.refusing,
         "published": [[s, f.to_list()] for s, f in sorted(c.published.items())],
         "reports": [[s, r.to_dict()] for s, r in sorted(c.reports.items())],
+        "sites": c.site.to_dict(),
     }
 
 
@@ -100,4 +103,5 @@ def controller_from_dict(c: ZoneController, d: dict) -> ZoneController:
     c.refusing = d["refusing"]
     c.published = {s: StatusFigures.from_list(f) for s, f in d["published"]}
     c.reports = {s: EventReport.from_dict(r) for s, r in d["reports"]}
+    c.site.load(d.get("sites"))
     return c

@@ -8,10 +8,15 @@ published per live event.
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass
+from itertools import islice
+from typing import TYPE_CHECKING
 
 from evgrid.core.compliance import COMPLIANT, StationCompliance
 from evgrid.core.lifecycle import SCHEDULED, DREvent
 from evgrid.core.types import Tunables
+
+if TYPE_CHECKING:
+    from evgrid.core.control.controller import ZoneController
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,4 +107,36 @@ def compliance_body(
         ),
         "since": comp.noncompliant_since if change != COMPLIANT else now,
         "detected_at": now,
+    }
+
+
+def controller_view(ctl: ZoneController) -> dict:
+    """A zone controller for the JSON views and gauges: the governing cap and the events as
+    they stand (live ones, then the most recently ended, at most `max_events_per_zone`)."""
+    book = ctl.book
+    gov = book.governing()
+    recent = list(islice(reversed(book.ended.values()), book.max_live))[::-1]
+    return {
+        "cap_kw": gov.cap_kw if gov else None,
+        "governing_signal_id": gov.signal_id if gov else None,
+        "shortfall_kw": ctl.shortfall_kw if gov else 0.0,
+        "active_events": len(book.active()),
+        "stations_commanded": len(ctl.commanded),
+        "stations_noncompliant": sum(1 for c in ctl.compliance.values() if c.noncompliant),
+        "stations_uncontrollable": len(ctl.uncontrollable),
+        "sites_limited": sorted(ctl.site.limited(ctl.sites)),
+        "events": [
+            {
+                "signal_id": e.signal_id,
+                "state": e.state,
+                "signal_type": e.signal.signal_type,
+                "baseline_kw": e.baseline_kw,
+                "cap_kw": e.cap_kw,
+                "start_ts": e.signal.start_ts,
+                "end_ts": e.signal.end_ts,
+                "activated_at": e.activated_at,
+                "ended_at": e.ended_at,
+            }
+            for e in book.ordered() + recent
+        ],
     }
