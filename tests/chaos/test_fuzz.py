@@ -164,9 +164,15 @@ async def test_fuzzed_input_ends_in_state_or_dead_letters(
         await wait_metric(worker, "evgrid_deadletter_total", len(must_reject), 120)
         letters = await drain(b, t.deadletter, lambda m: {
             (x["source_topic"], x["partition"], x["offset"]) for x in m} >= must_reject, 120)
-        got = {(x["source_topic"], x["partition"], x["offset"]) for x in letters}
+        # A valid signal beyond a zone's bound of live events is refused and dead-lettered
+        # too (`too_many_events`): how many live at once depends on the order in which the
+        # signal topic and its repartition topic are read, so those are accounted apart.
+        dr_topics = {t.demand_response, t.dr_repartition}
+        refused = {(x["source_topic"], x["partition"], x["offset"]) for x in letters
+                   if x["reason"] == "too_many_events" and x["source_topic"] in dr_topics}
+        got = {(x["source_topic"], x["partition"], x["offset"]) for x in letters} - refused
         extra = [(x["source_topic"], x["offset"], x["reason"], x["error"][:200]) for x in letters
-                 if (x["source_topic"], x["partition"], x["offset"]) not in must_reject]
+                 if (x["source_topic"], x["partition"], x["offset"]) not in must_reject | refused]
         assert got == must_reject, (extra[:5], sorted(must_reject - got)[:5])
         assert not any(x["reason"] == "internal_error" for x in letters), letters
 
