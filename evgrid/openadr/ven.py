@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from evgrid import codec, metrics
 from evgrid.logs import broker_connected, install_broker_log
@@ -24,6 +23,7 @@ from evgrid.models.outputs import ZoneLoadReport
 from evgrid.openadr.mapping import MappingError, TargetMap
 from evgrid.openadr.signals import Levels
 from evgrid.openadr.tracker import Decision, EventTracker, OptResponse
+from evgrid.probes import serve_probes
 from evgrid.settings import Settings
 
 log = logging.getLogger("evgrid.openadr")
@@ -245,27 +245,19 @@ class Ven:
 
     # -- web ---------------------------------------------------------------------------------
 
+    def health(self) -> tuple[int, dict[str, Any]]:
+        age = self._poll_age()
+        body = {"connected": bool(self.connected), "registered":
+                self.client.registration_id is not None, "ven_id": self.client.ven_id,
+                "vtn_url": self.settings.openadr_vtn_url,
+                "last_poll_age_s": None if age != age else round(age, 1),
+                "broker_connected": broker_connected(),
+                "events": sorted(self.tracker.events)}
+        return (200 if self.connected else 503), body
+
     async def _web(self) -> web.AppRunner:
-        async def health(_: web.Request) -> web.Response:
-            age = self._poll_age()
-            body = {"connected": bool(self.connected), "registered":
-                    self.client.registration_id is not None, "ven_id": self.client.ven_id,
-                    "vtn_url": self.settings.openadr_vtn_url,
-                    "last_poll_age_s": None if age != age else round(age, 1),
-                    "broker_connected": broker_connected(),
-                    "events": sorted(self.tracker.events)}
-            return web.json_response(body, status=200 if self.connected else 503)
-
-        async def prometheus(_: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(),
-                                content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-        app = web.Application()
-        app.add_routes([web.get("/health", health), web.get("/metrics", prometheus)])
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, self.settings.web_host, self.settings.openadr_web_port).start()
-        return runner
+        return await serve_probes(self.settings.web_host, self.settings.openadr_web_port,
+                                  self.health)
 
     async def run(self) -> None:
         from evgrid.topics import ensure_topics

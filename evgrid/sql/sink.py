@@ -20,10 +20,10 @@ from typing import Any
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from evgrid.codec import DecodeError
 from evgrid.metrics import DEADLETTERS
+from evgrid.probes import serve_probes
 from evgrid.settings import Settings
 from evgrid.sql import metrics
 from evgrid.sql.database import REFUSED, Database, redacted
@@ -203,20 +203,8 @@ class Sink:
         return (200 if self.db.up and self.consumer is not None else 503), body
 
     async def web(self) -> web.AppRunner:
-        async def health(_: web.Request) -> web.Response:
-            status, body = self.health()
-            return web.json_response(body, status=status)
-
-        async def prometheus(_: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(),
-                                content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-        app = web.Application()
-        app.add_routes([web.get("/health", health), web.get("/metrics", prometheus)])
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, self.settings.web_host, self.settings.sql_web_port).start()
-        return runner
+        return await serve_probes(self.settings.web_host, self.settings.sql_web_port,
+                                  self.health)
 
 
 async def serve(settings: Settings) -> None:
