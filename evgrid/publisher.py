@@ -221,6 +221,9 @@ class Publisher:
         #: (topic, key, value, headers, callback, partition); partition None: the key's.
         self.pending: list[tuple[str, bytes | None, bytes | None, list | None,
                                  Callback | None, int | None]] = []
+        #: Faust's producer refused the last drain (the broker is away): what it refused
+        #: waits in `pending`, and a flush waits for it.
+        self.refused = False
         #: The control loop's outputs leave on their own producer once one is linked.
         self.control: ControlLink | None = None
         #: What the control link carries and holds through an outage: decisions and alerts.
@@ -259,6 +262,7 @@ class Publisher:
         producer refuses while the broker is away stays queued for the next drain; nothing
         raises to the caller."""
         if not self.pending:
+            self.refused = False
             return 0
         batch, self.pending = self.pending, []
         rest = self._to_outbox(batch)
@@ -269,9 +273,12 @@ class Publisher:
             except (KafkaError, ProducerSendError) as exc:  # the broker is away (Faust
                 log.debug("evgrid: output waits for the broker: %r", exc)  # wraps aiokafka's)
                 self.pending[:0] = rest[i:]
+                self.refused = True
                 break
             if callback is not None:
                 fut.add_done_callback(callback)
+        else:
+            self.refused = False
         return len(batch)
 
     def _to_outbox(self, batch: list) -> list:
@@ -307,7 +314,9 @@ class Publisher:
         (Faust flushes its own producer before its commits; the control link is ours.) While
         the broker is away this waits: commits wait with it."""
         await self.drain()
-        while self.pending:
+        # Only while the producer refuses: under load, others queue more all the time, and
+        # waiting for an empty queue would hold every commit back for as long as it lasts.
+        while self.refused:
             await asyncio.sleep(RETRY_S)
             await self.drain()
         await self.app.producer.flush()

@@ -31,6 +31,7 @@ class Producer:
         self.refuse: Exception | None = None
 
     async def send(self, topic, *args, **kwargs) -> asyncio.Future:
+        await asyncio.sleep(0)  # a send awaits (room in the buffer): others run meanwhile
         if self.refuse is not None:
             raise self.refuse
         self.sent.append(topic)
@@ -254,3 +255,38 @@ def test_a_handler_that_raises_dead_letters_its_record_as_an_internal_error() ->
     letter = orjson.loads(value)
     assert (key, letter["reason"], letter["offset"]) == (b"S1", "internal_error", 7)
     assert "a bug" in letter["error"]
+
+
+async def test_a_flush_under_load_waits_for_what_was_queued_not_for_an_empty_queue() -> None:
+    """Others keep queueing while a flush runs (a commit under load): the flush covers what
+    was queued before it and returns."""
+    out, shared, _own = await linked()
+    rows = out.settings.topics.station_rows
+    busy = asyncio.Event()
+
+    async def keep_queueing() -> None:
+        while not busy.is_set():
+            out.send(rows, "Z1", b"{}")
+            await asyncio.sleep(0)
+
+    load = asyncio.create_task(keep_queueing())
+    try:
+        out.send(rows, "Z0", b"{}")
+        await asyncio.wait_for(out.flush(), 2.0)
+        assert shared.args[0][:2] == (rows, b"Z0")
+    finally:
+        busy.set()
+        await load
+
+
+async def test_a_flush_waits_while_the_shared_producer_refuses() -> None:
+    out, shared, _own = await linked()
+    rows = out.settings.topics.station_rows
+    shared.refuse = UnknownTopicOrPartitionError()
+    out.send(rows, "Z0", b"{}")
+    flushed = asyncio.create_task(out.flush())
+    await asyncio.sleep(0.05)
+    assert not flushed.done() and out.refused  # the broker is away: the commit waits
+    shared.refuse = None
+    await asyncio.wait_for(flushed, publisher.RETRY_S + 2.0)
+    assert shared.sent == [rows]
