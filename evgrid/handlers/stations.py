@@ -36,6 +36,9 @@ from evgrid.state.stations import StationEntry, StationStore
 from evgrid.state.tables_io import partition_of
 from evgrid.timeutil import from_epoch, iso
 
+#: Stations in one loads record at most (~200 bytes each with two connectors).
+LOADS_RECORD_STATIONS = 1_000
+
 
 def arrival_of(record: Record) -> float:
     """When the reading was heard: its Kafka timestamp, the same on a replay (so a replayed
@@ -265,16 +268,19 @@ class StationSide:
         returns how many."""
         sent = 0
         for zone_id in list(self._changed)[:max_zones]:
-            entries = self._changed.pop(zone_id)
-            stations = []
-            for entry in entries.values():
-                entry.mark_forwarded()
-                stations.append({"station_id": entry.station_id,
-                                 "connectors": connector_loads(entry)})
-            self.out.send(self.rows_topic, loads_key(zone_id),
-                          codec.dumps({"kind": "loads", "zone_id": zone_id,
-                                       "stations": stations}),
-                          partition=self.zone_partition(zone_id))
+            entries = list(self._changed.pop(zone_id).values())
+            # A record at most LOADS_RECORD_STATIONS stations long: a whole large zone in one
+            # would pass the broker's (and EVGRID_MAX_MESSAGE_BYTES') message size.
+            for start in range(0, len(entries), LOADS_RECORD_STATIONS):
+                stations = []
+                for entry in entries[start:start + LOADS_RECORD_STATIONS]:
+                    entry.mark_forwarded()
+                    stations.append({"station_id": entry.station_id,
+                                     "connectors": connector_loads(entry)})
+                self.out.send(self.rows_topic, loads_key(zone_id),
+                              codec.dumps({"kind": "loads", "zone_id": zone_id,
+                                           "stations": stations}),
+                              partition=self.zone_partition(zone_id))
             sent += 1
         if not self._changed:
             self.urgent = False

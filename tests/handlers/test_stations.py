@@ -265,3 +265,23 @@ def test_readings_of_stations_another_worker_owns_now_are_not_sent() -> None:
     assert side.side.flush_loads() == 1  # ZB's only changed station is theirs: no record
     assert [(key, list(stations)) for key, stations, _p in side.loads()] == [
         (loads_key("ZA"), [mine])]
+
+
+def test_a_large_zone_s_loads_are_split_into_records_under_the_message_size(
+        monkeypatch) -> None:
+    import evgrid.handlers.stations as stations_module
+
+    monkeypatch.setattr(stations_module, "LOADS_RECORD_STATIONS", 2)
+    side = Side()
+    ids = [f"S{i}" for i in range(5)]
+    for station_id in ids:
+        side.map(station_id, "ZA")
+    side.out.pending.clear()
+    now = time.time()
+    for station_id in ids:
+        side.inputs.dispatch(record(side.t.meter_values, station_id,
+                                    reading(station_id, 10.0, now)))
+    assert side.side.flush_loads() == 1  # one zone
+    records = side.loads()
+    assert [len(listed) for _key, listed, _p in records] == [2, 2, 1]
+    assert sorted(sid for _key, listed, _p in records for sid in listed) == ids
