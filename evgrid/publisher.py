@@ -270,6 +270,10 @@ class Publisher:
         for i, (topic, key, value, headers, callback, partition) in enumerate(rest):
             try:
                 fut = await send(topic, key, value, partition, None, headers)
+            except NEVER_FITS as exc:  # no retry cures it: that one alone is dropped
+                log.error("evgrid: %s output dropped, Kafka refuses it: %r", topic, exc)
+                metrics.OUTPUTS_DROPPED.inc()
+                continue
             except (KafkaError, ProducerSendError) as exc:  # the broker is away (Faust
                 log.debug("evgrid: output waits for the broker: %r", exc)  # wraps aiokafka's)
                 self.pending[:0] = rest[i:]

@@ -290,3 +290,23 @@ async def test_a_flush_waits_while_the_shared_producer_refuses() -> None:
     shared.refuse = None
     await asyncio.wait_for(flushed, publisher.RETRY_S + 2.0)
     assert shared.sent == [rows]
+
+
+async def test_an_output_the_shared_producer_can_never_take_is_dropped_alone() -> None:
+    out, shared, _own = await linked()
+    rows = out.settings.topics.station_rows
+    refusals = [MessageSizeTooLargeError()]
+
+    async def send(topic, *args, **kwargs):
+        if refusals:
+            raise refusals.pop()
+        shared.sent.append(topic)
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    shared.send = send  # type: ignore[method-assign]
+    out.send(rows, "BIG", b"{}")
+    out.send(rows, "Z1", b"{}")
+    await asyncio.wait_for(out.flush(), 2.0)  # never retried, never holding the rest
+    assert shared.sent == [rows] and not out.pending and not out.refused
