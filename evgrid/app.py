@@ -18,7 +18,7 @@ from faust.transport.producer import ProducerBuffer
 from evgrid.handlers.clock import RESOLUTION_S
 from evgrid.publisher import ControlLink, raw_topic
 from evgrid.runtime import Runtime
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.tables import define_tables
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 #: Table changelog writes go through Faust's producer buffer; at its default of 100 messages it
 #: logs a warning and stalls the stream every few milliseconds under load.
 ProducerBuffer.max_messages = 10_000
+#: Records per poll of Faust's own consumer (its tables' changelogs during recovery).
+MAX_POLL_RECORDS = 500
 
 
 def superseded_recovery(app: faust.App) -> bool:
@@ -37,7 +39,7 @@ def superseded_recovery(app: faust.App) -> bool:
     return recovery is not None and recovery.signal_recovery_start.is_set()
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: WorkerSettings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -53,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
-        broker_max_poll_records=settings.broker_max_poll_records,
+        broker_max_poll_records=MAX_POLL_RECORDS,
         consumer_auto_offset_reset="earliest",
         # At-least-once: faust-streaming #177, #323, #517 report duplicates under exactly_once.
         processing_guarantee="at_least_once",
@@ -66,7 +68,7 @@ def create_app(settings: Settings) -> faust.App:
     # Faust's assignment drives every consumer of the worker, and it assigns the partitions
     # of the topics its agents read: this one carries nothing, so nothing takes Faust's
     # per-event path, and it is co-partitioned with every input.
-    driver = raw_topic(app, settings.topics.assignment, partitions=settings.partitions)
+    driver = raw_topic(app, settings.internal_topics.assignment, partitions=settings.partitions)
 
     @app.agent(driver, name="evgrid.assignment", concurrency=1)
     async def assignment(stream: faust.StreamT) -> None:

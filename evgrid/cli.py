@@ -6,15 +6,16 @@ import argparse
 import importlib
 import sys
 
+from evgrid.settings import WorkerSettings
+
 
 def _worker(args: argparse.Namespace) -> int:
-    from evgrid.settings import Settings
     from evgrid.worker import run_worker
 
     overrides = {}
     if args.web_port is not None:
         overrides["web_port"] = args.web_port
-    return run_worker(Settings.from_env(**overrides))
+    return run_worker(WorkerSettings.from_env(**overrides))
 
 
 #: Every sub-command besides `worker`, and the module whose `add_parser` defines it. Only the
@@ -48,7 +49,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    worker = sub.add_parser("worker", help="run a worker against EVGRID_BROKER")
+    worker = sub.add_parser("worker", help="run a worker against EVGRID_BROKER",
+                            **WorkerSettings.help_args())
     worker.add_argument("--web-port", type=int, default=None, help="overrides EVGRID_WEB_PORT")
     worker.set_defaults(func=_worker)
 

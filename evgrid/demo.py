@@ -28,7 +28,7 @@ from rich.table import Table
 from evgrid import codec
 from evgrid.broker.local import LocalKafka, free_port
 from evgrid.process import WorkerProcess
-from evgrid.settings import Settings
+from evgrid.settings import GatewaySettings, WorkerSettings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
 
@@ -48,7 +48,8 @@ class EventTrack:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="broker + worker + simulated fleet + a DR event")
+    p = subparsers.add_parser("demo", help="broker + worker + simulated fleet + a DR event",
+                              **WorkerSettings.help_args())
     p.add_argument("--duration", type=float, default=120.0, help="seconds of fleet time (120)")
     p.add_argument("--stations", type=int, default=200)
     p.add_argument("--zones", type=int, default=4)
@@ -94,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
             bootstrap = broker.bootstrap
             console.print(f"     Kafka at {bootstrap} after {time.monotonic() - t0:.1f}s")
         run_id = uuid.uuid4().hex[:6]
-        settings = Settings.from_env(
+        settings = WorkerSettings.from_env(
             broker=bootstrap, app_id=f"evgrid-demo-{run_id}", data_dir=workdir / "worker",
             web_port=free_port(), partitions=4, compliance_grace_s=15.0, log_level="warning",
-            gateway_port=free_port(),
         ).with_topic_prefix(f"demo-{run_id}")
+        gateway_settings = settings.derive(GatewaySettings, gateway_port=free_port())
+        ocpp_url = f"ws://127.0.0.1:{gateway_settings.gateway_port}"
         console.print("[bold]2/3[/] starting an evgrid worker ...")
         worker = WorkerProcess(settings, workdir / "worker.log").start()
         try:
@@ -113,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
         if args.ocpp:
             from evgrid.gateway.process import GatewayProcess
 
-            gateway = GatewayProcess(settings, workdir / "gateway.log")
+            gateway = GatewayProcess(gateway_settings, workdir / "gateway.log")
             asyncio.run(gateway.start())
-            console.print(f"     gateway up: ws://127.0.0.1:{settings.gateway_port}/{{id}}")
+            console.print(f"     gateway up: {ocpp_url}/{{id}}")
         console.print(
             f"[bold]3/3[/] simulating {args.stations} stations in {args.zones} zones for "
             f"{args.duration:.0f}s\n     DR: " + "; ".join(
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                       ignore_fraction=args.ignore_fraction, command_lag_s=args.lag,
                       site_size=args.site_size)
         tracks, stats, outcomes = asyncio.run(
-            simulate(settings, fleet, specs, args, url)
+            simulate(settings, fleet, specs, args, url, ocpp_url)
         )
         summary(tracks, stats, settings, outcomes)
         sql.summary()
@@ -146,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def simulate(
-    settings: Settings, fleet: Fleet, specs: list[DRSpec], args: argparse.Namespace, url: str
+    settings: WorkerSettings, fleet: Fleet, specs: list[DRSpec], args: argparse.Namespace, url: str,
+    ocpp_url: str,
 ) -> tuple[list[EventTrack], SimStats, dict[str, int]]:
     tracks = {s.zone_id: EventTrack(s) for s in specs}
     zones: dict[str, dict] = {}
@@ -234,7 +237,7 @@ async def simulate(
                     from evgrid.simulator.ocpp_runner import run_ocpp_simulation
 
                     stats = await run_ocpp_simulation(
-                        settings, fleet, f"ws://127.0.0.1:{settings.gateway_port}",
+                        settings, fleet, ocpp_url,
                         duration_s=args.duration, interval_s=args.interval, dr=specs,
                         on_tick=on_tick, away_s=15.0, seed=args.seed)
                 else:
@@ -251,7 +254,7 @@ async def simulate(
     return list(tracks.values()), stats, outcomes
 
 
-def utility(settings: Settings, args: argparse.Namespace,
+def utility(settings: WorkerSettings, args: argparse.Namespace,
             span: float) -> contextlib.AbstractAsyncContextManager[None]:
     """With --openadr, an OpenADR VTN and `evgrid openadr` beside the fleet."""
     if not args.openadr:
@@ -321,7 +324,7 @@ def report_lines(tracks: list[EventTrack], stats: SimStats,
     return lines
 
 
-def summary(tracks: list[EventTrack], stats: SimStats, settings: Settings,
+def summary(tracks: list[EventTrack], stats: SimStats, settings: WorkerSettings,
             outcomes: dict[str, int] | None = None) -> None:
     console.print()
     for line in report_lines(tracks, stats, outcomes):

@@ -114,7 +114,7 @@ def tcp_reachable(addresses: Iterable[tuple[str, int]], timeout: float = 1.0) ->
 
 
 def parse_bootstrap(bootstrap_servers: str) -> list[tuple[str, int]]:
-    """`host:port,host:port` (as `Settings.bootstrap_servers` gives it) → address pairs."""
+    """`host:port,host:port` (as `KafkaSettings.bootstrap_servers` gives it) → address pairs."""
     out = []
     for part in bootstrap_servers.split(","):
         host, _, port = part.strip().rpartition(":")

@@ -14,13 +14,13 @@ from typing import Any
 
 import aiohttp
 
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 
 class WorkerProcess:
     """One `evgrid worker` subprocess; its log goes to a file for post-mortems."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: WorkerSettings, log_path: Path) -> None:
         self.settings = settings
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

@@ -29,13 +29,15 @@ from evgrid import codec, metrics
 from evgrid.codec import DecodeError
 from evgrid.models import DeadLetter
 from evgrid.outbox import Callback, Outbox, Output
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.timeutil import from_epoch
 
 log = logging.getLogger(__name__)
 
 #: An output whose send or ack failed is sent again after this long (while the broker is away).
 RETRY_S = 1.0
+#: A dead letter keeps at most this many bytes of the raw message.
+DEADLETTER_RAW_LIMIT = 65_536
 #: How long a stopping worker waits for its held outputs to be acknowledged.
 STOP_WAIT_S = 5.0
 #: Failures no retry cures.
@@ -85,7 +87,7 @@ class ControlLink(Service):
     after `RETRY_S`, for as long as the broker is away. Only an output Kafka can never take
     (larger than the broker accepts) is dropped, logged and counted."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: WorkerSettings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
@@ -204,7 +206,7 @@ class ControlLink(Service):
 class Publisher:
     """One place that knows every output topic."""
 
-    def __init__(self, app: faust.App, settings: Settings) -> None:
+    def __init__(self, app: faust.App, settings: WorkerSettings) -> None:
         t = settings.topics
         self.app = app
         self.settings = settings
@@ -217,7 +219,7 @@ class Publisher:
         self.station_alerts = t.station_alerts
         self.zone_load = t.zone_load
         self.deadletters = t.deadletter
-        self.station_rows = t.station_rows
+        self.station_rows = settings.internal_topics.station_rows
         #: (topic, key, value, headers, callback, partition); partition None: the key's.
         self.pending: list[tuple[str, bytes | None, bytes | None, list | None,
                                  Callback | None, int | None]] = []
@@ -360,7 +362,7 @@ class Publisher:
     def deadletter(self, message: Message | Record, error: DecodeError) -> None:
         """Reject one input message: publish why, count it, and let processing go on."""
         raw, encoding, truncated = codec.raw_as_text(
-            message.value, self.settings.deadletter_raw_limit
+            message.value, DEADLETTER_RAW_LIMIT
         )
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
         letter = DeadLetter(

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from evgrid import codec
 from evgrid.codec import DecodeError
 from evgrid.models import DRReport
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings
 
 EVENT_COLUMNS = (
     "zone_id", "signal_id", "signal_type", "priority", "planned_start_ts", "planned_end_ts",
@@ -73,7 +73,8 @@ def write_csv(out: TextIO, reports: list[DRReport], stations: bool) -> int:
     return n
 
 
-async def read_reports(settings: Settings, since: datetime, zone_id: str | None) -> list[DRReport]:
+async def read_reports(settings: KafkaSettings, since: datetime,
+                       zone_id: str | None) -> list[DRReport]:
     topic = settings.topics.dr_reports
     # Subscribed without a group: the consumer takes every partition of the topic itself.
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap_servers,
@@ -110,7 +111,7 @@ async def read_reports(settings: Settings, since: datetime, zone_id: str | None)
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    settings = KafkaSettings.from_env()
     since = parse_since(args.since)
     reports = asyncio.run(read_reports(settings, since, args.zone))
     if args.out in (None, "-"):
@@ -124,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("report", help="DR settlement reports (grid.dr_reports) as CSV")
+    p = subparsers.add_parser("report", help="DR settlement reports (grid.dr_reports) as CSV",
+                              **KafkaSettings.help_args())
     p.add_argument("--since", default="7d", help="ISO-8601 time or a duration back (7d)")
     p.add_argument("--zone", default=None, help="only this zone")
     p.add_argument("--stations", action="store_true", help="one row per event and station")

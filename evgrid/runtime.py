@@ -24,32 +24,32 @@ from evgrid.models import DemandResponseSignal, MeterValue, StationZone
 from evgrid.models.inputs import GatewayOutcome, SiteRecord
 from evgrid.models.internal import LOADS_KEY_PREFIX, ZONE_PICTURE
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.state.sites import SiteBook
 from evgrid.state.stations import StationStore
 from evgrid.state.zones import ZoneStore
 from evgrid.tables import Tables
 
 
-def input_path(settings: Settings, out: Publisher, side: StationSide, stage: ZoneStage,
+def input_path(settings: WorkerSettings, out: Publisher, side: StationSide, stage: ZoneStage,
                dr: DRSignals, sites: SiteHandler | None = None) -> InputPath:
     """The route table: every topic a worker consumes, its model and its handler."""
-    t, n = settings.topics, settings.partitions
+    t, i, n = settings.topics, settings.internal_topics, settings.partitions
     path = InputPath(out, settings.max_message_bytes)
-    path.add((t.meter_values, t.meter_repartition), Route(
+    path.add((t.meter_values, i.meter_repartition), Route(
         MeterValue, side.on_meter_value, lambda m: m.station_id,
-        Router(n, t.meter_repartition, out)))
-    path.add((t.station_zones, t.station_zones_repartition), Route(
+        Router(n, i.meter_repartition, out)))
+    path.add((t.station_zones, i.station_zones_repartition), Route(
         StationZone, side.on_mapping, lambda m: m.station_id,
-        Router(n, t.station_zones_repartition, out), tombstones=True))
-    path.add((t.outcomes, t.outcomes_repartition), Route(
+        Router(n, i.station_zones_repartition, out), tombstones=True))
+    path.add((t.outcomes, i.outcomes_repartition), Route(
         GatewayOutcome, side.on_outcome, lambda m: m.station_id,
-        Router(n, t.outcomes_repartition, out)))
-    path.add((t.demand_response, t.dr_repartition), Route(
+        Router(n, i.outcomes_repartition, out)))
+    path.add((t.demand_response, i.dr_repartition), Route(
         DemandResponseSignal, dr.on_signal, lambda m: m.zone_id,
-        Router(n, t.dr_repartition, out)))
+        Router(n, i.dr_repartition, out)))
     # Written by the station sides, in the zone's partition: trusted, never re-routed.
-    path.add((t.station_rows,), Route(ZONE_PICTURE, stage.on_picture, tombstones=True,
+    path.add((i.station_rows,), Route(ZONE_PICTURE, stage.on_picture, tombstones=True,
                                       skip=stale_loads(settings.stale_after_s)))
     if sites is not None:
         # Read whole by every worker: not re-routed; one worker dead-letters a bad record.
@@ -74,7 +74,7 @@ def stale_loads(stale_after_s: float) -> Callable[[Record], bool]:
 @dataclass
 class Runtime:
     app: faust.App
-    settings: Settings
+    settings: WorkerSettings
     tables: Tables
     publisher: Publisher
     stations: StationStore
@@ -92,14 +92,15 @@ class Runtime:
     site_ingest: SiteIngest | None = None
 
     @classmethod
-    def build(cls, app: faust.App, settings: Settings, tables: Tables) -> Runtime:
+    def build(cls, app: faust.App, settings: WorkerSettings, tables: Tables) -> Runtime:
         t = settings.topics
         tunables = settings.tunables()
         publisher = Publisher(app, settings)
         book = SiteBook()
         stations = StationStore(tables, tunables, settings.partitions, t.station_zones)
         side = StationSide(settings, stations, publisher, book)
-        zones = ZoneStore(tables, tunables, settings.partitions, t.station_rows, book)
+        zones = ZoneStore(tables, tunables, settings.partitions,
+                          settings.internal_topics.station_rows, book)
         stage = ZoneStage(settings, zones, publisher)
         dr = DRSignals(settings, stage, publisher)
         site_ingest: SiteIngest | None = None

@@ -19,7 +19,17 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from evgrid.settings import ENV_PREFIX, Settings, TopicNames
+from evgrid.settings import (
+    ENV_PREFIX,
+    ConsumerGroupSettings,
+    GatewaySettings,
+    KafkaSettings,
+    SqlSettings,
+    TopicNames,
+    VenSettings,
+    WorkerSettings,
+)
+from evgrid.settings.worker import INTERNAL_TOPICS
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -34,38 +44,83 @@ class Section:
     intro: str = ""
     prefix: str = ENV_PREFIX
     keep: Callable[[str], bool] = lambda name: True
+    #: An extra column: its title, and its cell for a field name.
+    column: tuple[str, Callable[[str], str]] | None = None
 
 
-def _starts(*prefixes: str) -> Callable[[str], bool]:
-    return lambda name: name.startswith(prefixes)
+def own(cls: type[KafkaSettings], base: type[KafkaSettings], *,
+        advanced: bool = False) -> Callable[[str], bool]:
+    """The fields `cls` adds to `base`: its ordinary ones, or its advanced ones."""
+    return lambda name: (name not in base.model_fields and name != "topics"
+                         and (name in cls.advanced) == advanced)
 
 
-def _worker(name: str) -> bool:
-    return name != "topics" and not name.startswith(("gateway_", "openadr_", "broker_",
-                                                        "sql_"))
+def _topic_users() -> dict[str, list[str]]:
+    users: dict[str, list[str]] = {name: [] for name in TopicNames.model_fields}
+    for cls in (WorkerSettings, GatewaySettings, VenSettings, SqlSettings):
+        for name in cls.topics_used or TopicNames.model_fields:
+            users[name].append(cls.command)
+    return users
 
 
-#: The sections of the page, in order. One settings class per process slots in here as
-#: one Section per class.
+def _used_by(name: str) -> str:
+    return ", ".join(_topic_users()[name])
+
+
+TOPICS_INTRO = ("The topics evgrid shares with chargers' gateways, grid operators and "
+                "dashboards. Every process reads these variables, so one environment "
+                "configures a deployment alike; topics joined by zone must all have "
+                "`EVGRID_PARTITIONS` partitions. Each process creates the topics it uses when "
+                "they are missing, and refuses to start, naming the topic, when an existing "
+                "one does not match.")
+
+
+def _internal_topics() -> str:
+    rows = "\n".join(f"| `<app id>-{suffix}` | {cell(holds)} |"
+                      for suffix, holds in INTERNAL_TOPICS.values())
+    return ("Topics only evgrid's workers read and write are not settable: their names "
+            "derive from `EVGRID_APP_ID`, like Faust's changelog topics "
+            "(`<app id>-<table>-changelog`). Two deployments on one cluster, or two test "
+            "runs, keep them apart with their own app id.\n\n| topic | holds |\n"
+            "| --- | --- |\n" + rows)
+
+
+#: The sections of the page, in order: what every process reads, then one section per
+#: process, the advanced knobs, and the topics.
 SECTIONS: tuple[Section, ...] = (
-    Section("Worker and control loop", Settings, keep=_worker,
-            intro="Read by `evgrid worker`; the simulator, the demo and the bench read the "
-                  "broker, app id and topic settings too. Variables marked *Advanced* are "
-                  "internal knobs an operator normally leaves alone."),
-    Section("Kafka clients", Settings, keep=_starts("broker_"),
-            intro="Every Kafka client evgrid makes: the worker's consumers and producers, "
-                  "topic creation, the gateway, the VEN, the simulator, the demo and the "
-                  "bench. An incomplete TLS or SASL combination stops the process at start "
-                  "with the variable to set."),
-    Section("OCPP gateway (`evgrid gateway`)", Settings, keep=_starts("gateway_")),
-    Section("OpenADR VEN (`evgrid openadr`)", Settings, keep=_starts("openadr_")),
-    Section("PostgreSQL sink (`evgrid sql`)", Settings, keep=_starts("sql_"),
+    Section("Every process", KafkaSettings, keep=own(KafkaSettings, BaseModel),
+            intro="Read by every command: the broker and its security, the app id, and how "
+                  "topics are created. `evgrid simulate` and `evgrid report` read only these "
+                  "and the topic names. An incomplete TLS or SASL combination stops the "
+                  "process at start with the variable to set."),
+    Section("Consumer groups (worker, gateway, sink)", ConsumerGroupSettings,
+            keep=own(ConsumerGroupSettings, KafkaSettings),
+            intro="Read by the processes that consume in a Kafka consumer group: "
+                  "`evgrid worker`, `evgrid gateway` and `evgrid sql`."),
+    Section("Worker (`evgrid worker`)", WorkerSettings,
+            keep=own(WorkerSettings, ConsumerGroupSettings),
+            intro="The control loop's knobs, the worker's state and its web port. `evgrid "
+                  "demo` and `evgrid bench` start workers with these too. The defaults of "
+                  "the control loop's knobs are `evgrid.core.types.Tunables`'s: the pure "
+                  "core, which reads them, states each default once, and the settings class "
+                  "takes it from there (the core stays free of pydantic and of the "
+                  "environment, and `Tunables()` in a test is the production default)."),
+    Section("OCPP gateway (`evgrid gateway`)", GatewaySettings,
+            keep=own(GatewaySettings, ConsumerGroupSettings)),
+    Section("OpenADR VEN (`evgrid openadr`)", VenSettings, keep=own(VenSettings, KafkaSettings)),
+    Section("PostgreSQL sink (`evgrid sql`)", SqlSettings,
+            keep=own(SqlSettings, ConsumerGroupSettings),
             intro="See [sql.md](sql.md): the schema, the views, retention and the read-only "
                   "role."),
-    Section("Topic names", TopicNames, prefix=ENV_PREFIX + "TOPIC_",
-            intro="Every topic evgrid reads or writes. Topics joined by zone must all have "
-                  "`EVGRID_PARTITIONS` partitions; the worker creates missing topics and "
-                  "refuses to start, naming the topic, when an existing one does not match."),
+    Section("Advanced (worker)", WorkerSettings,
+            keep=own(WorkerSettings, ConsumerGroupSettings, advanced=True),
+            intro="Internal knobs an operator normally leaves alone; the tests and the bench "
+                  "set them to run faster. The other internal figures (RocksDB memory per "
+                  "table partition, records per fetch and per poll, how often the ingest "
+                  "gives way, how much of a rejected message a dead letter keeps) are "
+                  "constants in the modules that use them."),
+    Section("Topic names", TopicNames, prefix=ENV_PREFIX + "TOPIC_", intro=TOPICS_INTRO,
+            column=("used by `evgrid`", _used_by)),
 )
 
 HEADER = """# Configuration
@@ -73,10 +128,13 @@ HEADER = """# Configuration
 <!-- Generated by `python -m evgrid.settings_doc` (`make docs`) from the settings classes;
      do not edit. -->
 
-Every setting is an environment variable. A process reads them once at start; a value that
+Every setting is an environment variable. Each process reads only its own (its `--help`
+lists them: `evgrid worker --help`, `evgrid gateway --help`, ...) once at start; a value that
 does not validate stops it with the variable's name and what is wrong. Empty values count
-as unset.
+as unset; variables of other processes are ignored, so one environment can serve them all.
 """
+
+FOOTER_TITLE = "Internal topics"
 
 
 def type_name(annotation: Any) -> str:
@@ -124,7 +182,9 @@ def render_section(section: Section) -> str:
     lines = [f"## {section.title}", ""]
     if section.intro:
         lines += [section.intro, ""]
-    lines += ["| variable | default | type | meaning |", "| --- | --- | --- | --- |"]
+    extra = f" {section.column[0]} |" if section.column else ""
+    lines += [f"| variable | default | type | meaning |{extra}",
+              "| --- | --- | --- | --- |" + (" --- |" if extra else "")]
     for name, info in section.model.model_fields.items():
         if not section.keep(name):
             continue
@@ -133,14 +193,16 @@ def render_section(section: Section) -> str:
         if limits:
             kind = f"{kind}, {limits}"
         variable = f"`{section.prefix}{name.upper()}`"
+        more = f" {section.column[1](name)} |" if section.column else ""
         lines.append(f"| {variable} | {default_text(info)} | {kind} | "
-                     f"{cell(info.description or '')} |")
+                     f"{cell(info.description or '')} |{more}")
     return "\n".join(lines) + "\n"
 
 
 def render(sections: Sequence[Section] = SECTIONS) -> str:
     """The whole page for the given sections."""
-    return HEADER + "".join("\n" + render_section(s) for s in sections)
+    return (HEADER + "".join("\n" + render_section(s) for s in sections)
+            + f"\n## {FOOTER_TITLE}\n\n{_internal_topics()}\n")
 
 
 def undocumented(sections: Sequence[Section] = SECTIONS) -> list[str]:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings, WorkerSettings
 from evgrid.tables import TABLES, changelog_topic
 
 log = logging.getLogger(__name__)
 
 
-def rows_config(settings: Settings) -> tuple[tuple[str, str], ...]:
+def rows_config(settings: WorkerSettings) -> tuple[tuple[str, str], ...]:
     """The station-rows topic is read back from its beginning by every new zone owner:
     compacted soon and often, so a read-back is about one row per station and the last
     minutes of zone loads, not the records of days; never a zone's loads younger than the
@@ -44,26 +44,36 @@ class TopicSpec:
         return {**base, **dict(self.configs)}
 
 
-def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic evgrid needs, tables' changelogs included. Co-partitioned ones must share
-    `settings.partitions`."""
-    t = settings.topics
+def internal_specs(settings: WorkerSettings) -> list[TopicSpec]:
+    """The worker's own topics: its tables' changelogs and its internal topics."""
+    i = settings.internal_topics
     changelogs = [TopicSpec(changelog_topic(settings.app_id, name), copartitioned=True,
                             compacted=True) for name, _help in TABLES.values()]
     return [
         *changelogs,
+        TopicSpec(i.meter_repartition, copartitioned=True),
+        TopicSpec(i.station_zones_repartition, copartitioned=True),
+        TopicSpec(i.dr_repartition, copartitioned=True),
+        TopicSpec(i.outcomes_repartition, copartitioned=True),
+        TopicSpec(i.assignment, copartitioned=True),
+        TopicSpec(i.station_rows, copartitioned=True, compacted=True,
+                  configs=rows_config(settings)),
+    ]
+
+
+def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
+    """Every topic this process needs: the shared ones, and for a worker its own too.
+    Co-partitioned ones must share `settings.partitions`."""
+    t = settings.topics
+    own = internal_specs(settings) if isinstance(settings, WorkerSettings) else []
+    return [
+        *own,
         TopicSpec(t.meter_values, copartitioned=True),
         TopicSpec(t.station_zones, copartitioned=True, compacted=True),
         # Read whole by every worker; partitioned like the rest only so that one owner
         # dead-letters a bad record.
         TopicSpec(t.sites, copartitioned=True, compacted=True),
-        TopicSpec(t.meter_repartition, copartitioned=True),
-        TopicSpec(t.station_zones_repartition, copartitioned=True),
-        TopicSpec(t.dr_repartition, copartitioned=True),
         TopicSpec(t.demand_response, copartitioned=True),
-        TopicSpec(t.assignment, copartitioned=True),
-        TopicSpec(t.station_rows, copartitioned=True, compacted=True,
-                  configs=rows_config(settings)),
         TopicSpec(t.commands, copartitioned=False),
         TopicSpec(t.overload_alerts, copartitioned=False),
         TopicSpec(t.compliance_alerts, copartitioned=False),
@@ -76,7 +86,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.deadletter, copartitioned=False),
         # Joined with the station partitions by the worker (the station's zone).
         TopicSpec(t.outcomes, copartitioned=True),
-        TopicSpec(t.outcomes_repartition, copartitioned=True),
         TopicSpec(t.station_status, copartitioned=False, compacted=True),
     ]
 
@@ -85,7 +94,7 @@ class TopicMismatch(RuntimeError):
     """An existing topic has a partition count that breaks co-partitioning."""
 
 
-async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
+async def ensure_topics(settings: KafkaSettings, timeout_s: float = 60.0) -> None:
     """Create missing topics; refuse to start on a co-partitioning mismatch."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15000,

@@ -8,7 +8,7 @@ import os
 
 from evgrid.heap import tune_gc
 from evgrid.logs import broker_connected, install_broker_log
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.topics import ensure_topics
 
 #: A SIGTERM while the broker is away ends the worker within this long. Faust flushes its
@@ -17,7 +17,7 @@ from evgrid.topics import ensure_topics
 STOP_AWAY_S = 25.0
 
 
-def prepare(settings: Settings) -> None:
+def prepare(settings: WorkerSettings) -> None:
     """Topics must exist with the right partition counts before agents subscribe: a topic
     auto-created by the broker would get its default count and break co-partitioning."""
     loop = asyncio.new_event_loop()
@@ -28,7 +28,7 @@ def prepare(settings: Settings) -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(settings: WorkerSettings) -> int:
     from faust import Worker
 
     from evgrid.app import create_app

@@ -14,12 +14,12 @@ from pathlib import Path
 import orjson
 
 from evgrid.bench.load import consumer
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 NOOP_TIMEOUT_S = 600.0
 
 
-async def raw_baseline(settings: Settings, count: int) -> float:
+async def raw_baseline(settings: WorkerSettings, count: int) -> float:
     """aiokafka `getmany` + `orjson.loads` of every value, from the first batch on."""
     raw = consumer(settings, settings.topics.meter_values, auto_offset_reset="earliest",
                    enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -40,7 +40,7 @@ async def raw_baseline(settings: Settings, count: int) -> float:
     return seen / (time.monotonic() - (started or time.monotonic()))
 
 
-async def faust_noop_baseline(settings: Settings, count: int, workdir: Path) -> float:
+async def faust_noop_baseline(settings: WorkerSettings, count: int, workdir: Path) -> float:
     """`python -m evgrid.bench.faust_noop` as a child process (its own interpreter, like the
     worker); it writes its rate to a file once it has seen `count` events, then is stopped."""
     result = workdir / f"noop-{settings.app_id}.json"

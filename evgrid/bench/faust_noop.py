@@ -12,10 +12,10 @@ from pathlib import Path
 import faust
 import orjson
 
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 
-def create_app(settings: Settings, count: int, result: Path) -> faust.App:
+def create_app(settings: WorkerSettings, count: int, result: Path) -> faust.App:
     app = faust.App(
         settings.app_id, broker=settings.broker_url,
         broker_credentials=settings.faust_credentials(), store="memory://",
@@ -47,7 +47,7 @@ def create_app(settings: Settings, count: int, result: Path) -> faust.App:
 
 def main(argv: list[str]) -> int:
     count, result = int(argv[0]), Path(argv[1])
-    settings = Settings.from_env()
+    settings = WorkerSettings.from_env()
     (settings.data_dir / "noop").mkdir(parents=True, exist_ok=True)
     app = create_app(settings, count, result)
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()

@@ -21,7 +21,7 @@ from evgrid.bench.load import Pace, consumer, produce_mappings, producer, stream
 from evgrid.bench.load import zone_id as bench_zone
 from evgrid.bench.stats import percentiles
 from evgrid.process import WorkerProcess
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.timeutil import iso
 from evgrid.topics import ensure_topics
 
@@ -38,7 +38,7 @@ class FloodPlan:
     timeout_s: float = 60.0
 
 
-async def flood(settings: Settings, plan: FloodPlan) -> dict[str, Any]:
+async def flood(settings: WorkerSettings, plan: FloodPlan) -> dict[str, Any]:
     """Run the plan against a worker already up on `settings`; returns per-signal figures."""
     t = settings.topics
     stations = plan.zones * plan.per_zone

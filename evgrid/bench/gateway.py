@@ -28,7 +28,7 @@ from evgrid.broker.local import free_port
 from evgrid.gateway.process import GatewayProcess
 from evgrid.gateway.server import raise_fd_limit
 from evgrid.profiles import STATION, clear_profile_payloads, profile_id_for, set_profile_payloads
-from evgrid.settings import Settings
+from evgrid.settings import GatewaySettings
 from evgrid.simulator.ocpp_client import SimCharger
 from evgrid.timeutil import from_epoch, iso
 from evgrid.topics import ensure_topics
@@ -101,7 +101,7 @@ async def _meter_loop(charger: SimCharger, interval_s: float, stop: asyncio.Even
             await asyncio.wait_for(stop.wait(), interval_s)
 
 
-async def measure(settings: Settings, n: int, sizes: GatewaySizes, workdir: Path) -> dict:
+async def measure(settings: GatewaySettings, n: int, sizes: GatewaySizes, workdir: Path) -> dict:
     """One charger count: connect, run the meter load, send commands, report."""
     await ensure_topics(settings)
     gateway = await GatewayProcess(settings, workdir / f"gateway-{n}.log").start()
@@ -201,7 +201,8 @@ async def gateway_phase(bench: Any) -> None:
         f"MeterValues every {sizes.meter_interval_s:g} s")
     rows = []
     for n in sizes.chargers:
-        settings = bench.settings("gateway", gateway_port=free_port(), partitions=4)
+        settings = bench.settings("gateway", partitions=4).derive(
+            GatewaySettings, gateway_port=free_port())
         row = await measure(settings, n, sizes, bench.workdir)
         say(f"    {row}")
         rows.append(row)

@@ -21,7 +21,7 @@ from evgrid.bench.load import consumer
 from evgrid.bench.stats import metric_sum
 from evgrid.broker.local import free_port
 from evgrid.process import WorkerProcess
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 
 @dataclass(frozen=True)
@@ -97,19 +97,19 @@ class Bench:
     """One benchmark run: the broker settings every phase derives its own from, the sizes,
     the workers started (reaped at the end) and the results so far."""
 
-    def __init__(self, base: Settings, sizes: Sizes, workdir: Path) -> None:
+    def __init__(self, base: WorkerSettings, sizes: Sizes, workdir: Path) -> None:
         self.base = base
         self.sizes = sizes
         self.workdir = workdir
         self.results: dict[str, Any] = {"cores": os.cpu_count(), "sizes": asdict(sizes)}
         self.workers: list[WorkerProcess] = []
 
-    def settings(self, name: str, **overrides: Any) -> Settings:
+    def settings(self, name: str, **overrides: Any) -> WorkerSettings:
         """Own app id, topics and data dir per run, the broker and security settings of the
         base; validated again (model_copy would skip the security checks)."""
         run = f"{name}-{uuid.uuid4().hex[:6]}"
         named = self.base.with_topic_prefix(f"bench-{run}")
-        return Settings.model_validate({
+        return WorkerSettings.model_validate({
             **named.model_dump(), "app_id": f"bench-{run}", "data_dir": self.workdir / run,
             "web_port": free_port(), "partitions": self.sizes.partitions,
             "log_level": "warning", "broker_session_timeout_s": 6.0,
@@ -126,10 +126,10 @@ class Bench:
         for worker in self.workers:
             worker.stop()
 
-    def spawn(self, settings: Settings, tag: str) -> WorkerProcess:
+    def spawn(self, settings: WorkerSettings, tag: str) -> WorkerProcess:
         return self.track(WorkerProcess(settings, self.workdir / f"{tag}.log")).start()
 
-    async def worker(self, settings: Settings, tag: str) -> WorkerProcess:
+    async def worker(self, settings: WorkerSettings, tag: str) -> WorkerProcess:
         worker = self.spawn(settings, tag)
         await worker.wait_ready(timeout=120)
         return worker
@@ -195,7 +195,7 @@ class LagProbe:
     meter-value Service's) committed, per partition the furthest commit. It trails the worker
     by its commit interval (the Service commits at checkpoints, every 30-60 s)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
                                          request_timeout_ms=15_000,

@@ -35,7 +35,7 @@ from evgrid.bench.stats import (
     percentiles,
 )
 from evgrid.process import WorkerProcess
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.timeutil import iso
 from evgrid.topics import ensure_topics
 
@@ -52,7 +52,7 @@ HISTOGRAM = "evgrid_dr_reaction_seconds"
 class Firing:
     """The bench's side of a DR event: a producer for signals, a consumer of commands."""
 
-    settings: Settings
+    settings: WorkerSettings
     zones: int
     per_zone: int
     signals: AIOKafkaProducer
@@ -194,7 +194,7 @@ async def condition(bench: Bench, worker: WorkerProcess, firing: Firing, lag: La
     return out
 
 
-async def applied_rate(bench: Bench, worker: WorkerProcess, settings: Settings) -> float:
+async def applied_rate(bench: Bench, worker: WorkerProcess, settings: WorkerSettings) -> float:
     """Readings/s this worker applies, over a backlog produced for the purpose."""
     s = bench.sizes
     say(f"  measuring what the worker applies ({s.rate_probe_readings:,} readings)")

@@ -1,6 +1,6 @@
 """Producing benchmark data: zone mappings, preloaded backlogs and paced streams of readings.
 
-Every client is built from the one Settings object, so the bench reaches a TLS/SASL broker
+Every client is built from the one KafkaSettings object, so the bench reaches a TLS/SASL broker
 with the worker's own `EVGRID_BROKER_SECURITY_*` settings. Records go into per-partition
 batches (murmur2 of the key, as the worker expects) instead of one future per message: the
 generator shares the cores with the worker and must cost it as little as possible, and a
@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings
 from evgrid.timeutil import iso
 
 #: Batches in flight before the writer waits for the broker's acks.
@@ -34,12 +34,12 @@ def zone_id(n: int, zones: int) -> str:
     return f"BZ{n % zones:03d}"
 
 
-def producer(settings: Settings, **kw: Any) -> AIOKafkaProducer:
+def producer(settings: KafkaSettings, **kw: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
                             **settings.kafka_client_kwargs(), **kw)
 
 
-def consumer(settings: Settings, *topics: str, **kw: Any) -> AIOKafkaConsumer:
+def consumer(settings: KafkaSettings, *topics: str, **kw: Any) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(*topics, bootstrap_servers=settings.bootstrap_servers,
                             **settings.kafka_client_kwargs(), **kw)
 
@@ -48,7 +48,7 @@ class BatchWriter:
     """Appends records to one batch per partition and sends full batches; `flush` sends the
     rest and waits for every ack."""
 
-    def __init__(self, settings: Settings, topic: str, batch_bytes: int = 256 * 1024) -> None:
+    def __init__(self, settings: KafkaSettings, topic: str, batch_bytes: int = 256 * 1024) -> None:
         self.topic = topic
         self.producer = producer(settings, max_batch_size=batch_bytes, acks=1)
         self.partitioner = DefaultPartitioner()
@@ -121,7 +121,7 @@ def mapping(n: int, zones: int, sites: bool = False) -> tuple[bytes, bytes]:
     })
 
 
-async def produce_sites(settings: Settings, zones: int, max_kw: float) -> None:
+async def produce_sites(settings: KafkaSettings, zones: int, max_kw: float) -> None:
     """`SITES_PER_ZONE` sites in every zone, each behind `max_kw` (5 % margin)."""
     async with BatchWriter(settings, settings.topics.sites) as out:
         for z in range(zones):
@@ -146,14 +146,14 @@ def reading(n: int, stations: int, connectors: int, event_ts: str, offset: int =
     })
 
 
-async def produce_mappings(settings: Settings, stations: int, zones: int,
+async def produce_mappings(settings: KafkaSettings, stations: int, zones: int,
                            offset: int = 0, sites: bool = False) -> None:
     async with BatchWriter(settings, settings.topics.station_zones) as out:
         for n in range(offset, offset + stations):
             await out.append(*mapping(n, zones, sites))
 
 
-async def preload(settings: Settings, count: int, stations: int, connectors: int,
+async def preload(settings: KafkaSettings, count: int, stations: int, connectors: int,
                   offset: int = 0, progress: bool = True) -> float:
     """Produce `count` readings as fast as the broker takes them; returns messages/s.
     Event times step forward so every reading is newer than its connector's last one."""
@@ -176,7 +176,7 @@ class Pace:
         self.rate = rate
 
 
-async def stream_readings(settings: Settings, pace: Pace | float, stations: int,
+async def stream_readings(settings: KafkaSettings, pace: Pace | float, stations: int,
                           stop: asyncio.Event, connectors: int = 2, offset: int = 0,
                           tick_s: float = 0.01) -> dict[str, float]:
     """Meter values at the pace's rate until `stop` is set, sent every tick; returns what was

@@ -13,7 +13,7 @@ from evgrid.bench.harness import Bench, LagProbe, Phase, say
 from evgrid.bench.load import preload, produce_mappings
 from evgrid.bench.stats import metric_sum
 from evgrid.process import WorkerProcess
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.topics import ensure_topics
 
 CONNECTORS_PER_STATION = 2
@@ -25,7 +25,7 @@ SETTLE_S = 150.0
 STEADY_MARGIN_S = 5.0
 
 
-async def settle(bench: Bench, worker: WorkerProcess, settings: Settings) -> dict[str, Any]:
+async def settle(bench: Bench, worker: WorkerProcess, settings: WorkerSettings) -> dict[str, Any]:
     """Meter values caught up (the worker's own lag gauge), the mappings consumed (their
     committed offsets) and the station rows applied by the zone side (its own lag gauge), or
     give up after SETTLE_S; says how long it took, or which lag was left."""

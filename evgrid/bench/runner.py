@@ -23,7 +23,7 @@ import orjson
 from evgrid.bench import flood, gateway, latency, memory, recovery, scaling, sql, throughput
 from evgrid.bench.harness import SMOKE, Bench, Phase, Sizes, say
 from evgrid.broker.local import LocalKafka
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 #: The phases, in the order they run (throughput first: the saturated DR latency offers twice
 #: the rate it measured). A new phase is a module with a `PHASE` and a line here.
@@ -37,7 +37,7 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-async def run_phases(base: Settings, sizes: Sizes, workdir: Path, names: list[str],
+async def run_phases(base: WorkerSettings, sizes: Sizes, workdir: Path, names: list[str],
                      parallel: bool = False) -> dict[str, Any]:
     """One phase after the other — or, for the smoke test, all at once (each has its own
     topics and workers; the figures then mean nothing, the code paths are the same)."""
@@ -84,7 +84,8 @@ def report(results: dict[str, Any]) -> str:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("bench", help="benchmarks against a fresh local broker")
+    p = subparsers.add_parser("bench", help="benchmarks against a fresh local broker",
+                              **WorkerSettings.help_args())
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes: every phase's code runs in seconds (figures meaningless)")
     p.add_argument("--messages", type=int, default=None,
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = resized(SMOKE if args.smoke else Sizes(), args.size)
     if args.messages:
         sizes = replace(sizes, messages=args.messages)
-    base = Settings.from_env()  # EVGRID_BROKER and EVGRID_BROKER_SECURITY_* as the worker
+    base = WorkerSettings.from_env()  # EVGRID_BROKER and EVGRID_BROKER_SECURITY_* as the worker
     external = bool(os.environ.get("EVGRID_BROKER"))
     started = time.monotonic()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + ("-smoke" if args.smoke else "")
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         work = Path(tmp)
         broker = None if external else LocalKafka(data_dir=work / "kafka", port=0).start()
         if broker is not None:
-            base = Settings.model_validate({**base.model_dump(), "broker": broker.bootstrap})
+            base = WorkerSettings.model_validate({**base.model_dump(), "broker": broker.bootstrap})
         say(f"evgrid bench: phases {', '.join(names)} against {base.bootstrap_servers} "
             f"({base.broker_security_protocol}); load average {load_average()}")
         try:

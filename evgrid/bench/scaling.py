@@ -11,13 +11,13 @@ from typing import Any
 from evgrid.bench.harness import Bench, Phase, say
 from evgrid.bench.load import preload, produce_mappings
 from evgrid.broker.local import free_port
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.topics import ensure_topics
 
 
-async def group_of(bench: Bench, settings: Settings, n: int) -> list:
+async def group_of(bench: Bench, settings: WorkerSettings, n: int) -> list:
     workers = [
-        bench.spawn(Settings.model_validate({**settings.model_dump(),
+        bench.spawn(WorkerSettings.model_validate({**settings.model_dump(),
                                              "data_dir": settings.data_dir / str(i),
                                              "web_port": free_port()}), f"scale{n}-{i}")
         for i in range(n)

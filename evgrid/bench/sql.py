@@ -21,7 +21,7 @@ from evgrid.bench.harness import Bench, Phase, say
 from evgrid.bench.load import produce_mappings, producer, stream_readings, zone_id
 from evgrid.bench.stats import histogram_figures, metric_sum, parse_histogram, percentiles
 from evgrid.broker.local import free_port
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings, WorkerSettings
 from evgrid.sql.local import LocalPostgres
 from evgrid.sql.process import SinkProcess
 from evgrid.timeutil import iso
@@ -55,7 +55,7 @@ def freshness(text: str, topic: str) -> dict[str, Any]:
     return histogram_figures(parse_histogram(only, "evgrid_sql_freshness_seconds"))
 
 
-async def fire_events(settings: Settings, zones: int, events: int,
+async def fire_events(settings: WorkerSettings, zones: int, events: int,
                       every_s: float) -> list[str]:
     """CURTAIL signals on distinct zones, one every `every_s`; their ids."""
     out = producer(settings)
@@ -98,14 +98,15 @@ async def run(bench: Bench) -> dict[str, Any]:
     sizes = bench.sizes
     zones = sizes.zones
     pg = await asyncio.to_thread(lambda: LocalPostgres().start())
-    settings = bench.settings("sql", sql_dsn=pg.dsn(), sql_web_port=free_port())
+    settings = bench.settings("sql")
+    sink_settings = settings.derive(SqlSettings, sql_dsn=pg.dsn(), sql_web_port=free_port())
     sink: SinkProcess | None = None
     out: dict[str, Any] = {"stations": sizes.sql_stations, "zones": zones}
     try:
         await ensure_topics(settings)
         await produce_mappings(settings, sizes.sql_stations, zones)
         await bench.worker(settings, "sql-worker")
-        sink = SinkProcess(settings, bench.workdir / "sql-sink.log").start()
+        sink = SinkProcess(sink_settings, bench.workdir / "sql-sink.log").start()
         await sink.wait_ready(timeout=120)
         say(f"  {sizes.sql_rate:,.0f} readings/s over {sizes.sql_stations:,} stations for "
             f"{sizes.sql_measure_s:.0f} s, {sizes.sql_events} DR events, evgrid sql into "
@@ -139,7 +140,7 @@ async def run(bench: Bench) -> dict[str, Any]:
             zone_load=freshness(text, settings.topics.zone_load),
             dr_status=freshness(text, settings.topics.dr_status),
             station_windows=freshness(text, settings.topics.station_windows),
-            queries=await time_queries(settings.sql_dsn, signals[0] if signals else "",
+            queries=await time_queries(sink_settings.sql_dsn, signals[0] if signals else "",
                                        QUERY_RUNS),
         )
         say("    {:,.0f} rows/s; freshness p99 zone load {} ms, DR status {} ms; lag at the "

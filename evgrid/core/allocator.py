@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from evgrid.core.types import AC_TYPES
 
-#: Defaults of Settings.dc_min_kw / ac_min_current_a, for callers that do not pass them.
+#: Defaults of WorkerSettings.dc_min_kw / ac_min_current_a, for callers that do not pass them.
 DEFAULT_DC_MIN_KW = 5.0
 DEFAULT_AC_MIN_CURRENT_A = 6.0
 #: Float slack when comparing sums of minimums with a budget.
@@ -87,7 +87,7 @@ def ac_floor_kw(phases: int = 3, voltage_v: float = 230.0, min_current_a: float 
 
 def rotation_index(now: float, since: float, period_s: float) -> int:
     """Which rotation of the suspended set is in force at `now` for an event active since
-    `since`: one step per `period_s` (Settings.suspend_rotation_s), 0 before it starts."""
+    `since`: one step per `period_s` (WorkerSettings.suspend_rotation_s), 0 before it starts."""
     if period_s <= 0 or now <= since:
         return 0
     return int((now - since) // period_s)
@@ -283,7 +283,7 @@ def allocate(
 ) -> Allocation:
     """Targets for every station and limits for every connector (deterministic whatever the
     input order). `rotation` picks who is suspended when the minimums exceed the cap; pass
-    `rotation_index(now, event_start, Settings.suspend_rotation_s)`."""
+    `rotation_index(now, event_start, WorkerSettings.suspend_rotation_s)`."""
     _check("cap_kw", cap_kw)
     ordered = sorted(stations, key=lambda s: s.station_id)
     if len({s.station_id for s in ordered}) != len(ordered):

@@ -35,7 +35,7 @@ class StationState:
         self.connectors: dict[int, ConnectorReading] = {}
         self.windows = StationWindows(window_s, allowed_lateness_s, stale_after_s, keep_windows)
         self.clock = StationClock()
-        self.clock_tolerance_s = clock_tolerance_s  # Settings.future_tolerance_s
+        self.clock_tolerance_s = clock_tolerance_s  # WorkerSettings.future_tolerance_s
         self.late_dropped = 0  # readings too late for their window (still count for the load)
         self.clock_resets = 0  # readings taken as the charger's clock jumping back
 

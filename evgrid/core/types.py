@@ -18,7 +18,7 @@ CONNECTOR_TYPES = DC_TYPES | AC_TYPES
 
 @dataclass(frozen=True, slots=True)
 class Tunables:
-    """The knobs the core reads, with their defaults. Built from `Settings.tunables()`."""
+    """The knobs the core reads, with their defaults. Built from `WorkerSettings.tunables()`."""
 
     stale_after_s: float = 120.0
     dead_band_kw: float = 1.0

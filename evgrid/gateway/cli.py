@@ -14,8 +14,11 @@ import time
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from evgrid.settings import GatewaySettings
+
     p = subparsers.add_parser(
-        "gateway", help="OCPP 1.6J + 2.0.1 endpoint: chargers' meter values in, commands out")
+        "gateway", help="OCPP 1.6J + 2.0.1 endpoint: chargers' meter values in, commands out",
+        **GatewaySettings.help_args())
     p.add_argument("--port", type=int, default=None, help="overrides EVGRID_GATEWAY_PORT")
     p.add_argument("--host", default=None, help="overrides EVGRID_GATEWAY_HOST")
     p.set_defaults(func=run)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from evgrid.gateway.server import Gateway, raise_fd_limit
     from evgrid.logs import install_broker_log
-    from evgrid.settings import Settings
+    from evgrid.settings import GatewaySettings
     from evgrid.topics import ensure_topics
 
     overrides: dict[str, object] = {}
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["gateway_port"] = args.port
     if args.host is not None:
         overrides["gateway_host"] = args.host
-    settings = Settings.from_env(**overrides)
+    settings = GatewaySettings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ocpp").setLevel(logging.WARNING)

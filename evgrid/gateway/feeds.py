@@ -23,7 +23,7 @@ from evgrid.metrics import DEADLETTERS
 
 if TYPE_CHECKING:
     from evgrid.gateway.server import Gateway
-    from evgrid.settings import Settings
+    from evgrid.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ OUTCOMES_LOOKBACK_S = 7 * 86_400.0  # commands live until their DR event ends; e
 
 
 class Feeds:
-    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+    def __init__(self, settings: GatewaySettings, gateway: Gateway) -> None:
         self.settings = settings
         self.gateway = gateway
         self._commands: AIOKafkaConsumer | None = None

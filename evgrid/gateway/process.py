@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from evgrid.settings import Settings
+from evgrid.settings import GatewaySettings
 
 
 class GatewayProcess:
     """`python -m evgrid gateway` as a subprocess, ready when it says so."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: GatewaySettings, log_path: Path) -> None:
         self.settings, self.log_path = settings, log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -41,7 +41,7 @@ from evgrid.metrics import (
     GATEWAY_READINGS,
 )
 from evgrid.models.gateway import CommandOutcome, StationStatus
-from evgrid.settings import Settings
+from evgrid.settings import GatewaySettings
 from evgrid.timeutil import parse_ts
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def command_from(raw: dict) -> Command:
 class Gateway:
     """One gateway instance: connections, the ledger, and the Kafka feeds."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.instance_id = settings.gateway_instance_id
         self.heartbeat_interval_s = settings.gateway_heartbeat_interval_s

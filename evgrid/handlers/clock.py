@@ -19,7 +19,7 @@ from evgrid import codec, metrics
 from evgrid.handlers.signals import DRSignals
 from evgrid.handlers.zone import ZoneStage
 from evgrid.models import zone_load_report
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 #: How often the clock looks for due zones: transitions are at most this much late.
 RESOLUTION_S = 0.2
@@ -27,7 +27,7 @@ HISTORY_POINTS = 180  # 15 minutes at the default 5 s step
 
 
 class ZoneClock:
-    def __init__(self, app: faust.App, settings: Settings, stage: ZoneStage,
+    def __init__(self, app: faust.App, settings: WorkerSettings, stage: ZoneStage,
                  dr: DRSignals) -> None:
         self.app = app
         self.settings = settings
@@ -41,7 +41,7 @@ class ZoneClock:
     def owned_partitions(self) -> set[int]:
         """The zones' partitions this worker actively owns: those of the assignment topic
         Faust gives it (every consumer of the worker follows the same)."""
-        topic = self.settings.topics.assignment
+        topic = self.settings.internal_topics.assignment
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def run_once(self, now: float | None = None) -> int:

@@ -19,19 +19,19 @@ from evgrid.handlers.zone import ZoneStage
 from evgrid.models import DemandResponseSignal, SignalRefusedAlert
 from evgrid.models.signals import dr_signal_from_model
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch
 
 
 class DRSignals:
-    def __init__(self, settings: Settings, stage: ZoneStage, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, stage: ZoneStage, publisher: Publisher,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.stage = stage
         self.out = publisher
         self.clock = clock
-        self.repartition_topic = settings.topics.dr_repartition
+        self.repartition_topic = settings.internal_topics.dr_repartition
 
     def on_signal(self, sig: DemandResponseSignal, record: Record) -> None:
         received = time.perf_counter()

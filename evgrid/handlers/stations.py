@@ -30,7 +30,7 @@ from evgrid.models import (
 from evgrid.models.inputs import GatewayOutcome
 from evgrid.models.internal import loads_key
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.state.sites import Refused, SiteBook
 from evgrid.state.stations import StationEntry, StationStore
 from evgrid.state.tables_io import partition_of
@@ -92,14 +92,14 @@ def row_value(entry: StationEntry, config: StationConfig) -> dict[str, Any]:
 class StationSide:
     """The station side of one worker: every station of the partitions it owns."""
 
-    def __init__(self, settings: Settings, store: StationStore, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, store: StationStore, publisher: Publisher,
                  sites: SiteBook | None = None) -> None:
         self.settings = settings
         self.sites = sites or SiteBook()
         self.tunables = settings.tunables()
         self.store = store
         self.out = publisher
-        self.rows_topic = settings.topics.station_rows
+        self.rows_topic = settings.internal_topics.station_rows
         self.heartbeat_s = self.tunables.stale_after_s / 4
         self.unmapped: set[str] = set()
         #: Stations whose readings each zone's owner must hear after this batch, by zone.

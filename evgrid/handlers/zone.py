@@ -16,7 +16,7 @@ from evgrid.handlers.decisions import publish_decisions
 from evgrid.handlers.stations import overload_message
 from evgrid.models.internal import StationRowMessage, ZoneLoadsMessage
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.state.zones import ZoneEntry, ZoneStore
 
 
@@ -39,7 +39,7 @@ def row_config(row: StationRowMessage) -> StationConfig:
 
 
 class ZoneStage:
-    def __init__(self, settings: Settings, zones: ZoneStore, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, zones: ZoneStore, publisher: Publisher,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.stale_after_s = settings.stale_after_s

@@ -23,7 +23,7 @@ from mode import Service
 
 from evgrid.logs import broker_connected
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class AssignedConsumer(Service):
     #: Records one fetch returns at most.
     max_records = 2000
 
-    def __init__(self, settings: Settings, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], topics: tuple[str, ...],
                  group_id: str | None, replay_bound_s: float | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

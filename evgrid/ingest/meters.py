@@ -6,7 +6,7 @@ checkpoint, after the stations' state is written and every output is flushed —
 a crash replays from the last checkpoint, and readings not newer than the held ones change
 nothing, so a replay never counts twice.
 
-Between chunks of `yield_every` records it gives way (`Publisher.control_first`), so DR
+Between chunks of `YIELD_EVERY` records it gives way (`Publisher.control_first`), so DR
 signals, handled by their own consumer on the same loop, never wait behind a fetched backlog.
 """
 
@@ -27,7 +27,7 @@ from evgrid.handlers.stations import StationSide
 from evgrid.heap import release_free_memory
 from evgrid.ingest.consumer import AssignedConsumer
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.state.stations import StationStore
 
 log = logging.getLogger(__name__)
@@ -44,18 +44,19 @@ LOADS_CHUNK = 5
 #: not by the reading rate); caught up, or when a station its zone has no reading of yet
 #: reports, they leave after every batch.
 LOADS_INTERVAL_S = 2.0
+#: Readings applied between two turns given to the control loop (`Publisher.control_first`).
+YIELD_EVERY = 256
 
 
 class MeterIngest(AssignedConsumer):
-    def __init__(self, settings: Settings, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], stations: StationStore,
                  side: StationSide, **kwargs: Any) -> None:
-        t = settings.topics
-        super().__init__(settings, publisher, dispatch, (t.meter_values, t.meter_repartition),
+        t, i = settings.topics, settings.internal_topics
+        super().__init__(settings, publisher, dispatch, (t.meter_values, i.meter_repartition),
                          settings.ingest_group, settings.replay_bound_s(), **kwargs)
         self.stations = stations
         self.side = side
-        self.max_records = settings.ingest_max_records
         self._last_loads = 0.0
         self._behind = 0  # records fetched partitions still had after the last batch
         self._last_checkpoint = time.monotonic()
@@ -84,7 +85,7 @@ class MeterIngest(AssignedConsumer):
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
         dispatch = self.dispatch
         out = self.out
-        yield_every = self.settings.ingest_yield_every
+        yield_every = YIELD_EVERY
         n = 0
         for tp, records in batches.items():
             metrics.INGEST_BATCHES.observe(len(records))

@@ -23,7 +23,7 @@ from mode import Service
 from evgrid import metrics
 from evgrid.ingest.consumer import AssignedConsumer
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.state.zones import ZoneStore
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class HandledIngest(AssignedConsumer):
     #: Records handled between two turns given to the loop (and to the control loop).
     yield_every = 100
 
-    def __init__(self, settings: Settings, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], topics: tuple[str, ...],
                  group_id: str | None, replay_bound_s: float | None,
                  wait_for: asyncio.Event | None = None, **kwargs: Any) -> None:
@@ -115,10 +115,10 @@ class SignalIngest(HandledIngest):
     skipped however old (no replay bound). A signal a cold zone still holds is not done: the
     commit never passes it (a crash before the zone warms up must redeliver it)."""
 
-    def __init__(self, settings: Settings, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], zones: ZoneStore, **kwargs: Any) -> None:
-        t = settings.topics
-        super().__init__(settings, publisher, dispatch, (t.demand_response, t.dr_repartition),
+        t, i = settings.topics, settings.internal_topics
+        super().__init__(settings, publisher, dispatch, (t.demand_response, i.dr_repartition),
                          settings.dr_signals_group, None, **kwargs)
         self.zones = zones
 
@@ -135,12 +135,12 @@ class SignalIngest(HandledIngest):
 class StationConfigIngest(HandledIngest):
     """Zone mappings and command outcomes, both keyed by station: state, never skipped."""
 
-    def __init__(self, settings: Settings, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], **kwargs: Any) -> None:
-        t = settings.topics
+        t, i = settings.topics, settings.internal_topics
         super().__init__(settings, publisher, dispatch,
-                         (t.station_zones, t.station_zones_repartition, t.outcomes,
-                          t.outcomes_repartition),
+                         (t.station_zones, i.station_zones_repartition, t.outcomes,
+                          i.outcomes_repartition),
                          settings.station_config_group, None, **kwargs)
 
 
@@ -157,10 +157,10 @@ class RowIngest(HandledIngest):
     max_records = 500
     yield_every = 100
 
-    def __init__(self, settings: Settings, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], zones: ZoneStore,
                  on_loaded: Callable[[int], None], **kwargs: Any) -> None:
-        super().__init__(settings, publisher, dispatch, (settings.topics.station_rows,),
+        super().__init__(settings, publisher, dispatch, (settings.internal_topics.station_rows,),
                          None, None, **kwargs)
         self.zones = zones
         self.on_loaded = on_loaded

@@ -16,13 +16,13 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from evgrid.publisher import Publisher, Record
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 
 class SiteIngest(Service):
-    def __init__(self, settings: Settings, publisher: Publisher,
+    def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.settings = settings

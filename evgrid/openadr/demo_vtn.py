@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from evgrid.broker.local import free_port
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings, VenSettings
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def make_cert(directory: Path, name: str) -> CertPair:
 
 
 @contextlib.asynccontextmanager
-async def utility_and_ven(settings: Settings, zone_id: str, at_s: float, for_s: float,
+async def utility_and_ven(settings: KafkaSettings, zone_id: str, at_s: float, for_s: float,
                           say: Callable[[str], None]) -> AsyncIterator[None]:
     """Run the VTN here and the VEN as a process while the block runs; stop both after."""
     with tempfile.TemporaryDirectory(prefix="evgrid-demo-openadr-") as tmp:
@@ -65,7 +65,7 @@ async def utility_and_ven(settings: Settings, zone_id: str, at_s: float, for_s: 
 
 
 @contextlib.asynccontextmanager
-async def _utility_and_ven(settings: Settings, workdir: Path, zone_id: str, at_s: float,
+async def _utility_and_ven(settings: KafkaSettings, workdir: Path, zone_id: str, at_s: float,
                            for_s: float, say: Callable[[str], None]) -> AsyncIterator[None]:
     from openleadr import OpenADRServer, objects
 
@@ -104,7 +104,7 @@ async def _utility_and_ven(settings: Settings, workdir: Path, zone_id: str, at_s
     server.add_handler("on_register_report", on_report)
     with contextlib.redirect_stdout(open(os.devnull, "w")):
         await server.run()
-    venv = settings.model_copy(update=dict(
+    venv = settings.derive(VenSettings, **dict(
         openadr_vtn_url=f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b",
         openadr_ven_name="evgrid-demo", openadr_cert=ven_cert.cert, openadr_key=ven_cert.key,
         openadr_vtn_fingerprint=vtn_cert.fingerprint, openadr_targets_file=targets,

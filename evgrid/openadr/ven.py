@@ -24,7 +24,7 @@ from evgrid.openadr.mapping import MappingError, TargetMap
 from evgrid.openadr.signals import Levels
 from evgrid.openadr.tracker import Decision, EventTracker, OptResponse
 from evgrid.probes import serve_probes
-from evgrid.settings import Settings
+from evgrid.settings import VenSettings
 
 log = logging.getLogger("evgrid.openadr")
 
@@ -36,7 +36,7 @@ class SettingsProblem(SystemExit):
     pass
 
 
-def check_settings(settings: Settings) -> None:
+def check_settings(settings: VenSettings) -> None:
     """Refuse to start with a message that says which variable to set."""
     missing = []
     if not settings.openadr_vtn_url:
@@ -80,7 +80,7 @@ class ZoneLoads:
 class Ven:
     """One VEN: the VTN client, the tracker, a producer and a consumer."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: VenSettings) -> None:
         check_settings(settings)
         self.settings = settings
         assert settings.openadr_targets_file is not None
@@ -303,7 +303,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if args.web_port is not None:
         overrides["openadr_web_port"] = args.web_port
-    settings = Settings.from_env(**overrides)
+    settings = VenSettings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("openleadr", "apscheduler", "aiohttp.access"):  # per-poll chatter
@@ -329,7 +329,8 @@ async def _until_stopped(ven: Ven) -> None:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "openadr", help="run an OpenADR 2.0b VEN: a utility's events in, zone load back out")
+        "openadr", help="run an OpenADR 2.0b VEN: a utility's events in, zone load back out",
+        **VenSettings.help_args())
     p.add_argument("--web-port", type=int, default=None,
                    help="overrides EVGRID_OPENADR_WEB_PORT (/health, /metrics)")
     p.set_defaults(func=_run)

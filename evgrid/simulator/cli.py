@@ -6,14 +6,15 @@ import argparse
 import asyncio
 
 from evgrid.logs import install_broker_log
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
 from evgrid.topics import ensure_topics
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("simulate", help="a seeded fleet of stations against EVGRID_BROKER")
+    p = subparsers.add_parser("simulate", help="a seeded fleet of stations against EVGRID_BROKER",
+                              **KafkaSettings.help_args())
     p.add_argument("--stations", type=int, default=200)
     p.add_argument("--zones", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         specs = [DRSpec.parse(s) for s in args.dr]
     except ValueError as exc:
         raise SystemExit(f"evgrid: {exc}") from None
-    settings = Settings.from_env()
+    settings = KafkaSettings.from_env()
     install_broker_log(settings.bootstrap_servers)
     fleet = Fleet(args.stations, args.zones, seed=args.seed, arrivals_per_hour=args.arrivals,
                   ignore_fraction=args.ignore_fraction, command_lag_s=args.lag,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings
 from evgrid.simulator.fleet import Fleet
 from evgrid.simulator.ocpp_client import SimCharger, limit_kw
 from evgrid.simulator.runner import DRSpec, SimStats, _inject_due, publish_config
@@ -49,7 +49,7 @@ def plan(fleet: Fleet, reject_fraction: float, drop_fraction: float, duration_s:
 
 
 async def run_ocpp_simulation(
-    settings: Settings, fleet: Fleet, url: str, *, duration_s: float, interval_s: float = 10.0,
+    settings: KafkaSettings, fleet: Fleet, url: str, *, duration_s: float, interval_s: float = 10.0,
     accel: float = 1.0, dr: list[DRSpec] | None = None, reject_fraction: float = 0.05,
     drop_fraction: float = 0.05, away_s: float = 30.0, seed: int = 1,
     on_tick: Callable[[float, Fleet, SimStats], None] | None = None,

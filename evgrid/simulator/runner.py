@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from evgrid import codec
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings
 from evgrid.simulator.fleet import Fleet
 from evgrid.timeutil import iso
 
@@ -81,7 +81,7 @@ class SimStats:
 SITES_SETTLE_S = 2.0
 
 
-async def publish_config(producer: AIOKafkaProducer, settings: Settings, fleet: Fleet) -> None:
+async def publish_config(producer: AIOKafkaProducer, settings: KafkaSettings, fleet: Fleet) -> None:
     """The fleet's sites, then its stations' mappings (a mapping naming a site the workers
     do not know yet is refused)."""
     t = settings.topics
@@ -97,7 +97,7 @@ async def publish_config(producer: AIOKafkaProducer, settings: Settings, fleet: 
 
 
 async def run_simulation(
-    settings: Settings,
+    settings: KafkaSettings,
     fleet: Fleet,
     *,
     duration_s: float,

@@ -9,12 +9,15 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from evgrid.settings import Settings
+    from evgrid.settings import SqlSettings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from evgrid.settings import SqlSettings
+
     p = subparsers.add_parser(
-        "sql", help="sink evgrid's outputs into PostgreSQL (EVGRID_SQL_DSN) for NOC dashboards")
+        "sql", help="sink evgrid's outputs into PostgreSQL (EVGRID_SQL_DSN) for NOC dashboards",
+        **SqlSettings.help_args())
     p.add_argument("--web-port", type=int, default=None,
                    help="overrides EVGRID_SQL_WEB_PORT (/health, /metrics)")
     p.set_defaults(func=run)
@@ -23,13 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     m.set_defaults(func=migrate)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    from evgrid.settings import Settings
+def _settings(args: argparse.Namespace) -> SqlSettings:
+    from evgrid.settings import SqlSettings
 
     overrides: dict[str, object] = {}
     if getattr(args, "web_port", None) is not None:
         overrides["sql_web_port"] = args.web_port
-    settings = Settings.from_env(**overrides)
+    settings = SqlSettings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

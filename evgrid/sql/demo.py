@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evgrid.broker.local import free_port
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings, SqlSettings
 from evgrid.sql.database import Database
 from evgrid.sql.local import LocalPostgres
 from evgrid.sql.migrations import READONLY_ROLE
@@ -41,12 +41,13 @@ QUERIES = (
 
 
 class SqlDemo:
-    def __init__(self, settings: Settings, workdir: Path, say: Callable[[str], object]) -> None:
+    def __init__(self, settings: KafkaSettings, workdir: Path,
+                 say: Callable[[str], object]) -> None:
         self.say = say
         self.workdir = workdir
         self.pg = LocalPostgres()
-        self.settings = settings.model_copy(update={
-            "sql_dsn": self.pg.dsn(), "sql_web_port": free_port()})
+        self.settings = settings.derive(SqlSettings, sql_dsn=self.pg.dsn(),
+                                        sql_web_port=free_port())
         self.sink = SinkProcess(self.settings, workdir / "sql.log")
 
     @property
@@ -88,7 +89,7 @@ class SqlDemo:
         self.pg.destroy()
 
 
-def start_sql(settings: Settings, workdir: Path, say: Callable[[str], object]) -> SqlDemo:
+def start_sql(settings: KafkaSettings, workdir: Path, say: Callable[[str], object]) -> SqlDemo:
     """PostgreSQL and the sink for the demo's worker (its topics and app id)."""
     demo = SqlDemo(settings, workdir, say)
     try:

@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 
 
 class SinkProcess:
     """`python -m evgrid sql`, ready when it says so; `kill()` is a kill -9."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: SqlSettings, log_path: Path) -> None:
         self.settings, self.log_path = settings, log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self._from = 0  # where this run's lines start in the log

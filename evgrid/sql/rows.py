@@ -31,7 +31,7 @@ from evgrid.models import (
     StationWindow,
     ZoneLoadReport,
 )
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 
 Row = tuple[Any, ...]
 
@@ -249,7 +249,7 @@ def _station_status(raw: bytes | None, src: Source, limit: int) -> Rows:
         s.ts, src.published_at))]
 
 
-def decoders(settings: Settings) -> dict[str, Decoder]:
+def decoders(settings: SqlSettings) -> dict[str, Decoder]:
     """Topic name → decoder, for every output the sink writes."""
     t = settings.topics
     return {

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from evgrid.codec import DecodeError
 from evgrid.metrics import DEADLETTERS
 from evgrid.probes import serve_probes
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 from evgrid.sql import metrics
 from evgrid.sql.database import REFUSED, Database, redacted
 from evgrid.sql.rows import Row, Source, decoders, published
@@ -36,7 +36,7 @@ RATE_WINDOW_S = 10.0
 
 
 class Sink:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: SqlSettings) -> None:
         self.settings = settings
         self.db = Database(settings.sql_dsn, settings.sql_retention_days)
         self.decoders = decoders(settings)
@@ -207,7 +207,7 @@ class Sink:
                                   self.health)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: SqlSettings) -> None:
     """The process: the web port, then the sink until SIGTERM / SIGINT."""
     import signal
 
@@ -228,7 +228,7 @@ async def serve(settings: Settings) -> None:
     log.info("evgrid sql stopped")
 
 
-async def _say_ready(sink: Sink, settings: Settings) -> None:
+async def _say_ready(sink: Sink, settings: SqlSettings) -> None:
     while sink.consumer is None or not sink.db.up:
         await asyncio.sleep(0.1)
     print(f"evgrid sql: ready, writing to {redacted(settings.sql_dsn)}; "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import faust
 
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +43,20 @@ def changelog_topic(app_id: str, table_name: str) -> str:
     return f"{app_id}-{table_name}-changelog"
 
 
-def define_tables(app: faust.App, settings: Settings) -> Tables:
+#: RocksDB write buffer and block cache of each busy table partition, in MB (RocksDB's own
+#: defaults are 64 MB and 2 GB).
+WRITE_BUFFER_MB = 4
+BLOCK_CACHE_MB = 8
+
+
+def define_tables(app: faust.App, settings: WorkerSettings) -> Tables:
     mb = 1024 * 1024
     # Every table partition is its own RocksDB: its memory budget multiplies by
     # tables x partitions, so it is kept small (RocksDB's defaults would be ~2.2 GB each).
     rocksdb = {
-        "write_buffer_size": settings.rocksdb_write_buffer_mb * mb,
+        "write_buffer_size": WRITE_BUFFER_MB * mb,
         "max_write_buffer_number": 2,
-        "block_cache_size": settings.rocksdb_block_cache_mb * mb,
+        "block_cache_size": BLOCK_CACHE_MB * mb,
         "block_cache_compressed_size": mb,
     }
     # Configs, members and closed windows change rarely: the smallest budget RocksDB takes.
