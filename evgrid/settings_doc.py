@@ -27,6 +27,7 @@ from evgrid.settings import (
     SqlSettings,
     TopicNames,
     VenSettings,
+    WebHost,
     WorkerSettings,
 )
 from evgrid.settings.worker import INTERNAL_TOPICS
@@ -48,11 +49,11 @@ class Section:
     column: tuple[str, Callable[[str], str]] | None = None
 
 
-def own(cls: type[KafkaSettings], base: type[KafkaSettings], *,
+def own(cls: type[BaseModel], base: type[BaseModel], *,
         advanced: bool = False) -> Callable[[str], bool]:
     """The fields `cls` adds to `base`: its ordinary ones, or its advanced ones."""
-    return lambda name: (name not in base.model_fields and name != "topics"
-                         and (name in cls.advanced) == advanced)
+    return lambda name: (name not in base.model_fields and name not in WebHost.model_fields
+                         and name != "topics" and (name in cls.advanced) == advanced)
 
 
 def _topic_users() -> dict[str, list[str]]:
@@ -97,6 +98,10 @@ SECTIONS: tuple[Section, ...] = (
             keep=own(ConsumerGroupSettings, KafkaSettings),
             intro="Read by the processes that consume in a Kafka consumer group: "
                   "`evgrid worker`, `evgrid gateway` and `evgrid sql`."),
+    Section("Web port (worker, VEN, sink)", WebHost,
+            intro="Read by the processes that serve `/health` and `/metrics`: `evgrid "
+                  "worker`, `evgrid openadr` and `evgrid sql`; each has its own port setting "
+                  "below."),
     Section("Worker (`evgrid worker`)", WorkerSettings,
             keep=own(WorkerSettings, ConsumerGroupSettings),
             intro="The control loop's knobs, the worker's state and its web port. `evgrid "

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from evgrid.publisher import Publisher
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from evgrid.state.tables_io import partition_of
 from evgrid.tables import Tables
 
@@ -44,7 +44,7 @@ class Rec:
 class RecordingPublisher(Publisher):
     """Publisher that keeps what it would send: (topic, key, decoded value)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         super().__init__(None, settings)  # type: ignore[arg-type]  (never drains)
         self._next_offset: dict[tuple[str, int], int] = {}
 
@@ -89,8 +89,8 @@ class RecordingPublisher(Publisher):
         return taken
 
 
-def settings(**overrides: object) -> Settings:
-    return Settings(partitions=PARTITIONS, **overrides)
+def settings(**overrides: object) -> WorkerSettings:
+    return WorkerSettings(partitions=PARTITIONS, **overrides)
 
 
 def record(topic: str, key: str | None, value: dict | bytes | None, offset: int = 0,

@@ -76,11 +76,11 @@ async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_ac
     s = out.settings
     out.send(s.topics.commands, "S1", b'{"signal_id": "E1"}')
     out.send(s.topics.dr_status, "Z1", b'{"signal_id": "E1"}')
-    out.send(s.topics.station_rows, "Z1", b"{}")
+    out.send(s.internal_topics.station_rows, "Z1", b"{}")
     await out.drain()
     await turns()
     assert own.sent == [s.topics.commands, s.topics.dr_status]
-    assert shared.sent == [s.topics.station_rows]
+    assert shared.sent == [s.internal_topics.station_rows]
     flushed = asyncio.create_task(out.flush())
     await asyncio.sleep(0.01)
     assert not flushed.done()  # the command is not acked yet: no offset may be committed
@@ -129,13 +129,13 @@ async def test_faust_producer_refusing_keeps_the_rest_queued_and_never_raises() 
     out, shared, _own = await linked()
     t = out.settings.topics
     shared.refuse = ProducerSendError("Error while sending: UnknownTopicOrPartitionError()")
-    out.send(t.station_rows, "Z1", b"a")
+    out.send(out.station_rows, "Z1", b"a")
     out.send(t.zone_load, "Z1", b"b")
     await out.drain()
     assert [m[2] for m in out.pending] == [b"a", b"b"]
     shared.refuse = None
     await out.drain()
-    assert shared.sent == [t.station_rows, t.zone_load] and not out.pending
+    assert shared.sent == [out.station_rows, t.zone_load] and not out.pending
 
 
 async def test_an_output_kafka_can_never_take_is_dropped_and_the_others_go_on() -> None:
@@ -161,7 +161,7 @@ async def test_an_output_kafka_can_never_take_is_dropped_and_the_others_go_on() 
 async def test_a_message_sent_to_a_partition_leaves_there_and_a_tombstone_as_null() -> None:
     """Station rows and zone loads go to their zone's partition, not their key's."""
     out, shared, _own = await linked()
-    rows = out.settings.topics.station_rows
+    rows = out.settings.internal_topics.station_rows
     out.send(rows, "S1", b"{}", partition=3)
     out.send(rows, "S1", None, partition=1)
     out.send(rows, "S2", b"{}")
@@ -197,12 +197,12 @@ async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_
 
     own.send, shared.send = control_send, slow_shared_send  # type: ignore[method-assign]
     for n in range(3):
-        out.send(s.topics.station_rows, f"Z{n}", b"{}")
+        out.send(s.internal_topics.station_rows, f"Z{n}", b"{}")
     acked: list[str] = []
     out.send(s.topics.commands, "S1", b'{"signal_id": "E1"}',
              callback=lambda _f: acked.append("S1"))
     assert await out.drain() == 4
-    assert order == [s.topics.commands] + [s.topics.station_rows] * 3
+    assert order == [s.topics.commands] + [s.internal_topics.station_rows] * 3
     own.futures[0].set_result(None)
     await turns()
     assert acked == ["S1"]  # callbacks still follow the acks
@@ -261,7 +261,7 @@ async def test_a_flush_under_load_waits_for_what_was_queued_not_for_an_empty_que
     """Others keep queueing while a flush runs (a commit under load): the flush covers what
     was queued before it and returns."""
     out, shared, _own = await linked()
-    rows = out.settings.topics.station_rows
+    rows = out.settings.internal_topics.station_rows
     busy = asyncio.Event()
 
     async def keep_queueing() -> None:
@@ -281,7 +281,7 @@ async def test_a_flush_under_load_waits_for_what_was_queued_not_for_an_empty_que
 
 async def test_a_flush_waits_while_the_shared_producer_refuses() -> None:
     out, shared, _own = await linked()
-    rows = out.settings.topics.station_rows
+    rows = out.settings.internal_topics.station_rows
     shared.refuse = UnknownTopicOrPartitionError()
     out.send(rows, "Z0", b"{}")
     flushed = asyncio.create_task(out.flush())
@@ -294,7 +294,7 @@ async def test_a_flush_waits_while_the_shared_producer_refuses() -> None:
 
 async def test_an_output_the_shared_producer_can_never_take_is_dropped_alone() -> None:
     out, shared, _own = await linked()
-    rows = out.settings.topics.station_rows
+    rows = out.settings.internal_topics.station_rows
     refusals = [MessageSizeTooLargeError()]
 
     async def send(topic, *args, **kwargs):

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from evgrid import settings_doc
-from evgrid.settings import Settings, TopicNames
+from evgrid.settings import PROCESSES, TopicNames
 from evgrid.settings_doc import SECTIONS, Section, render, undocumented
 
 
@@ -21,7 +21,7 @@ def test_committed_page_is_current() -> None:
 def test_every_variable_is_documented_once() -> None:
     assert undocumented() == []
     page = render()
-    for name in Settings.model_fields:
+    for name in {name for cls in PROCESSES for name in cls.model_fields}:
         if name != "topics":
             assert page.count(f"| `EVGRID_{name.upper()}` |") == 1, name
     for name in TopicNames.model_fields:
@@ -47,3 +47,15 @@ def test_a_new_settings_class_is_one_more_section(tmp_path: Path) -> None:
     assert settings_doc.main(["--check", "--out", str(out)]) == 0
     out.write_text(out.read_text() + "edited by hand\n")
     assert settings_doc.main(["--check", "--out", str(out)]) == 1
+
+
+def test_one_section_per_process_and_the_advanced_knobs_apart() -> None:
+    page = render()
+    titles = [line for line in page.splitlines() if line.startswith("## ")]
+    for command in ("worker", "gateway", "openadr", "sql"):
+        assert any(f"`evgrid {command}`" in t for t in titles), command
+    advanced = page[page.index("## Advanced"):]
+    advanced = advanced[:advanced.index("\n## ")]
+    assert "`EVGRID_CHECKPOINT_INTERVAL_S`" in advanced
+    assert "`EVGRID_STALE_AFTER_S`" not in advanced
+    assert "<app id>-station-rows" in page and "EVGRID_TOPIC_STATION_ROWS" not in page

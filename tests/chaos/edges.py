@@ -20,6 +20,7 @@ from pathlib import Path
 
 from evgrid.broker.local import free_port
 from evgrid.openadr.demo_vtn import make_cert
+from evgrid.settings import GatewaySettings, VenSettings
 from evgrid.timeutil import iso
 from evgrid.topics import ensure_topics
 from tests.chaos.report import ChaosRow
@@ -41,9 +42,11 @@ class Edges:
     def __init__(self, bootstrap: str, prefix: str, tmp_path: Path) -> None:
         self.b = bootstrap
         self.tmp_path = tmp_path
-        self.settings = isolated_settings(bootstrap, prefix, tmp_path / "data", gateway_port=0,
+        self.settings = isolated_settings(bootstrap, prefix, tmp_path / "data",
+                                          cls=GatewaySettings, gateway_port=0,
                                           gateway_response_timeout_s=5.0)
         self.t = self.settings.topics
+        self.i = self.settings.internal_topics
         self.sent_ts: list[str] = []
         self.ven_log = tmp_path / "ven.log"
         self.stack = contextlib.AsyncExitStack()
@@ -63,7 +66,7 @@ class Edges:
         self.vtn = Vtn(port=free_port(), cert=vtn_cert, ven_name=VEN,
                        ven_fingerprint=ven_cert.fingerprint)
         self.server = self.vtn.build()
-        ven_settings = self.settings.model_copy(update=dict(
+        ven_settings = self.settings.derive(VenSettings, **dict(
             openadr_vtn_url=self.vtn.url, openadr_ven_name=VEN, openadr_cert=ven_cert.cert,
             openadr_key=ven_cert.key, openadr_vtn_fingerprint=vtn_cert.fingerprint,
             openadr_targets_file=targets, openadr_poll_interval_s=1.0,

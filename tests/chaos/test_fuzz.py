@@ -167,7 +167,7 @@ async def test_fuzzed_input_ends_in_state_or_dead_letters(
         # A valid signal beyond a zone's bound of live events is refused and dead-lettered
         # too (`too_many_events`): how many live at once depends on the order in which the
         # signal topic and its repartition topic are read, so those are accounted apart.
-        dr_topics = {t.demand_response, t.dr_repartition}
+        dr_topics = {t.demand_response, conf.internal_topics.dr_repartition}
         refused = {(x["source_topic"], x["partition"], x["offset"]) for x in letters
                    if x["reason"] == "too_many_events" and x["source_topic"] in dr_topics}
         got = {(x["source_topic"], x["partition"], x["offset"]) for x in letters} - refused

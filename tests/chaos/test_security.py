@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from evgrid.broker.local import LocalKafka, TlsListener
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 from tests.chaos.report import ChaosRow, record
 from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
 from tests.integration.test_dr_loop import mapping, meter
@@ -64,7 +64,7 @@ async def station_load(worker: WorkerProcess, sid: str, expect: float) -> float:
     return load
 
 
-async def run_worker_over(conf: Settings, bootstrap: str, log: Path) -> None:
+async def run_worker_over(conf: WorkerSettings, bootstrap: str, log: Path) -> None:
     """A worker on `conf`: mapping and a reading go in over the same secured listener, and
     the station's load comes out of the worker's view."""
     t, client = conf.topics, conf.kafka_client_kwargs()

@@ -12,7 +12,13 @@ import jsonschema
 import pytest
 import yaml
 
-from evgrid.settings import Settings
+from evgrid.settings import (
+    GatewaySettings,
+    KafkaSettings,
+    SqlSettings,
+    VenSettings,
+    WorkerSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "config" / "docker-compose.yml"
@@ -52,8 +58,14 @@ def test_services_use_the_image_and_real_settings(compose: dict) -> None:
         if svc.get("image") == built:
             roles[name] = svc["command"][0]
     assert {"worker", "gateway", "openadr", "simulate"} <= set(roles.values())
+    process = {"worker": WorkerSettings, "gateway": GatewaySettings, "openadr": VenSettings,
+               "sql": SqlSettings, "simulate": KafkaSettings}
+    for name, command in roles.items():
+        cls = process[command]
+        known = {f"EVGRID_{n.upper()}" for n in cls.model_fields}
+        role_env = services[name].get("environment", {})
+        # Every variable a service sets is one its process reads.
+        assert set(role_env) <= known, (name, set(role_env) - known)
     worker_env = services["evgrid"]["environment"]
-    known = {f"EVGRID_{n.upper()}" for n in Settings.model_fields}
-    assert set(worker_env) <= known, set(worker_env) - known
     env = {k: v for k, v in worker_env.items() if not str(v).startswith("${")}
-    assert Settings.from_env(env).partitions == int(worker_env["EVGRID_PARTITIONS"])
+    assert WorkerSettings.from_env(env).partitions == int(worker_env["EVGRID_PARTITIONS"])

@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from evgrid.settings import Settings
+from evgrid.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "config" / "k8s"
@@ -95,7 +95,7 @@ def test_the_schema_check_catches_mistakes() -> None:
 def test_scaling_is_capped_at_the_partition_count(objects: list[dict]) -> None:
     conf = {k: v for k, v in config(objects).items() if "CAFILE" not in k}
     secrets = {"EVGRID_BROKER_SASL_USERNAME": "u", "EVGRID_BROKER_SASL_PASSWORD": "p"}
-    settings = Settings.from_env({**conf, **secrets})
+    settings = WorkerSettings.from_env({**conf, **secrets})
     scaled = one(objects, "ScaledObject", "evgrid-worker")
     spec = scaled["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -178,15 +178,15 @@ def test_every_workload_is_sized_probed_scraped_and_guarded(objects: list[dict])
 
 def test_worker_settings_in_the_manifests_are_real_settings(objects: list[dict],
                                                             tmp_path: Path) -> None:
-    """Every EVGRID_* variable the worker gets is one `Settings` reads, and together they
+    """Every EVGRID_* variable the worker gets is one `WorkerSettings` reads, and together they
     validate (secrets and mounted files stand in with dummies)."""
     sts = one(objects, "StatefulSet", "evgrid-worker")
     [worker] = sts["spec"]["template"]["spec"]["containers"]
     env = dict(config(objects))
     for e in worker["env"]:
         env[e["name"]] = e.get("value") or "dummy"
-    known = set(Settings(api_token="x").to_env()) | {f"EVGRID_{n.upper()}"
-                                                      for n in Settings.model_fields}
+    known = set(WorkerSettings(api_token="x").to_env()) | {f"EVGRID_{n.upper()}"
+                                                            for n in WorkerSettings.model_fields}
     unknown = {k for k in env if k.startswith("EVGRID_") and k not in known}
     assert not unknown, unknown
     for name, value in env.items():
@@ -194,7 +194,7 @@ def test_worker_settings_in_the_manifests_are_real_settings(objects: list[dict],
             env[name] = str(tmp_path / "file")
             (tmp_path / "file").write_text("")
     env["EVGRID_WEB_HOST"] = re.sub(r"\$\(\w+\)", "x", env["EVGRID_WEB_HOST"])
-    settings = Settings.from_env(env)
+    settings = WorkerSettings.from_env(env)
     assert settings.data_dir == Path("/var/lib/evgrid")
 
 

@@ -182,13 +182,13 @@ def test_state_layout_is_named_plain_data_and_round_trips_mid_event() -> None:
 
 
 def test_bound_and_report_topic_come_from_the_one_settings_object() -> None:
-    from evgrid.settings import Settings
+    from evgrid.settings import WorkerSettings
     from evgrid.topics import topic_specs
 
-    s = Settings.from_env({"EVGRID_MAX_EVENTS_PER_ZONE": "5",
+    s = WorkerSettings.from_env({"EVGRID_MAX_EVENTS_PER_ZONE": "5",
                            "EVGRID_TOPIC_DR_REPORTS": "site.dr_reports"})
     assert s.tunables().max_events_per_zone == 5
     assert ZoneController("Z", s.tunables()).book.max_live == 5
-    assert Settings().max_events_per_zone == 32 == Tunables().max_events_per_zone
+    assert WorkerSettings().max_events_per_zone == 32 == Tunables().max_events_per_zone
     spec = next(t for t in topic_specs(s) if t.name == "site.dr_reports")
     assert not spec.copartitioned

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from evgrid.gateway.server import Gateway
-from evgrid.settings import Settings
+from evgrid.settings import GatewaySettings
 from evgrid.topics import ensure_topics
 from tests.integration.harness import isolated_settings
 
 
-async def start_gateway(settings: Settings) -> Gateway:
+async def start_gateway(settings: GatewaySettings) -> Gateway:
     gateway = Gateway(settings)
     await gateway.start()
     await asyncio.wait_for(gateway.feeds.ready.wait(), 30)
@@ -22,13 +22,14 @@ async def start_gateway(settings: Settings) -> Gateway:
 
 
 @pytest.fixture
-def gateway_settings(kafka_broker, unique_prefix, tmp_path) -> Settings:
+def gateway_settings(kafka_broker, unique_prefix, tmp_path) -> GatewaySettings:
     return isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "data",
-                             gateway_port=0, gateway_response_timeout_s=5.0)
+                             cls=GatewaySettings, gateway_port=0,
+                             gateway_response_timeout_s=5.0)
 
 
 @pytest.fixture
-async def gateway(gateway_settings: Settings) -> AsyncIterator[Gateway]:
+async def gateway(gateway_settings: GatewaySettings) -> AsyncIterator[Gateway]:
     await ensure_topics(gateway_settings)
     gw = await start_gateway(gateway_settings)
     yield gw

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from evgrid.settings import GatewaySettings
 from evgrid.topics import ensure_topics
 from tests.gateway.clients.external import ExternalCharger
 from tests.gateway.conftest import start_gateway, url
@@ -48,12 +49,12 @@ async def poll(worker: WorkerProcess, path: str, ok, timeout: float = 30.0) -> d
 async def test_java_and_node_chargers_through_a_dr_event(kafka_broker, unique_prefix,
                                                          tmp_path) -> None:
     settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "data",
-                                 compliance_grace_s=60.0, gateway_port=0,
-                                 gateway_response_timeout_s=5.0)
+                                 compliance_grace_s=60.0)
     await ensure_topics(settings)
     t, b = settings.topics, kafka_broker.bootstrap
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
-    gateway = await start_gateway(settings)
+    gateway = await start_gateway(settings.derive(GatewaySettings, gateway_port=0,
+                                                  gateway_response_timeout_s=5.0))
     chargers: list[ExternalCharger] = []
     try:
         await worker.wait_ready()

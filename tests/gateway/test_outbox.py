@@ -8,7 +8,7 @@ from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from evgrid.gateway import server
 from evgrid.gateway.server import Gateway
-from tests.fakes import settings
+from evgrid.settings import GatewaySettings
 
 
 class Producer:
@@ -27,7 +27,7 @@ class Producer:
 
 async def test_a_refused_or_unacknowledged_message_is_sent_again(monkeypatch) -> None:
     monkeypatch.setattr(server, "RESEND_S", 0.01)
-    gw = Gateway(settings())
+    gw = Gateway(GatewaySettings())
     producer = Producer()
     gw._producer = producer  # type: ignore[assignment]
     pump = asyncio.create_task(gw._pump())

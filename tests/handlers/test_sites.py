@@ -24,6 +24,7 @@ class Worker:
     def __init__(self, reports: bool = True) -> None:
         self.settings = settings()
         self.t = self.settings.topics
+        self.i = self.settings.internal_topics
         self.out = RecordingPublisher(self.settings)
         self.book = SiteBook()
         self.tables = memory_tables()
@@ -50,7 +51,7 @@ class Worker:
         return [v["reason"] for _k, v in self.out.sent(self.t.deadletter)]
 
     def rows(self) -> list[dict]:
-        return [v for _k, v in self.out.sent(self.t.station_rows)]
+        return [v for _k, v in self.out.sent(self.i.station_rows)]
 
 
 def depot(zone: str = "Z1", max_kw: float = 40.0, **extra: object) -> dict:
@@ -131,7 +132,7 @@ def test_a_mapping_carries_its_site_in_the_row() -> None:
 
 def test_zone_controllers_see_their_zones_sites_live() -> None:
     w = Worker()
-    zones = ZoneStore(w.tables, Tunables(), PARTITIONS, w.t.station_rows, w.book)
+    zones = ZoneStore(w.tables, Tunables(), PARTITIONS, w.i.station_rows, w.book)
     zone = zones.zone("Z1", 0.0)
     assert dict(zone.controller.sites) == {}
     w.site("depot", depot())

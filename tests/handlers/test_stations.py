@@ -42,6 +42,7 @@ class Side:
     def __init__(self, tables=None, out: Publisher | None = None) -> None:
         self.settings = settings()
         self.t = self.settings.topics
+        self.i = self.settings.internal_topics
         self.out = out or RecordingPublisher(self.settings)
         self.store = StationStore(tables or memory_tables(), Tunables(), PARTITIONS,
                                   self.t.station_zones)
@@ -61,7 +62,7 @@ class Side:
 
     def rows(self) -> list[tuple[str | None, dict | None, int]]:
         """Everything queued on the station-rows topic: rows, tombstones, loads records."""
-        return self.out.placed(self.t.station_rows)
+        return self.out.placed(self.i.station_rows)
 
     def loads(self) -> list[tuple[str, dict[str, list], int]]:
         """The loads records queued: (key, each listed station's connectors, partition)."""
@@ -127,7 +128,7 @@ def test_a_misrouted_reading_is_rerouted_keyed_by_its_station(key, partition, re
     labels = {"topic": METER, "reason": reason}
     before = metrics.REPARTITIONED.labels(**labels)._value.get()
     side.feed(record(METER, key, reading("S1", 10.0, time.time()), partition=part))
-    rerouted = side.out.sent(side.t.meter_repartition)
+    rerouted = side.out.sent(side.i.meter_repartition)
     assert rerouted == [("S1", reading("S1", 10.0, rerouted[0][1]["event_ts"] / 1000))]
     assert side.store.get("S1") is None  # applied only when it comes back, rightly placed
     assert metrics.REPARTITIONED.labels(**labels)._value.get() == before + 1

@@ -35,9 +35,10 @@ class World:
     def __init__(self, tables=None) -> None:
         self.settings = settings()
         self.t = self.settings.topics
+        self.i = self.settings.internal_topics
         self.tables = tables or memory_tables()
         self.out = RecordingPublisher(self.settings)
-        self.zones = ZoneStore(self.tables, Tunables(), PARTITIONS, self.t.station_rows)
+        self.zones = ZoneStore(self.tables, Tunables(), PARTITIONS, self.i.station_rows)
         self.stage = ZoneStage(self.settings, self.zones, self.out)
         self.dr = DRSignals(self.settings, self.stage, self.out)
         self.stations = StationStore(self.tables, Tunables(), PARTITIONS, self.t.station_zones)
@@ -53,7 +54,7 @@ class World:
     def deliver_picture(self) -> list[Rec]:
         """The station rows and zone loads queued so far, through the zone stage, in the
         order sent."""
-        rows = self.out.take(self.t.station_rows)
+        rows = self.out.take(self.i.station_rows)
         for row in rows:
             self.inputs.dispatch(row)
         self.log.extend(rows)
@@ -69,7 +70,7 @@ class World:
     def clock(self, partitions: set[int]) -> ZoneClock:
         """The zone clock of a worker actively owning `partitions`."""
         app = SimpleNamespace(rebalancing=False, assignor=SimpleNamespace())
-        owns(app, self.t.assignment, partitions)
+        owns(app, self.i.assignment, partitions)
         return ZoneClock(app, self.settings, self.stage, self.dr)
 
     def mapping(self, station_id: str, zone_id: str | None) -> None:
@@ -144,20 +145,20 @@ def test_a_wrongly_keyed_signal_is_rerouted_and_decided_when_it_comes_back() -> 
     world.map("S0", "Z1", 40.0)
     world.signal("Z1", 10.0, key="not-the-zone")
     assert world.commands() == {}
-    (key, body), = world.out.sent(world.t.dr_repartition)
+    (key, body), = world.out.sent(world.i.dr_repartition)
     assert key == "Z1"
-    world.feed(world.t.dr_repartition, "Z1", orjson.dumps(body))
+    world.feed(world.i.dr_repartition, "Z1", orjson.dumps(body))
     assert world.commands() == {"S0": 30.0}
 
 
 def test_a_malformed_station_row_is_dead_lettered_not_dropped() -> None:
     world = World()
-    world.feed(world.t.station_rows, "S1", {"kind": "row", "zone_id": "Z1", "station_id": "S1",
+    world.feed(world.i.station_rows, "S1", {"kind": "row", "zone_id": "Z1", "station_id": "S1",
                                             "limits": {"max_station_kw": 10.0,
                                                        "contract_max_kw": 10.0},
                                             "gossip": True})
     (_key, letter), = world.out.sent(world.t.deadletter)
-    assert letter["source_topic"] == world.t.station_rows
+    assert letter["source_topic"] == world.i.station_rows
     assert letter["reason"] == "gossip:extra_forbidden"
     assert "Z1" not in world.zones.zones
 
@@ -178,17 +179,17 @@ def test_a_loads_record_older_than_the_stale_limit_is_skipped_without_decoding()
     assert old_ms < (time.time() - world.settings.stale_after_s) * 1000
     before = world.zones.zones["Z1"].load.stations["S0"]
     for body in (b"not json", orjson.dumps(loads_body("Z1", "S0", 99.0, time.time()))):
-        world.inputs.dispatch(Rec(world.t.station_rows, partition, 0,
+        world.inputs.dispatch(Rec(world.i.station_rows, partition, 0,
                                   loads_key("Z1").encode(), body, timestamp=old_ms))
     assert world.out.sent(world.t.deadletter) == []
     assert world.zones.zones["Z1"].load.stations["S0"] is before
     row = {"kind": "row", "zone_id": "Z1", "station_id": "S1", "mapped_at": old_ms,
            "limits": {"max_station_kw": 50.0, "contract_max_kw": 50.0}}
-    world.inputs.dispatch(Rec(world.t.station_rows, partition, 1, b"S1", orjson.dumps(row),
+    world.inputs.dispatch(Rec(world.i.station_rows, partition, 1, b"S1", orjson.dumps(row),
                               timestamp=old_ms))
     assert world.zones.member_of["S1"] == "Z1"
     # The same malformed loads, recent: dead-lettered like any bad record.
-    world.inputs.dispatch(Rec(world.t.station_rows, partition, 2, loads_key("Z1").encode(),
+    world.inputs.dispatch(Rec(world.i.station_rows, partition, 2, loads_key("Z1").encode(),
                               b"not json", timestamp=int(time.time() * 1000)))
     assert [v["reason"] for _k, v in world.out.sent(world.t.deadletter)] == ["not_json"]
 
@@ -208,7 +209,7 @@ def test_loads_naming_a_station_the_zone_does_not_list_change_nothing_and_are_co
     counted = loads_not_member()
     now = time.time() + 1
     for station_id in ("S9", "S1"):  # unknown; a member of another zone
-        world.inputs.dispatch(Rec(world.t.station_rows, z1.partition, 0,
+        world.inputs.dispatch(Rec(world.i.station_rows, z1.partition, 0,
                                   loads_key("Z1").encode(),
                                   orjson.dumps(loads_body("Z1", station_id, 80.0, now)),
                                   timestamp=int(time.time() * 1000)))
@@ -243,11 +244,11 @@ def test_readings_reach_the_zone_as_its_loads_and_count_in_its_figures() -> None
 def test_a_tombstone_without_key_is_dead_lettered() -> None:
     world = World()
     world.feed(world.t.station_zones, None, None)
-    world.feed(world.t.station_rows, None, None)
+    world.feed(world.i.station_rows, None, None)
     letters = world.out.sent(world.t.deadletter)
     assert [(v["source_topic"], v["reason"]) for _k, v in letters] == [
         (world.t.station_zones, "tombstone_without_key"),
-        (world.t.station_rows, "tombstone_without_key")]
+        (world.i.station_rows, "tombstone_without_key")]
 
 
 def test_a_new_owner_holds_signals_until_its_partition_is_read_back() -> None:
@@ -305,7 +306,7 @@ def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
     clock = world.clock({(zone.partition + 1) % PARTITIONS})
     assert clock.run_once(now=time.time() + 700) == 0  # the event ended, but not ours
     assert world.out.sent(world.t.zone_load) == []  # nor its load
-    owns(clock.app, world.t.assignment, {zone.partition})
+    owns(clock.app, world.i.assignment, {zone.partition})
     clock._last_gauges = clock._last_sample = 0.0
     assert clock.run_once(now=time.time() + 700) == 1
     assert [v["action"] for _k, v in world.out.sent(world.t.commands)] == ["CLEAR"]
@@ -355,7 +356,7 @@ def test_a_station_moving_to_another_partition_stays_in_its_new_zone_whatever_th
     world.signal(old, 40.0)  # cap 40: 20 kW each
     world.out.pending.clear()
     world.mapping("S1", new)
-    tombstone, row = world.out.take(world.t.station_rows)
+    tombstone, row = world.out.take(world.i.station_rows)
     assert (tombstone.value, tombstone.partition) == (None, partition_of(old, PARTITIONS))
     assert (row.key, row.partition) == (b"S1", partition_of(new, PARTITIONS))
     world.inputs.dispatch(row)  # read first: S1 moves, and leaves its old zone at once
@@ -463,7 +464,7 @@ def test_an_outcome_for_an_unmapped_station_or_malformed_is_not_state() -> None:
     world.feed(world.t.outcomes, "S1", {"station_id": "S1"})
     assert [v["reason"] for _k, v in world.out.sent(world.t.deadletter)] == [
         "command_id:missing"]
-    assert world.out.sent(world.t.station_rows) == []
+    assert world.out.sent(world.i.station_rows) == []
 
 
 def reactions() -> float:

@@ -84,7 +84,7 @@ def records_sent(log: list, topic: str) -> int:
 
 async def test_loads_wait_for_the_interval_and_precede_every_commit() -> None:
     ingest, side, log = service()
-    station_rows = side.t.station_rows
+    station_rows = side.i.station_rows
     ids = in_partition_0(4)
     for station_id in ids:
         side.map(station_id, "ZA")
@@ -134,11 +134,11 @@ async def test_loads_leave_once_the_interval_passed_even_when_behind(monkeypatch
 
     side.out.control_first = control_first  # type: ignore[method-assign]
     await ingest.after_fetch(True)
-    assert records_sent(log, side.t.station_rows) == 0  # behind, within the interval
+    assert records_sent(log, side.i.station_rows) == 0  # behind, within the interval
     ingest._last_loads = time.monotonic() - meters.LOADS_INTERVAL_S
     await ingest.after_fetch(True)
     sent = [key.decode() for topic, key, _v, _p in ingest.out.app.producer.messages
-            if topic == side.t.station_rows]
+            if topic == side.i.station_rows]
     assert sorted(sent) == [loads_key("ZA"), loads_key("ZB")]
     assert len(control) == 2  # the loop given way after each chunk
 
@@ -204,7 +204,7 @@ async def test_a_periodic_checkpoint_commits_the_offsets_it_started_from(monkeyp
 
 async def test_loads_leave_after_each_batch_when_caught_up_and_wait_when_behind() -> None:
     ingest, side, log = service()
-    station_rows = side.t.station_rows
+    station_rows = side.i.station_rows
     (station_id,) = in_partition_0(1)
     side.map(station_id, "ZA")
     heard_of(side, [station_id])
@@ -244,13 +244,13 @@ async def test_a_station_its_zone_has_no_reading_of_is_sent_at_once_even_when_be
                                      offset=0, partition=0)]})
     ingest._behind = 1000  # the batch left records behind it
     await ingest.after_fetch(True)
-    assert records_sent(log, side.t.station_rows) == 1  # at once: the picture was missing it
+    assert records_sent(log, side.i.station_rows) == 1  # at once: the picture was missing it
     assert not side.side.urgent
     await ingest._apply({tp: [record(METER, station_id, reading(station_id, 20.0, time.time()),
                                      offset=1, partition=0)]})
     ingest._behind = 1000
     await ingest.after_fetch(True)
-    assert records_sent(log, side.t.station_rows) == 1  # heard of now: coalesced again
+    assert records_sent(log, side.i.station_rows) == 1  # heard of now: coalesced again
 
 
 class GrowingPartition:

@@ -60,13 +60,14 @@ class Path:
     def __init__(self) -> None:
         self.settings = settings()
         self.t = self.settings.topics
+        self.i = self.settings.internal_topics
         self.out = RecordingPublisher(self.settings)
         self.handled: list[tuple[Any, Rec]] = []
         self.path = InputPath(self.out, self.settings.max_message_bytes)
-        self.path.add((self.t.station_zones, self.t.station_zones_repartition), Route(
+        self.path.add((self.t.station_zones, self.i.station_zones_repartition), Route(
             StationZone, self.handle, lambda m: m.station_id,
-            Router(PARTITIONS, self.t.station_zones_repartition, self.out), tombstones=True))
-        self.path.add((self.t.station_rows,), Route(StationRowMessage, self.handle,
+            Router(PARTITIONS, self.i.station_zones_repartition, self.out), tombstones=True))
+        self.path.add((self.i.station_rows,), Route(StationRowMessage, self.handle,
                                                     tombstones=True))
 
     def handle(self, message: Any, rec: Rec) -> None:
@@ -89,11 +90,11 @@ def test_what_does_not_decode_is_dead_lettered_with_its_reason() -> None:
     p = Path()
     p.path.dispatch(record(p.t.station_zones, "S1", b"{not json", offset=1))
     p.path.dispatch(record(p.t.station_zones, "S1", {**MAPPING, "max_station_kw": -1.0}))
-    p.path.dispatch(record(p.t.station_rows, "S1", b"[]"))
+    p.path.dispatch(record(p.i.station_rows, "S1", b"[]"))
     assert p.handled == []
     assert p.letters() == [(p.t.station_zones, "not_json"),
                            (p.t.station_zones, "max_station_kw:greater_than_equal"),
-                           (p.t.station_rows, "not_object")]
+                           (p.i.station_rows, "not_object")]
     first = p.out.sent(p.t.deadletter)[0][1]
     assert (first["offset"], first["raw"]) == (1, "{not json")
 
@@ -107,13 +108,13 @@ def test_a_misrouted_message_is_rerouted_keyed_by_its_id_and_taken_when_it_comes
     assert p.handled == []
     assert metrics.REPARTITIONED.labels(topic=p.t.station_zones,
                                         reason="key")._value.get() == before + 1
-    rerouted = p.out.take(p.t.station_zones_repartition)
+    rerouted = p.out.take(p.i.station_zones_repartition)
     assert [(r.key, r.partition) for r in rerouted] == [
         (b"S1", partition_of("S1", PARTITIONS))] * 2
     for rec in rerouted:  # the repartition topic is ours: trusted
         p.path.dispatch(rec)
     assert [m.station_id for m, _r in p.handled] == ["S1", "S1"]
-    p.path.dispatch(record(p.t.station_zones_repartition, "S1", MAPPING, partition=wrong))
+    p.path.dispatch(record(p.i.station_zones_repartition, "S1", MAPPING, partition=wrong))
     assert len(p.handled) == 3 and p.out.pending == []
 
 
@@ -124,10 +125,10 @@ def test_a_tombstone_reaches_its_handler_as_none_or_is_rerouted_like_any_message
     assert p.handled == [(None, rec)]
     wrong = (partition_of("S1", PARTITIONS) + 1) % PARTITIONS
     p.path.dispatch(record(p.t.station_zones, "S1", None, partition=wrong))
-    assert p.out.placed(p.t.station_zones_repartition) == [
+    assert p.out.placed(p.i.station_zones_repartition) == [
         ("S1", None, partition_of("S1", PARTITIONS))]
     # A station row sits in its zone's partition, not its key's: never re-routed.
-    row = record(p.t.station_rows, "S1", None, partition=wrong)
+    row = record(p.i.station_rows, "S1", None, partition=wrong)
     p.path.dispatch(row)
     assert p.handled[-1] == (None, row) and len(p.handled) == 2
 
@@ -135,10 +136,10 @@ def test_a_tombstone_reaches_its_handler_as_none_or_is_rerouted_like_any_message
 def test_a_tombstone_without_key_is_dead_lettered() -> None:
     p = Path()
     p.path.dispatch(record(p.t.station_zones, None, None))
-    p.path.dispatch(record(p.t.station_rows, None, b""))
+    p.path.dispatch(record(p.i.station_rows, None, b""))
     assert p.handled == []
     assert p.letters() == [(p.t.station_zones, "tombstone_without_key"),
-                           (p.t.station_rows, "tombstone_without_key")]
+                           (p.i.station_rows, "tombstone_without_key")]
 
 
 def test_a_null_value_where_no_tombstone_is_expected_is_dead_lettered() -> None:
@@ -257,13 +258,13 @@ async def test_a_partition_new_to_the_zone_side_is_read_back_before_its_zones_wa
     The zones warm when the end seen at assignment is reached, not a later one."""
     s = settings()
     out = Publisher(s)
-    zones = ZoneStore(memory_tables(), Tunables(), PARTITIONS, s.topics.station_rows)
+    zones = ZoneStore(memory_tables(), Tunables(), PARTITIONS, s.internal_topics.station_rows)
     loaded: list[int] = []
     handled: list[Rec] = []
     ingest = RowIngest(s, out, handled.append, zones, loaded.append)
     log = RowsLog(beginning=3, end=10)
     ingest.consumer = log  # type: ignore[assignment]
-    tp0, tp1 = (TopicPartition(s.topics.station_rows, p) for p in (0, 1))
+    tp0, tp1 = (TopicPartition(s.internal_topics.station_rows, p) for p in (0, 1))
     ingest.owned = {0, 1}
     ingest.positions = {tp0: 42, tp1: 7}
     log.ends[tp0] = 42  # read to its end
@@ -304,12 +305,12 @@ async def test_a_partition_new_to_the_zone_side_is_read_back_before_its_zones_wa
 async def test_a_partition_the_zone_side_keeps_is_not_read_again() -> None:
     s = settings()
     out = Publisher(s)
-    zones = ZoneStore(memory_tables(), Tunables(), PARTITIONS, s.topics.station_rows)
+    zones = ZoneStore(memory_tables(), Tunables(), PARTITIONS, s.internal_topics.station_rows)
     loaded: list[int] = []
     ingest = RowIngest(s, out, lambda r: None, zones, loaded.append)
     log = RowsLog(beginning=0, end=10)
     ingest.consumer = log  # type: ignore[assignment]
-    tp0, tp2 = (TopicPartition(s.topics.station_rows, p) for p in (0, 2))
+    tp0, tp2 = (TopicPartition(s.internal_topics.station_rows, p) for p in (0, 2))
     zones.keep_only({0}, 0.0)
     ingest.on_assigned({0})
     await ingest._apply_assignment()

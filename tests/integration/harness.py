@@ -11,21 +11,24 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from evgrid.broker.local import free_port
 from evgrid.process import WorkerProcess
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings, WorkerSettings
 
 __all__ = ["WorkerProcess", "free_port"]
 
 
-def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: Any) -> Settings:
-    """Isolated settings: own topics, own app id, own data dir, fast rebalances."""
-    base = Settings(
+def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, *,
+                      cls: type[S] = WorkerSettings,  # type: ignore[assignment]
+                      **overrides: Any) -> S:
+    """Isolated settings of one process (`cls`, a worker's by default): own topics, own app
+    id, own data dir, fast rebalances."""
+    base = WorkerSettings(
         app_id=f"evgrid-{prefix}",
         broker=f"kafka://{bootstrap}",
         data_dir=data_dir,
@@ -35,15 +38,16 @@ def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: 
         broker_rebalance_timeout_s=6.0,
         log_level=os.environ.get("EVGRID_TEST_LOG_LEVEL", "warning"),
     )
-    return base.with_topic_prefix(prefix).model_copy(update=overrides)
+    return base.with_topic_prefix(prefix).derive(cls, **overrides)
 
 
+S = TypeVar("S", bound=KafkaSettings)
 Record = tuple[bytes | None, bytes | None]
 
 
 async def produce(bootstrap: str, topic: str, records: Iterable[Record], **client: Any) -> int:
     """Produce and wait for every acknowledgement; `client` takes security arguments
-    (`Settings.kafka_client_kwargs()`)."""
+    (`KafkaSettings.kafka_client_kwargs()`)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client)
     await producer.start()
     n = 0

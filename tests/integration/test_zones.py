@@ -68,7 +68,7 @@ def rebalance_steps(worker: WorkerProcess) -> str:
 async def station_rows_log(bootstrap: str, settings) -> str:
     """Every record of the station-rows topic (partition, offset, Kafka time, station, zone
     or tombstone, connectors): what a zone owner reading it back could have seen."""
-    topic = settings.topics.station_rows
+    topic = settings.internal_topics.station_rows
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await reader.start()
     lines = []

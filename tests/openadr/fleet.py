@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from evgrid.process import WorkerProcess
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings
 from evgrid.timeutil import iso
 from tests.integration.harness import jdump, produce
 
@@ -29,7 +29,7 @@ def reading(station_id: str, kw: float, ts: float) -> dict[str, Any]:
 class Fleet:
     """Stations by zone with the load each draws now; `report()` sends one reading each."""
 
-    def __init__(self, settings: Settings, zones: dict[str, dict[str, float]]) -> None:
+    def __init__(self, settings: KafkaSettings, zones: dict[str, dict[str, float]]) -> None:
         self.settings = settings
         self.zone_of = {sid: zone for zone, loads in zones.items() for sid in loads}
         self.loads = {sid: kw for loads in zones.values() for sid, kw in loads.items()}

@@ -26,6 +26,7 @@ from openleadr import objects
 from evgrid.broker.local import LocalKafka, free_port
 from evgrid.openadr.demo_vtn import make_cert
 from evgrid.process import WorkerProcess
+from evgrid.settings import VenSettings
 from evgrid.topics import ensure_topics
 from tests.integration.harness import Collector, isolated_settings
 from tests.openadr.dr_contract import DRContract
@@ -131,7 +132,7 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
     # longer than the test, which is about the VEN, not about non-compliance.
     worker_settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "data",
                                         history_step_s=0.5, compliance_grace_s=300.0)
-    settings = worker_settings.model_copy(update=dict(
+    settings = worker_settings.derive(VenSettings, **dict(
         openadr_vtn_url=None, openadr_ven_name=VEN, openadr_cert=ven_cert.cert,
         openadr_key=ven_cert.key, openadr_vtn_fingerprint=vtn_cert.fingerprint,
         openadr_targets_file=targets, openadr_poll_interval_s=POLL_S,

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 from evgrid.sql.local import LocalPostgres
 from tests.integration.harness import isolated_settings
 
@@ -34,9 +34,9 @@ def sql_dsn(postgres: LocalPostgres) -> str:
 
 
 @pytest.fixture
-def sql_settings(kafka_broker, unique_prefix: str, tmp_path: Path, sql_dsn: str) -> Settings:
+def sql_settings(kafka_broker, unique_prefix: str, tmp_path: Path, sql_dsn: str) -> SqlSettings:
     return isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "data",
-                             sql_dsn=sql_dsn, sql_batch_max=500)
+                             cls=SqlSettings, sql_dsn=sql_dsn, sql_batch_max=500)
 
 
 @pytest.fixture

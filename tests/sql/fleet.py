@@ -20,7 +20,7 @@ from evgrid.models import (
     StationWindow,
     ZoneLoadReport,
 )
-from evgrid.settings import Settings
+from evgrid.settings import KafkaSettings
 
 #: Ten minutes ago, on a whole minute: the fleet's clock (well inside any retention).
 T0 = (datetime.now(UTC) - timedelta(minutes=10)).replace(second=0, microsecond=0)
@@ -93,7 +93,7 @@ def key_of(topic: str, message: BaseModel) -> bytes:
     raise ValueError(f"no key for {topic}: {data}")
 
 
-async def publish(settings: Settings, messages: list[tuple[str, BaseModel]]) -> int:
+async def publish(settings: KafkaSettings, messages: list[tuple[str, BaseModel]]) -> int:
     """Produce (topic, message) pairs in order on one producer, keyed as the worker keys
     them: zone topics by zone, station topics by station."""
     zone_keyed = {settings.topics.zone_load, settings.topics.dr_status}

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 from evgrid.sql.rows import TABLES
 from evgrid.sql.sink import Sink
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Sink]:
+async def running(settings: SqlSettings) -> AsyncIterator[Sink]:
     sink = Sink(settings)
     task = asyncio.create_task(sink.run())
     try:

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from evgrid import codec
 from evgrid.broker.local import free_port
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 from evgrid.sql.local import LocalPostgres
 from evgrid.sql.process import SinkProcess
 from evgrid.topics import ensure_topics
@@ -32,7 +32,7 @@ KEYS = {"commands": "command_id", "zone_load": "zone_id, ts",
 class Stream:
     """Commands, zone loads and DR statuses produced at a steady pace until stopped."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: SqlSettings) -> None:
         self.settings = settings
         self.sent = {table: 0 for table in KEYS}
         self.stop = asyncio.Event()
@@ -115,12 +115,12 @@ async def wait_for_health(sink: SinkProcess, status: int, timeout: float) -> dic
 
 
 @pytest.fixture
-def chaos_settings(sql_settings: Settings) -> Settings:
+def chaos_settings(sql_settings: SqlSettings) -> SqlSettings:
     return sql_settings.model_copy(update={"sql_batch_max": 100, "sql_web_port": free_port()})
 
 
 async def test_sink_killed_mid_batch_loses_and_duplicates_nothing(
-        chaos_settings: Settings, sql_dsn: str, tmp_path) -> None:
+        chaos_settings: SqlSettings, sql_dsn: str, tmp_path) -> None:
     await ensure_topics(chaos_settings)
     stream = Stream(chaos_settings)
     producing = asyncio.create_task(stream.run())
@@ -157,7 +157,7 @@ async def test_sink_killed_mid_batch_loses_and_duplicates_nothing(
 
 
 async def test_postgres_restarted_under_the_sink_loses_nothing(
-        chaos_settings: Settings, sql_dsn: str, postgres: LocalPostgres, tmp_path) -> None:
+        chaos_settings: SqlSettings, sql_dsn: str, postgres: LocalPostgres, tmp_path) -> None:
     await ensure_topics(chaos_settings)
     stream = Stream(chaos_settings)
     producing = asyncio.create_task(stream.run())

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from evgrid.process import WorkerProcess
+from evgrid.settings import SqlSettings
 from tests.integration.harness import Collector, isolated_settings, jdump, produce
 from tests.sql.sinks import running
 
@@ -41,7 +42,7 @@ def readings(now: float) -> list[tuple[bytes, bytes]]:
 async def test_one_record_per_station_per_closed_window_into_station_current_load(
         kafka_broker, unique_prefix, tmp_path, sql_dsn) -> None:
     settings = isolated_settings(kafka_broker.bootstrap, unique_prefix, tmp_path / "data",
-                                 window_s=WINDOW_S, allowed_lateness_s=1.0, sql_dsn=sql_dsn)
+                                 window_s=WINDOW_S, allowed_lateness_s=1.0)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         await worker.wait_ready()
@@ -81,7 +82,7 @@ async def test_one_record_per_station_per_closed_window_into_station_current_loa
             assert w["avg_power_per_connector_kw"] == pytest.approx(sum(powers) / len(powers))
 
     # The sink: the newest closed window of each station is its station_current_load row.
-    async with running(settings) as sink:
+    async with running(settings.derive(SqlSettings, sql_dsn=sql_dsn)) as sink:
         deadline = time.monotonic() + 30
         while sink.records_committed < len(windows):
             assert time.monotonic() < deadline, "the sink did not take every window"

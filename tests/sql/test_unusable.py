@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from evgrid.metrics import DEADLETTERS
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 from evgrid.topics import ensure_topics
 from tests.sql import fleet
 from tests.sql.sinks import count, running, until_committed
@@ -18,13 +18,13 @@ from tests.sql.sinks import count, running, until_committed
 pytestmark = pytest.mark.integration
 
 
-def commands(s: Settings, first: int, n: int) -> list:
+def commands(s: SqlSettings, first: int, n: int) -> list:
     return [(s.topics.commands, fleet.command(f"ro-{i}", "E1", "Z1", f"S{i}", i, 5.0))
             for i in range(first, first + n)]
 
 
 async def test_a_read_only_database_is_waited_out_and_nothing_is_skipped(
-        sql_settings: Settings, db: asyncpg.Connection) -> None:
+        sql_settings: SqlSettings, db: asyncpg.Connection) -> None:
     await ensure_topics(sql_settings)
     name = await db.fetchval("SELECT current_database()")
     n = await fleet.publish(sql_settings, commands(sql_settings, 0, 5))

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from evgrid.metrics import DEADLETTERS
-from evgrid.settings import Settings
+from evgrid.settings import SqlSettings
 from evgrid.topics import ensure_topics
 from tests.integration.harness import produce
 from tests.sql import fleet
@@ -18,7 +18,7 @@ from tests.sql.sinks import count, dump, running, until_committed
 pytestmark = pytest.mark.integration
 
 
-def messages(s: Settings) -> list:
+def messages(s: SqlSettings) -> list:
     t = s.topics
     f = fleet
     return [
@@ -85,7 +85,7 @@ async def rows(db: asyncpg.Connection, view: str, order: str) -> list[tuple]:
 
 
 async def test_views_match_hand_computed_rows_and_a_replay_changes_nothing(
-        sql_settings: Settings, db: asyncpg.Connection) -> None:
+        sql_settings: SqlSettings, db: asyncpg.Connection) -> None:
     await ensure_topics(sql_settings)
     fleet_messages = messages(sql_settings)
     n = await fleet.publish(sql_settings, fleet_messages)
@@ -126,7 +126,7 @@ async def test_views_match_hand_computed_rows_and_a_replay_changes_nothing(
 
 
 async def test_the_read_only_role_reads_views_and_writes_nothing(
-        sql_settings: Settings, db: asyncpg.Connection, sql_dsn: str) -> None:
+        sql_settings: SqlSettings, db: asyncpg.Connection, sql_dsn: str) -> None:
     await ensure_topics(sql_settings)
     n = await fleet.publish(sql_settings, messages(sql_settings)[:9])
     async with running(sql_settings) as sink:
