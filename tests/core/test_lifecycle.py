@@ -22,7 +22,7 @@ from evgrid.core.lifecycle import (
 )
 from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
 
-from .drsim import T0, signal
+from tests.core.control.drsim import T0, signal
 
 
 def test_ids_keep_the_scheme_replays_depend_on() -> None:

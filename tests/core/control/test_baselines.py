@@ -99,7 +99,7 @@ def test_cap_in_force_is_lowest_cap_of_active_events_from_uncurtailed_baseline(
     loads: list[float], ops: list
 ) -> None:
     # No DC minimum here: this test is about which cap is in force, not minimum levels
-    # (test_allocation.py covers those), so the obeying stations land exactly on the cap.
+    # (test_allocator.py covers those), so the obeying stations land exactly on the cap.
     z = SimZone({f"S{i}": kw for i, kw in enumerate(loads)},
                 Tunables(dead_band_kw=0.0, dc_min_kw=0.0))
     uncurtailed = sum(loads)
@@ -173,7 +173,7 @@ def test_cap_in_force_is_lowest_cap_of_active_events_from_uncurtailed_baseline(
 @settings(max_examples=150, deadline=None)
 @given(
     # A station idles or draws at least its DC minimum (a car under it is held at the
-    # minimum: test_allocation.py).
+    # minimum: test_allocator.py).
     loads=st.lists(st.one_of(st.just(0.0), st.floats(5, 150)), min_size=1, max_size=8),
     form=_FORMS,
     kind=st.sampled_from(["CURTAIL", "SHED"]),
