@@ -6,6 +6,10 @@ import time
 from datetime import datetime
 
 from evgrid.process import WorkerProcess
+from evgrid.settings import WorkerSettings
+from evgrid.state.codecs import ZONE_CONTROL
+from evgrid.tables import TABLES, changelog_topic
+from tests.integration.harness import read_topic
 from tests.integration.test_dr_loop import Stations
 
 
@@ -73,3 +77,17 @@ def duplicated_decisions(commands: list[dict]) -> tuple[int, int]:
             new += 1
         standing[c["station_id"]] = decision
     return same, new
+
+
+async def decisions_persisted(settings: WorkerSettings, commands: list[dict]) -> bool:
+    """The zone-control changelog holds these commands as each station's standing decision:
+    a worker killed from now on comes back with them. (Faust writes a table's changes to its
+    changelog on its own commit interval, not at once.)"""
+    topic = changelog_topic(settings.app_id, TABLES["zone_control"][0])
+    latest: dict[bytes, dict] = {}
+    for r in await read_topic(settings.bootstrap_servers, topic):
+        if r.key is not None and r.value is not None:
+            latest[r.key] = ZONE_CONTROL.loads(r.value).controller
+    held = {s["station_id"]: (s["commanded"] or {}).get("command_id")
+            for controller in latest.values() for s in controller["stations"]}
+    return all(held.get(c["station_id"]) == c["command_id"] for c in commands)

@@ -10,9 +10,21 @@ import time
 
 import pytest
 
-from tests.chaos.accounting import CountingStations, duplicated_decisions, readings_accounted
+from tests.chaos.accounting import (
+    CountingStations,
+    decisions_persisted,
+    duplicated_decisions,
+    readings_accounted,
+)
 from tests.chaos.report import ChaosRow, record
-from tests.integration.harness import Collector, WorkerProcess, isolated_settings, jdump, produce
+from tests.integration.harness import (
+    Collector,
+    WorkerProcess,
+    isolated_settings,
+    jdump,
+    produce,
+    wait_for,
+)
 from tests.integration.test_dr_loop import dr, mapping
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -26,16 +38,6 @@ async def owned_zones(worker: WorkerProcess) -> set[str]:
     except OSError:
         return set()
     return {z["zone_id"] for z in body.get("zones", [])} if isinstance(body, dict) else set()
-
-
-async def wait_for(predicate, timeout: float, what: str) -> float:
-    """Poll an async predicate; returns the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await predicate():
-            return time.monotonic() - started
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s: {what}")
 
 
 @pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
@@ -91,7 +93,8 @@ async def test_failover_and_failback_mid_event(
                     await asyncio.sleep(1.0)
 
             reporter = asyncio.create_task(keep_reporting())
-            await asyncio.sleep(3.5)  # past a Faust commit interval
+            await wait_for(lambda: decisions_persisted(base, first), 30,
+                           "the decisions in the zone-control changelog", every=0.5)
             moved = await owned_zones(w1)
             baselines = {z: (await w2.get(f"/zones/{z}"))[1]["dr"] for z in ZONES}
 
@@ -102,7 +105,16 @@ async def test_failover_and_failback_mid_event(
             limit = base.broker_session_timeout_s + base.broker_rebalance_timeout_s
             took = await wait_for(lambda: _owns_all(w2), limit + 5, "w2 taking over every zone")
             assert took <= limit, f"takeover took {took:.1f}s, more than {limit}s"
-            await asyncio.sleep(2.0)  # a round of readings on the new owner
+
+            async def totals_on_w2() -> bool:  # a round of readings on the new owner
+                for z in ZONES:
+                    _, view = await w2.get(f"/zones/{z}")
+                    expected = sum(stations.loads[s] for s in loads if zone_of[s] == z)
+                    if abs(view.get("zone_total_power_kw", -1) - expected) > 0.01:
+                        return False
+                return True
+
+            await wait_for(totals_on_w2, 30, "w2's zone totals at the stations' loads")
             for z in ZONES:
                 _, view = await w2.get(f"/zones/{z}")
                 assert view["dr"]["events"][0]["state"] == "ACTIVE", view["dr"]
@@ -116,7 +128,6 @@ async def test_failover_and_failback_mid_event(
             w1_again.start()
             await w1_again.wait_ready()
             await wait_for(lambda: _has_zones(w1_again), 30, "zones moving back to w1")
-            await asyncio.sleep(2.0)
             cmds = await seen.wait(t.commands, lambda c: sum(
                 x["action"] == "CLEAR" for x in c) >= len(loads), timeout=60)
             reporter.cancel()

@@ -11,10 +11,22 @@ import time
 
 import pytest
 
-from tests.chaos.accounting import CountingStations, duplicated_decisions, readings_accounted
+from tests.chaos.accounting import (
+    CountingStations,
+    decisions_persisted,
+    duplicated_decisions,
+    readings_accounted,
+)
 from tests.chaos.report import ChaosRow, record
-from tests.integration.harness import Collector, WorkerProcess, isolated_settings, jdump, produce
-from tests.integration.test_dr_loop import dr, mapping
+from tests.integration.harness import (
+    Collector,
+    WorkerProcess,
+    isolated_settings,
+    jdump,
+    produce,
+    wait_for,
+)
+from tests.integration.test_dr_loop import dr, mapping, zone_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -31,7 +43,7 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
                       [(s.encode(), jdump(mapping(s, "ZX"))) for s in loads])
         stations = CountingStations(b, t.meter_values, loads)
         await stations.report()
-        await asyncio.sleep(1.5)
+        await zone_load(worker, "ZX", sum(loads.values()))
         now = time.time()
         end = now + 25.0
         async with Collector(b, t.commands, t.dr_status, t.dr_reports) as seen:
@@ -44,7 +56,8 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
             active = [x for x in status if x["state"] == "ACTIVE"][-1]
             stations.loads.update({s: v[0] for s, v in before.items()})
             await stations.report()
-            await asyncio.sleep(3.5)  # past a Faust commit interval
+            await wait_for(lambda: decisions_persisted(settings, first), 30,
+                           "the decisions in the zone-control changelog", every=0.5)
 
             worker.kill()  # kill -9 mid-event
             restarted.start()
@@ -71,11 +84,11 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
                 assert x["cap_kw"] == active["cap_kw"]
             assert after and after[-1]["state"] == "ENDED"
 
-            # One settlement report, complete, though the event straddled the crash.
-            await asyncio.sleep(2.0)
+            # One settlement report, complete, though the event straddled the crash (that
+            # there is only one is checked at the end, when a second would have come).
             reports = await seen.wait(t.dr_reports, lambda r: len(r) >= 1)
-            assert [r["signal_id"] for r in reports] == ["DR-X"], reports
             report = reports[0]
+            assert report["signal_id"] == "DR-X"
             assert report["baseline_kw"] == active["baseline_kw"]
             assert report["actual_start_ts"] is not None and report["actual_end_ts"] is not None
             assert sorted(x["station_id"] for x in report["stations"]) == sorted(loads)
@@ -91,6 +104,8 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
             row = record(ChaosRow("worker crash mid-event", "kill -9 worker", stations.sent,
                                   accounted, same, new))
             assert row.lost == 0
+            reports = seen.messages[t.dr_reports]
+            assert [r["signal_id"] for r in reports] == ["DR-X"], reports
     finally:
         worker.kill()
         restarted.stop()

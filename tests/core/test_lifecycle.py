@@ -21,7 +21,6 @@ from evgrid.core.lifecycle import (
     resolve_cap_kw,
 )
 from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
-
 from tests.core.control.drsim import T0, signal
 
 

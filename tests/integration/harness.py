@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,24 @@ def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, *,
 
 
 S = TypeVar("S", bound=KafkaSettings)
+
+
+async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0,
+                   what: str = "the condition", every: float = 0.1) -> float:
+    """Poll `predicate` (plain or async) until it holds; the seconds it took. A test waits on
+    the condition it is about rather than sleeping and hoping it holds by then."""
+    started = time.monotonic()
+    while True:
+        held = predicate()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(every)
+
+
 Record = tuple[bytes | None, bytes | None]
 
 
