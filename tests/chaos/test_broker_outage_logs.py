@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from evgrid.broker.local import LocalKafka
-from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
+from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce, wait_for
 from tests.integration.test_dr_loop import mapping, meter
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -22,15 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 OUTAGE_S = 20.0
 MAX_LINES = 50
 STATIONS = [f"Q{i:02d}" for i in range(20)]
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 async def deliver_through_outage(producer: AIOKafkaProducer, topic: str,
@@ -67,7 +57,7 @@ async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
         async def applied(n: int) -> bool:
             return await worker.metric("evgrid_readings_total") >= n
 
-        await until(lambda: applied(len(STATIONS)), 30, "the first readings")
+        await wait_for(lambda: applied(len(STATIONS)), 30, "the first readings")
         assert (await worker.get("/health"))[1]["broker_connected"] is True, worker.log_tail()
         assert await worker.metric("evgrid_broker_connected") == 1
 
@@ -84,7 +74,7 @@ async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
         async def disconnected() -> bool:
             return (await worker.get("/health"))[1]["broker_connected"] is False
 
-        await until(disconnected, OUTAGE_S, "/health to say broker_connected: false")
+        await wait_for(disconnected, OUTAGE_S, "/health to say broker_connected: false")
         assert await worker.metric("evgrid_broker_connected") == 0
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down)))
         assert worker.alive(), worker.log_tail()
@@ -93,7 +83,7 @@ async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
         async def reconnected() -> bool:
             return (await worker.get("/health"))[1]["broker_connected"] is True
 
-        await until(reconnected, 30, "/health to say broker_connected: true")
+        await wait_for(reconnected, 30, "/health to say broker_connected: true")
         assert await worker.metric("evgrid_broker_connected") == 1
         await asyncio.wait_for(sending, 60)
         outage_log = log.read_bytes().splitlines()[start:]
@@ -106,13 +96,13 @@ async def test_quiet_log_through_a_20_s_outage(unique_prefix, tmp_path) -> None:
         after = time.time()
         await produce(b, t.meter_values, [(s.encode(), jdump(meter(s, 30.0, after)))
                                           for s in STATIONS])
-        await until(lambda: applied(3 * len(STATIONS)), 40, "the readings after the outage")
+        await wait_for(lambda: applied(3 * len(STATIONS)), 40, "the readings after the outage")
 
         async def zone_load() -> bool:
             status, body = await worker.get("/zones/ZQ")
             return status == 200 and body["zone_total_power_kw"] == 30.0 * len(STATIONS)
 
-        await until(zone_load, 20, "zone ZQ at every station's newest reading")
+        await wait_for(zone_load, 20, "zone ZQ at every station's newest reading")
         assert await worker.metric("evgrid_readings_total") == 3 * len(STATIONS)
         print(f"outage {OUTAGE_S:.0f} s: {len(outage_log)} worker log lines from stop to "
               f"reconnect:\n{text}")

@@ -94,7 +94,7 @@ async def test_failover_and_failback_mid_event(
 
             reporter = asyncio.create_task(keep_reporting())
             await wait_for(lambda: decisions_persisted(base, first), 30,
-                           "the decisions in the zone-control changelog", every=0.5)
+                           "the decisions in the zone-control changelog", interval=0.5)
             moved = await owned_zones(w1)
             baselines = {z: (await w2.get(f"/zones/{z}"))[1]["dr"] for z in ZONES}
 

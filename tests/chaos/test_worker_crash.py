@@ -57,7 +57,7 @@ async def test_kill_9_during_active_event(kafka_broker, unique_prefix, tmp_path)
             stations.loads.update({s: v[0] for s, v in before.items()})
             await stations.report()
             await wait_for(lambda: decisions_persisted(settings, first), 30,
-                           "the decisions in the zone-control changelog", every=0.5)
+                           "the decisions in the zone-control changelog", interval=0.5)
 
             worker.kill()  # kill -9 mid-event
             restarted.start()

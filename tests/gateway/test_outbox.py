@@ -9,16 +9,19 @@ from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 from evgrid.gateway import server
 from evgrid.gateway.server import Gateway
 from evgrid.settings import GatewaySettings
+from tests.integration.harness import wait_for
 
 
 class Producer:
     def __init__(self) -> None:
         self.refuse: Exception | None = None
+        self.refused = 0
         self.sent: list[bytes] = []
         self.futures: list[asyncio.Future] = []
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future:
         if self.refuse is not None:
+            self.refused += 1
             raise self.refuse
         self.sent.append(value)
         self.futures.append(asyncio.get_running_loop().create_future())
@@ -35,15 +38,14 @@ async def test_a_refused_or_unacknowledged_message_is_sent_again(monkeypatch) ->
         producer.refuse = UnknownTopicOrPartitionError()  # no metadata: the broker is away
         gw._publish("ocpp.meter_values", b"CP-1", b"r1")
         gw._publish("ocpp.commands.outcomes", b"CP-1", b"o1")
-        await asyncio.sleep(0.05)
+        await wait_for(lambda: producer.refused >= 3, 5, "the outbox trying again")
         assert producer.sent == [] and len(gw._outbox) == 2
         producer.refuse = None
-        while len(producer.sent) < 2:
-            await asyncio.sleep(0.005)
+        await wait_for(lambda: len(producer.sent) >= 2, 5, "two messages sent", interval=0.005)
         assert producer.sent == [b"r1", b"o1"] and not gw._outbox
         producer.futures[1].set_exception(KafkaTimeoutError())  # its batch expired
-        while len(producer.sent) < 3:
-            await asyncio.sleep(0.005)
+        await wait_for(lambda: len(producer.sent) >= 3, 5, "the expired one sent again",
+                       interval=0.005)
         assert producer.sent[2] == b"o1"
     finally:
         pump.cancel()

@@ -4,9 +4,6 @@ by its new instance without a second outcome from the old one."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 from evgrid.topics import ensure_topics
@@ -14,16 +11,9 @@ from tests.gateway.commands import command
 from tests.gateway.conftest import start_gateway, url
 from tests.gateway.pycharger import Session
 from tests.gateway.test_gateway import assert_one_final_each
-from tests.integration.harness import Collector, jdump, produce
+from tests.integration.harness import Collector, jdump, produce, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-async def until(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_commands_reach_the_instance_holding_the_charger(gateway_settings) -> None:
@@ -47,18 +37,18 @@ async def test_commands_reach_the_instance_holding_the_charger(gateway_settings)
                         if o["command_id"] == command_id]
 
             async with Session(url(gw2), "CP-M") as on_gw2:
-                await until(lambda: holder_seen_by(gw1, "CP-M", "gw2"))
+                await wait_for(lambda: holder_seen_by(gw1, "CP-M", "gw2"), 15)
                 await send(command("CP-M", "m-1"))
                 await seen.wait(t.outcomes, lambda m: statuses("m-1"))
                 assert [a for a, _ in on_gw2.received] == ["SetChargingProfile"]
-            await until(lambda: "CP-M" not in gw2.connections)
+            await wait_for(lambda: "CP-M" not in gw2.connections, 15)
             await send(command("CP-M", "m-2"))  # away: gw2 held it last, gw2 says Offline
             await seen.wait(t.outcomes, lambda m: statuses("m-2"))
             async with Session(url(gw1), "CP-M") as on_gw1:  # it comes back on gw1
                 await seen.wait(t.outcomes, lambda m: len(statuses("m-2")) == 2)
                 assert [a for a, _ in on_gw1.received] == ["SetChargingProfile"]
             # gw2 learns from the outcomes topic that m-2 is final: no late Expired from it.
-            await until(lambda: gw2.ledger.stations["CP-M"].pending is None)
+            await wait_for(lambda: gw2.ledger.stations["CP-M"].pending is None, 15)
             outcomes = list(seen.messages[t.outcomes])
     finally:
         await gw1.stop()

@@ -10,7 +10,7 @@ import contextlib
 import inspect
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,20 +45,23 @@ def isolated_settings(bootstrap: str, prefix: str, data_dir: Path, *,
 S = TypeVar("S", bound=KafkaSettings)
 
 
-async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0,
-                   what: str = "the condition", every: float = 0.1) -> float:
-    """Poll `predicate` (plain or async) until it holds; the seconds it took. A test waits on
-    the condition it is about rather than sleeping and hoping it holds by then."""
+async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0,
+                   what: str = "the condition", interval: float = 0.1) -> float:
+    """Poll `predicate` until it holds; the seconds it took. It may be plain or async, and
+    return a bool or `(bool, what it saw)` for the failure message. A test waits on the
+    condition it is about rather than sleeping and hoping it holds by then."""
     started = time.monotonic()
     while True:
         held = predicate()
         if inspect.isawaitable(held):
             held = await held
+        held, seen = held if isinstance(held, tuple) else (held, None)
         if held:
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(every)
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                                 + ("" if seen is None else f"; last seen: {seen}"))
+        await asyncio.sleep(interval)
 
 
 Record = tuple[bytes | None, bytes | None]

@@ -21,6 +21,7 @@ from tests.integration.harness import (
     isolated_settings,
     jdump,
     produce,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -96,6 +97,17 @@ async def every_worker_right(workers: list[WorkerProcess], timeout: float) -> fl
     raise AssertionError(f"not within {timeout}s: expected {EXPECTED}, seen {seen}")
 
 
+async def active_partitions(workers: list[WorkerProcess]) -> int:
+    """Partitions the workers hold, counted once they are all ready (0 while one is not)."""
+    held = 0
+    for w in workers:
+        status, body = await w.get("/health")
+        if status != 200:
+            return 0
+        held += body["active_partitions"]
+    return held
+
+
 async def test_workers_join_and_leave_under_live_readings(
     kafka_broker, unique_prefix, tmp_path
 ) -> None:
@@ -123,9 +135,22 @@ async def test_workers_join_and_leave_under_live_readings(
             for w in workers[: n + 1]:
                 await w.wait_ready(timeout=60)
             took[f"worker {n + 1} joined"] = await every_worker_right(workers[: n + 1], 45)
+        everyone = 0
+
+        async def all_ready() -> bool:
+            nonlocal everyone
+            everyone = await active_partitions(workers)
+            return everyone > 0
+
+        await wait_for(all_ready, 30, "the three workers ready")
         workers[0].kill()
         live = workers[1:]
-        await asyncio.sleep(1.0)  # the survivors notice only at their session timeout
+
+        async def taken_over() -> tuple[bool, int]:  # at the survivors' session timeout
+            held = await active_partitions(live)
+            return held == everyone, held
+
+        await wait_for(taken_over, 60, "the survivors holding every partition")
         took["first killed"] = await every_worker_right(live, 60)
         print(f"right after: {took}")
         for w in live:

@@ -13,8 +13,15 @@ from confluent_kafka import Producer
 
 from evgrid.state.tables_io import partition_of
 from evgrid.timeutil import iso
-from tests.integration.harness import Collector, WorkerProcess, free_port, isolated_settings, jdump
-from tests.integration.test_zones import wait_for, zone
+from tests.integration.harness import (
+    Collector,
+    WorkerProcess,
+    free_port,
+    isolated_settings,
+    jdump,
+    wait_for,
+)
+from tests.integration.test_zones import zone
 
 pytestmark = pytest.mark.integration
 

@@ -4,14 +4,19 @@ for every station."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 
 from evgrid.timeutil import iso
-from tests.integration.harness import WorkerProcess, free_port, isolated_settings, jdump, produce
-from tests.integration.test_zones import wait_for
+from tests.integration.harness import (
+    WorkerProcess,
+    free_port,
+    isolated_settings,
+    jdump,
+    produce,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +58,23 @@ async def test_partitions_that_stay_keep_their_state_across_a_rebalance(
             return c == 2, (a, c)
 
         await wait_for(split, 40, interval=0.5)
-        await asyncio.sleep(1.0)
+
+        async def both_answer():
+            for i, station_id in enumerate(STATIONS):
+                status, body = await (w1 if i % 2 else w2).get(f"/stations/{station_id}")
+                if status != 200 or body["load_kw"] != 10.0 + i:
+                    return False, body
+            return True, None
+
+        # Any worker answers for any station (table_route): once both answer for all of them,
+        # w2 has loaded its two partitions.
+        await wait_for(both_answer, 30, "both workers answering for every station")
         # w1 reloaded nothing and replayed nothing: the two partitions it kept stayed in memory.
         assert await w1.metric("evgrid_ingest_partitions_loaded_total") == 4
         assert await w1.metric("evgrid_readings_total") == len(STATIONS)
         assert await w1.metric("evgrid_readings_superseded_total") == 0
         # w2 rebuilt its two from the checkpoints written when w1 gave them up: no replay.
         assert await w2.metric("evgrid_readings_total") == 0
-        for i, station_id in enumerate(STATIONS):
-            status, body = await (w1 if i % 2 else w2).get(f"/stations/{station_id}")
-            assert status == 200 and body["load_kw"] == 10.0 + i, body
     finally:
         w2.stop()
         w1.stop()

@@ -3,7 +3,6 @@ answered by either of two workers."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ from tests.integration.harness import (
     isolated_settings,
     jdump,
     produce,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -107,18 +107,6 @@ def answer_differences(a: dict, b: dict, expected: dict) -> dict:
                         if k not in MOMENT and a[zone_id].get(k) != b[zone_id].get(k)},
         }
     return out
-
-
-async def wait_for(predicate, timeout: float, interval: float = 0.1):
-    """Poll an async predicate; return the elapsed seconds when it first holds."""
-    start = time.monotonic()
-    last = None
-    while time.monotonic() - start < timeout:
-        ok, last = await predicate()
-        if ok:
-            return time.monotonic() - start
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not within {timeout}s; last seen: {last}")
 
 
 async def zone(worker: WorkerProcess, zone_id: str) -> dict:

@@ -12,6 +12,7 @@ import pytest
 from evgrid.metrics import DEADLETTERS
 from evgrid.settings import SqlSettings
 from evgrid.topics import ensure_topics
+from tests.integration.harness import wait_for
 from tests.sql import fleet
 from tests.sql.sinks import count, running, until_committed
 
@@ -30,6 +31,14 @@ async def test_a_read_only_database_is_waited_out_and_nothing_is_skipped(
     n = await fleet.publish(sql_settings, commands(sql_settings, 0, 5))
     async with running(sql_settings) as sink:
         await until_committed(sink, n)
+        connect, attempts = sink.db._connected, 0
+
+        async def counted():  # each attempt of the sink on PostgreSQL
+            nonlocal attempts
+            attempts += 1
+            return await connect()
+
+        sink.db._connected = counted  # type: ignore[method-assign]
         await db.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
         await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                          "WHERE application_name = 'evgrid-sql'")
@@ -38,7 +47,8 @@ async def test_a_read_only_database_is_waited_out_and_nothing_is_skipped(
         while sink.db.up is not False:
             assert time.monotonic() < deadline, "the sink never noticed"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # several retries
+        tried = attempts
+        await wait_for(lambda: attempts >= tried + 3, 10, "three more attempts")
         assert sink.records_committed == 5
         assert await count(db, "commands") == 5
         await db.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")

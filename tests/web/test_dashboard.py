@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evgrid.timeutil import iso
-from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce
+from tests.integration.harness import WorkerProcess, isolated_settings, jdump, produce, wait_for
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -57,10 +57,20 @@ async def test_dashboard_draws_a_zone_chart(kafka_broker, unique_prefix, tmp_pat
                  "target_reduction_kw": 50.0, "start_ts": iso(now - 1),
                  "end_ts": iso(now + 600), "priority": 2, "received_ts": iso(now)}
         await produce(kafka_broker.bootstrap, t.demand_response, [(b"Z-dash", jdump(event))])
-        await asyncio.sleep(1.0)
+
+        async def event_in(state: str) -> bool:
+            _, view = await worker.get("/zones/Z-dash")
+            return any(e["state"] == state for e in view.get("dr", {}).get("events", []))
+
+        await wait_for(lambda: event_in("ACTIVE"), 30, "the event active")
         await produce(kafka_broker.bootstrap, t.demand_response, [(b"Z-dash", jdump(
             {**event, "signal_type": "RESTORE", "received_ts": iso(time.time())}))])
-        await asyncio.sleep(1.0)
+
+        async def reported() -> bool:
+            _, data = await worker.get("/dashboard.json")
+            return any(r["signal_id"] == "DR-dash" for r in data.get("reports", []))
+
+        await wait_for(reported, 30, "the event's report on the dashboard")
         url = f"{worker.url}/"
         profile = tmp_path / "chromium-profile"
         dom = subprocess.run(
