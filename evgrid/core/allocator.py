@@ -30,11 +30,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from evgrid.core.types import AC_TYPES
+from evgrid.core.types import AC_TYPES, DEFAULTS
 
-#: Defaults of WorkerSettings.dc_min_kw / ac_min_current_a, for callers that do not pass them.
-DEFAULT_DC_MIN_KW = 5.0
-DEFAULT_AC_MIN_CURRENT_A = 6.0
+#: The core's defaults of dc_min_kw / ac_min_current_a, for callers that do not pass them.
+DEFAULT_DC_MIN_KW = DEFAULTS.dc_min_kw
+DEFAULT_AC_MIN_CURRENT_A = DEFAULTS.ac_min_current_a
 #: Float slack when comparing sums of minimums with a budget.
 _EPS = 1e-9
 

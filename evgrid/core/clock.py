@@ -32,6 +32,7 @@ from __future__ import annotations
 from array import array
 
 from evgrid.core.overload import RAISED, HysteresisAlarm
+from evgrid.core.types import DEFAULTS
 
 #: Dead-letter reason for a reading stamped too far ahead of its arrival.
 FUTURE_REASON = "event_ts_in_future"
@@ -103,7 +104,8 @@ class StationClock:
         return event_ts if self.correction_s == 0.0 else event_ts + self.correction_s
 
     def skew_alert(
-        self, station_id: str, now: float, limit_s: float, hysteresis_pct: float = 2.0
+        self, station_id: str, now: float, limit_s: float,
+        hysteresis_pct: float = DEFAULTS.overload_hysteresis_pct
     ) -> dict | None:
         """`alerts.stations` fields on an episode edge of |offset| against `limit_s`
         (CLOCK_SKEW / CLOCK_SKEW_CLEARED), else None. Call after readings and on a timer."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evgrid.core.types import DEFAULTS
+
 RAISED = "RAISED"
 CLEARED = "CLEARED"
 
@@ -17,7 +19,7 @@ CLEARED = "CLEARED"
 class HysteresisAlarm:
     """The state of one episode: whether it is on, since when, and its peak value so far."""
 
-    hysteresis_pct: float = 2.0
+    hysteresis_pct: float = DEFAULTS.overload_hysteresis_pct
     active: bool = False
     since: float | None = None
     peak: float = 0.0

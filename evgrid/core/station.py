@@ -9,7 +9,7 @@ windows' correction) are in core/clock.py.
 from __future__ import annotations
 
 from evgrid.core.clock import StationClock, is_clock_reset
-from evgrid.core.types import ConnectorReading, Tunables, live_power_kw
+from evgrid.core.types import DEFAULTS, ConnectorReading, Tunables, live_power_kw
 from evgrid.core.windows import StationWindows
 
 
@@ -26,11 +26,11 @@ class StationState:
 
     def __init__(
         self,
-        window_s: float = 60.0,
-        allowed_lateness_s: float = 60.0,
-        stale_after_s: float = 120.0,
+        window_s: float = DEFAULTS.window_s,
+        allowed_lateness_s: float = DEFAULTS.allowed_lateness_s,
+        stale_after_s: float = DEFAULTS.stale_after_s,
         keep_windows: int = 5,
-        clock_tolerance_s: float = 60.0,
+        clock_tolerance_s: float = DEFAULTS.future_tolerance_s,
     ) -> None:
         self.connectors: dict[int, ConnectorReading] = {}
         self.windows = StationWindows(window_s, allowed_lateness_s, stale_after_s, keep_windows)
@@ -121,7 +121,7 @@ class StationState:
             st.connectors = {r.connector_id: r for r in map(_reading_from, d["c"])}
             st.windows = StationWindows.from_dict(d["w"])
             st.clock = StationClock()
-            st.clock_tolerance_s = 60.0
+            st.clock_tolerance_s = DEFAULTS.future_tolerance_s
             st.late_dropped = d.get("late", 0)
             st.clock_resets = 0
             return st

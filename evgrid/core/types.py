@@ -18,7 +18,9 @@ CONNECTOR_TYPES = DC_TYPES | AC_TYPES
 
 @dataclass(frozen=True, slots=True)
 class Tunables:
-    """The knobs the core reads, with their defaults. Built from `WorkerSettings.tunables()`."""
+    """The knobs the core reads, with their defaults: the one place each default is stated
+    (`WorkerSettings` takes its fields' defaults from here). Built from
+    `WorkerSettings.tunables()`."""
 
     stale_after_s: float = 120.0
     dead_band_kw: float = 1.0
@@ -45,6 +47,10 @@ class Tunables:
     site_release_hysteresis_pct: float = 10.0
     site_profile_valid_s: float = 86_400.0
     site_step_s: float = 5.0
+
+
+#: The defaults, for the core's callers (mostly tests) that leave a knob out.
+DEFAULTS = Tunables()
 
 
 #: One shared string per connector type, so 100k readings do not hold 100k copies of "CCS".

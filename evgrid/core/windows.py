@@ -38,7 +38,7 @@ import math
 from array import array
 from dataclasses import dataclass
 
-from evgrid.core.types import ConnectorReading
+from evgrid.core.types import DEFAULTS, ConnectorReading
 
 #: A carried value: (placed ts, power_kw, session_id)
 Held = tuple[float, float, "str | None"]
@@ -173,9 +173,9 @@ class StationWindows:
 
     def __init__(
         self,
-        window_s: float = 60.0,
-        allowed_lateness_s: float = 60.0,
-        stale_after_s: float = 120.0,
+        window_s: float = DEFAULTS.window_s,
+        allowed_lateness_s: float = DEFAULTS.allowed_lateness_s,
+        stale_after_s: float = DEFAULTS.stale_after_s,
         keep: int = 5,
     ) -> None:
         if window_s <= 0:

@@ -7,7 +7,7 @@ next to the exact, staleness-aware figures that `total_kw` / `summary` compute o
 from __future__ import annotations
 
 from evgrid.core.overload import HysteresisAlarm, zone_alert
-from evgrid.core.types import StationRow
+from evgrid.core.types import DEFAULTS, StationRow
 
 
 class ZoneLoad:
@@ -15,7 +15,8 @@ class ZoneLoad:
 
     __slots__ = ("_capacity", "_loads", "_total", "alarm", "stations", "zone_id")
 
-    def __init__(self, zone_id: str, hysteresis_pct: float = 2.0) -> None:
+    def __init__(self, zone_id: str,
+                 hysteresis_pct: float = DEFAULTS.overload_hysteresis_pct) -> None:
         self.zone_id = zone_id
         self.stations: dict[str, StationRow] = {}
         self.alarm = HysteresisAlarm(hysteresis_pct=hysteresis_pct)
@@ -26,7 +27,8 @@ class ZoneLoad:
         self._capacity = 0.0
 
     def upsert(
-        self, row: StationRow, now: float | None = None, stale_after_s: float = 120.0
+        self, row: StationRow, now: float | None = None,
+        stale_after_s: float = DEFAULTS.stale_after_s,
     ) -> None:
         """Add or replace a station's row. Without `now` its load joins the running total as
         0 until the next exact `total_kw`."""
@@ -103,7 +105,8 @@ class ZoneLoad:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, now: float | None = None, stale_after_s: float = 120.0) -> ZoneLoad:
+    def from_dict(cls, d: dict, now: float | None = None,
+                  stale_after_s: float = DEFAULTS.stale_after_s) -> ZoneLoad:
         alarm = HysteresisAlarm.from_dict(d["alarm"])
         z = cls(d["zone_id"], alarm.hysteresis_pct)
         z.alarm = alarm

@@ -7,7 +7,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from evgrid.openadr.signals import Levels
 from evgrid.settings.base import KafkaSettings, WebHost
+
+_LEVELS = Levels()  # the SIMPLE levels' defaults are stated once, where they are read
 
 
 class VenSettings(WebHost, KafkaSettings):
@@ -38,11 +41,11 @@ class VenSettings(WebHost, KafkaSettings):
     """How often the VEN polls (default: as often as the VTN asks at registration)."""
     openadr_targets_file: Path | None = None
     """YAML or JSON file mapping OpenADR targets to evgrid zones (required)."""
-    openadr_simple_level1_pct: float = Field(25.0, ge=0, le=100)
+    openadr_simple_level1_pct: float = Field(_LEVELS.level1_pct, ge=0, le=100)
     """SIMPLE level 1 as a reduction of the zone's baseline, in percent."""
-    openadr_simple_level2_pct: float = Field(50.0, ge=0, le=100)
+    openadr_simple_level2_pct: float = Field(_LEVELS.level2_pct, ge=0, le=100)
     """SIMPLE level 2 as a reduction of the zone's baseline, in percent."""
-    openadr_simple_level3_pct: float = Field(100.0, ge=0, le=100)
+    openadr_simple_level3_pct: float = Field(_LEVELS.level3_pct, ge=0, le=100)
     """SIMPLE level 3 as a reduction of the zone's baseline, in percent (a SHED)."""
     openadr_shortfall_optout_kw: float = Field(1.0, ge=0)
     """A zone shortfall above this is one the engine cannot close: the VEN opts out."""

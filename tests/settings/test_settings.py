@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from evgrid.core.types import Tunables
+from evgrid.openadr.signals import Levels
 from evgrid.settings import (
     PROCESSES,
     GatewaySettings,
@@ -168,6 +169,10 @@ def test_tunables_defaults_are_the_settings_defaults() -> None:
     for name in Tunables.__dataclass_fields__:
         assert fields[name].default == getattr(Tunables(), name), name
     assert WorkerSettings().tunables() == Tunables()
+    ven, levels = VenSettings(), Levels()
+    assert (ven.openadr_simple_level1_pct, ven.openadr_simple_level2_pct,
+            ven.openadr_simple_level3_pct) == (levels.level1_pct, levels.level2_pct,
+                                               levels.level3_pct)
 
 
 def test_help_lists_each_process_variables_and_marks_advanced() -> None:
