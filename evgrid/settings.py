@@ -73,6 +73,14 @@ class TopicNames(BaseModel):
     station_windows: str = "grid.station_windows"
     """Output: each station's closed 1-minute window (key station_id), one record per station
     per window: the seed's `station_current_load` stream, read by `evgrid sql`."""
+    frequency: str = "grid.frequency"
+    """Input: grid frequency measurements (key area_id), read whole by every worker."""
+    frequency_programs: str = "config.frequency_programs"
+    """Input: what each zone offers for frequency response (key zone_id, compacted)."""
+    frequency_activations: str = "grid.frequency_activations"
+    """Output: one record per frequency activation (key zone_id): the evidence for the TSO."""
+    flexibility: str = "grid.flexibility"
+    """Output: per zone, the kW that could be shed now against what is committed."""
 
 
 class Settings(BaseModel):
@@ -148,6 +156,9 @@ class Settings(BaseModel):
     site_step_s: float = Field(5.0, gt=0)
     """A zone with sites and no DR event is re-evaluated this often (compliance, release);
     a row that changes a site's demand re-evaluates it at once."""
+    frequency_silence_s: float = Field(5.0, gt=0)
+    """An area with no frequency measurement for this long is disarmed: its zones' response
+    is released at once and a FREQUENCY_SILENT alert raised."""
 
     rocksdb_write_buffer_mb: int = Field(4, ge=1)
     """Advanced: RocksDB write buffer per table partition (RocksDB's own default is 64 MB)."""
