@@ -37,7 +37,7 @@ class Fleet:
         return KW if limit is None else min(KW, limit)
 
     def rows(self, now: float) -> dict[str, StationRow]:
-        for at, sid, limit in [p for p in self.pending if p[0] <= now]:
+        for _at, sid, limit in [p for p in self.pending if p[0] <= now]:
             self.limit[sid] = limit
         self.pending = [p for p in self.pending if p[0] > now]
         return {sid: StationRow(StationConfig(sid, "Z1", 150.0, 150.0),
