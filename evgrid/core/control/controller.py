@@ -31,14 +31,13 @@ from evgrid.core.control.frequency import FrequencyControl
 from evgrid.core.control.sites import SiteControl, site_of
 from evgrid.core.control.status import (
     StatusFigures,
-    compliance_body,
+    check_compliance,
     controller_view,
-    figures_of,
+    publish_statuses,
     status_body,
 )
 from evgrid.core.frequency.program import FrequencyProgram
 from evgrid.core.lifecycle import (
-    ACTIVE,
     ENDED,
     IGNORED,
     REFUSED,
@@ -238,10 +237,10 @@ class ZoneController:
         else:
             if gov is not None or freq:
                 dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
-            self._check_compliance(gov, stations, now, d)
+            check_compliance(self, gov, stations, now, d)
             self._allocate(gov, limited, stations, now, d)
         self._report(gov, ended, stations, now, d)
-        self._statuses(stations, now, d, force_status, ended)
+        publish_statuses(self, stations, now, d, force_status, ended)
         if len(self.book.live) < self.book.max_live:
             self.refusing = False
 
@@ -387,29 +386,6 @@ class ZoneController:
         self.compliance.clear()
         self.uncontrollable.clear()
 
-    def _check_compliance(
-        self, gov: DREvent | None, stations: Mapping[str, StationRow], now: float,
-        d: Decisions,
-    ) -> None:
-        t = self.t
-        for station_id, comp in sorted(self.compliance.items()):
-            row = stations.get(station_id)
-            prev = self.commanded.get(station_id)
-            if row is None or prev is None:
-                continue
-            load = self.effective_load(station_id, row, now)
-            change = comp.evaluate(
-                load, now, t.compliance_tolerance_pct, t.compliance_tolerance_kw,
-                t.compliance_grace_s,
-            )
-            if change is not None:
-                d.compliance.append(
-                    compliance_body(
-                        self.zone_id, gov.signal_id if gov else prev.signal_id, station_id,
-                        change, comp, load, t, now,
-                    )
-                )
-
     # -- reports ----------------------------------------------------------------------------
 
     def _report(
@@ -428,29 +404,6 @@ class ZoneController:
             reporting.observe(self.reports, active, sample, self.t, now)
 
     # -- status -----------------------------------------------------------------------------
-
-    def _statuses(
-        self, stations: Mapping[str, StationRow], now: float, d: Decisions, force: set[str],
-        ended: list[DREvent],
-    ) -> None:
-        current = None
-        for ev in self.book.ordered() + ended:
-            signal_id = ev.signal_id
-            if ev.state != ACTIVE and signal_id not in force:
-                continue
-            if current is None:
-                current = sum(self.effective_load(s, row, now) for s, row in stations.items())
-            status = self.status(ev, current, now)
-            figures = figures_of(status)
-            last = self.published.get(signal_id)
-            if signal_id not in force and last is not None and not last.moved(
-                figures, self.t.dead_band_kw
-            ):
-                continue
-            self.published[signal_id] = figures
-            d.statuses.append(status)
-        for signal_id in [s for s in self.published if s not in self.book.live]:
-            del self.published[signal_id]
 
     def status(self, ev: DREvent, current_kw: float, now: float) -> dict:
         gov = self.book.governing()
