@@ -82,9 +82,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
     # The control loop's producer first: started before the consumers, stopped after them.
     # Instances, not classes: rebalance signals may arrive before Faust would build them.
     publisher.control = ControlLink(settings)
-    # The sites consumer follows no assignment (it reads every partition): before the others.
+    # The sites and frequency consumers follow no assignment (they read every partition):
+    # before the others.
     app._extra_services.extend(  # type: ignore[list-item]
-        [publisher.control, rt.site_ingest, *services])
+        [publisher.control, rt.site_ingest, rt.frequency_ingest, *services])
 
     @app.timer(RESOLUTION_S)
     async def zone_clock() -> None:

@@ -89,6 +89,18 @@ DR_DEFERRED = Counter(
     "evgrid_dr_deferred", "DR signals held until a zone whose rows are being read back is warm"
 )
 DR_REPORTS = Counter("evgrid_dr_reports", "Settlement reports published (one per DR event)")
+FREQUENCY_HZ = Gauge("evgrid_frequency_hz", "The latest grid frequency measurement", ["area"])
+FREQUENCY_LEVEL = Gauge("evgrid_frequency_activation",
+                        "A zone's quantised frequency activation (0..1)", ["zone"])
+FREQUENCY_ACTIVATIONS = Counter(
+    "evgrid_frequency_activations", "Frequency activations ended, by whether the product's "
+    "timing was met", ["timing"])
+FREQUENCY_REACTION = Histogram(
+    "evgrid_frequency_reaction_seconds", "From a measurement's arrival to its zone's last "
+    "command handed to the producer, when it changed the zone's activation",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+FLEXIBILITY = Gauge("evgrid_flexibility_kw", "What a zone could shed now (load above floors of "
+                    "its controllable stations)", ["zone"])
 INGEST_PARTITIONS_LOADED = Counter(
     "evgrid_ingest_partitions_loaded",
     "Station partitions rebuilt from their checkpoints (new to this worker); partitions kept "

@@ -218,6 +218,8 @@ class Publisher:
         self.signal_alerts = t.signal_alerts
         self.station_alerts = t.station_alerts
         self.zone_load = t.zone_load
+        self.frequency_activations = t.frequency_activations
+        self.flexibility = t.flexibility
         self.deadletters = t.deadletter
         self.station_rows = settings.internal_topics.station_rows
         #: (topic, key, value, headers, callback, partition); partition None: the key's.
@@ -231,7 +233,7 @@ class Publisher:
         #: What the control link carries and holds through an outage: decisions and alerts.
         self.control_topics = frozenset({t.commands, t.dr_status, t.compliance_alerts,
                                          t.dr_reports, t.signal_alerts, t.overload_alerts,
-                                         t.station_alerts})
+                                         t.station_alerts, t.frequency_activations})
         #: The last alerts this worker published, for the dashboard.
         self.recent_alerts: deque[dict] = deque(maxlen=50)
         self._draining: asyncio.Future | None = None

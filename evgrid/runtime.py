@@ -11,16 +11,19 @@ import faust
 
 from evgrid import metrics
 from evgrid.handlers.clock import ZoneClock
+from evgrid.handlers.frequency import FrequencyHandler
 from evgrid.handlers.signals import DRSignals
 from evgrid.handlers.sites import SiteHandler
 from evgrid.handlers.stations import StationSide
 from evgrid.handlers.zone import ZoneStage
 from evgrid.ingest.consumer import AssignedConsumer
+from evgrid.ingest.frequency import FrequencyIngest
 from evgrid.ingest.meters import MeterIngest
 from evgrid.ingest.records import RowIngest, SignalIngest, StationConfigIngest
 from evgrid.ingest.routing import InputPath, Route, Router
 from evgrid.ingest.sites import SiteIngest
 from evgrid.models import DemandResponseSignal, MeterValue, StationZone
+from evgrid.models.frequency import FrequencyMeasurement, FrequencyProgramRecord
 from evgrid.models.inputs import GatewayOutcome, SiteRecord
 from evgrid.models.internal import LOADS_KEY_PREFIX, ZONE_PICTURE
 from evgrid.publisher import Publisher, Record
@@ -32,7 +35,8 @@ from evgrid.tables import Tables
 
 
 def input_path(settings: WorkerSettings, out: Publisher, side: StationSide, stage: ZoneStage,
-               dr: DRSignals, sites: SiteHandler | None = None) -> InputPath:
+               dr: DRSignals, sites: SiteHandler | None = None,
+               frequency: FrequencyHandler | None = None) -> InputPath:
     """The route table: every topic a worker consumes, its model and its handler."""
     t, i, n = settings.topics, settings.internal_topics, settings.partitions
     path = InputPath(out, settings.max_message_bytes)
@@ -55,6 +59,13 @@ def input_path(settings: WorkerSettings, out: Publisher, side: StationSide, stag
         # Read whole by every worker: not re-routed; one worker dead-letters a bad record.
         path.add((t.sites,), Route(SiteRecord, sites.on_site, tombstones=True,
                                    deadletter_when=sites.reports))
+    if frequency is not None:
+        # Both read whole by every worker (a broadcast), like the sites.
+        path.add((t.frequency_programs,), Route(
+            FrequencyProgramRecord, frequency.on_program, tombstones=True,
+            deadletter_when=frequency.reports))
+        path.add((t.frequency,), Route(FrequencyMeasurement, frequency.on_measurement,
+                                       deadletter_when=frequency.reports))
     return path
 
 
@@ -90,6 +101,8 @@ class Runtime:
     ingests: list[AssignedConsumer] = field(default_factory=list)
     #: Every partition of config.sites, on every worker (started before the others).
     site_ingest: SiteIngest | None = None
+    #: Every partition of grid.frequency and config.frequency_programs, on every worker.
+    frequency_ingest: FrequencyIngest | None = None
 
     @classmethod
     def build(cls, app: faust.App, settings: WorkerSettings, tables: Tables) -> Runtime:
@@ -104,17 +117,21 @@ class Runtime:
         stage = ZoneStage(settings, zones, publisher)
         dr = DRSignals(settings, stage, publisher)
         site_ingest: SiteIngest | None = None
+        freq_ingest: FrequencyIngest | None = None
         # A bad site record is dead-lettered once: by the owner of its partition, live.
         handler = SiteHandler(book, publisher, lambda r: r.partition in zones.owned
                               and site_ingest is not None and site_ingest.live(r))
+        frequency = FrequencyHandler(stage, publisher, lambda r: r.partition in zones.owned
+                                     and freq_ingest is not None and freq_ingest.live(r))
         rt = cls(
             app=app, settings=settings, tables=tables, publisher=publisher,
             stations=stations, side=side, zones=zones, stage=stage, dr=dr,
-            inputs=input_path(settings, publisher, side, stage, dr, handler),
+            inputs=input_path(settings, publisher, side, stage, dr, handler, frequency),
             clock=ZoneClock(app, settings, stage, dr), sites=book,
         )
         dispatch = rt.inputs.dispatch
         site_ingest = rt.site_ingest = SiteIngest(settings, publisher, dispatch)
+        freq_ingest = rt.frequency_ingest = FrequencyIngest(settings, publisher, dispatch)
         loaded = site_ingest.loaded
         rt.ingests = [
             MeterIngest(settings, publisher, dispatch, stations, side),

@@ -87,6 +87,11 @@ def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
         # Joined with the station partitions by the worker (the station's zone).
         TopicSpec(t.outcomes, copartitioned=True),
         TopicSpec(t.station_status, copartitioned=False, compacted=True),
+        # Read whole by every worker (a broadcast): frequency is area-wide and few messages.
+        TopicSpec(t.frequency, copartitioned=True),
+        TopicSpec(t.frequency_programs, copartitioned=True, compacted=True),
+        TopicSpec(t.frequency_activations, copartitioned=False),
+        TopicSpec(t.flexibility, copartitioned=False),
     ]
 
 

@@ -47,6 +47,8 @@ class Tunables:
     site_release_hysteresis_pct: float = 10.0
     site_profile_valid_s: float = 86_400.0
     site_step_s: float = 5.0
+    # -- frequency response --
+    frequency_silence_s: float = 5.0
 
 
 #: The defaults, for the core's callers (mostly tests) that leave a knob out.

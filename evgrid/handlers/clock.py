@@ -16,10 +16,14 @@ from collections import deque
 import faust
 
 from evgrid import codec, metrics
+from evgrid.core.control.frequency import flexibility
 from evgrid.handlers.signals import DRSignals
 from evgrid.handlers.zone import ZoneStage
 from evgrid.models import zone_load_report
+from evgrid.models.frequency import Flexibility
 from evgrid.settings import WorkerSettings
+from evgrid.state.zones import ZoneEntry
+from evgrid.timeutil import from_epoch
 
 #: How often the clock looks for due zones: transitions are at most this much late.
 RESOLUTION_S = 0.2
@@ -99,10 +103,30 @@ class ZoneClock:
                 report = zone_load_report(summary, now, view["cap_kw"], view["shortfall_kw"],
                                           view["stations_uncontrollable"], reporting, age)
                 out.send(out.zone_load, zone_id, codec.dumps(report))
+            freq = view["frequency"]
+            if freq is not None:
+                metrics.FREQUENCY_LEVEL.labels(zone=zone_id).set(freq["level"])
+                if sample:
+                    self.publish_flexibility(zone, freq, now)
             active += view["active_events"]
             noncompliant += view["stations_noncompliant"]
         metrics.DR_ACTIVE.set(active)
         metrics.DR_NONCOMPLIANT.set(noncompliant)
+
+
+    def publish_flexibility(self, zone: ZoneEntry, freq: dict, now: float) -> None:
+        """`grid.flexibility` for a zone that offers frequency response: what an aggregator
+        bids, and what the OpenADR VEN may report."""
+        ctl = zone.controller
+        available, load, controllable = flexibility(zone.load.stations, ctl.uncontrollable,
+                                                    ctl.t, now)
+        metrics.FLEXIBILITY.labels(zone=zone.zone_id).set(available)
+        message = Flexibility(
+            zone_id=zone.zone_id, area_id=freq["area_id"], available_kw=round(available, 3),
+            committed_kw=freq["committed_kw"], load_kw=round(load, 3),
+            stations_controllable=controllable, phase=freq["phase"], ts=from_epoch(now))
+        out = self.stage.out
+        out.send(out.flexibility, zone.zone_id, codec.dumps(message))
 
 
 def site_gauges(sites: dict[str, dict]) -> None:

@@ -1,4 +1,5 @@
-"""Publishing what a zone's controller decided: commands, statuses, compliance alerts.
+"""Publishing what a zone's controller decided: commands, statuses, alerts, reports and
+frequency activations.
 
 Every output passes through its pydantic model, so a bug that would put a malformed command on
 the wire fails here instead of at a charger.
@@ -16,8 +17,10 @@ from evgrid.models import (
     ComplianceAlert,
     DRStatus,
     OverloadAlert,
+    SignalRefusedAlert,
     dr_report_message,
 )
+from evgrid.models.frequency import frequency_activation
 from evgrid.publisher import Publisher
 from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import from_epoch
@@ -73,6 +76,17 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
                   f"site {alert['site_id']}: {alert['total_power_kw']:.1f} kW vs limit "
                   f"{alert['capacity_kw']:.1f}")
         metrics.ALERTS.labels(alert_type=alert["alert_type"]).inc()
+    for alert in decisions.signal_alerts:
+        message = SignalRefusedAlert.model_validate(_with_times(alert, ("detected_at",)))
+        out.alert(out.signal_alerts, alert["zone_id"], codec.dumps(message),
+                  alert["alert_type"], alert["detail"])
+        metrics.ALERTS.labels(alert_type=alert["alert_type"]).inc()
+    for record in decisions.activations:
+        activation = frequency_activation(record)
+        zone.recent_activations.append(activation.model_dump(mode="json"))
+        out.send(out.frequency_activations, zone.zone_id, codec.dumps(activation))
+        metrics.FREQUENCY_ACTIVATIONS.labels(
+            timing="met" if activation.timing_met else "missed").inc()
     for report in decisions.reports:
         message = dr_report_message(report)
         zone.recent_reports.append(message.model_dump(mode="json"))

@@ -31,8 +31,9 @@ class ChargingCommand(BaseModel):
 
     command_id: str
     action: Literal["SET", "CLEAR"]
-    #: DR (a DR event's cap), SITE (a site's limit) or DR+SITE (both bind the station).
-    reason: Literal["DR", "SITE", "DR+SITE", "CONTRACT"]
+    #: DR (a DR event's cap), SITE (a site's limit), DR+SITE (both bind the station),
+    #: FREQUENCY (a frequency activation) or FREQUENCY+SITE.
+    reason: Literal["DR", "SITE", "DR+SITE", "FREQUENCY", "FREQUENCY+SITE", "CONTRACT"]
     station_id: Identifier
     zone_id: Identifier
     target_power_kw: float | None = Field(ge=0)
@@ -94,12 +95,13 @@ class StationAlert(BaseModel):
 
 
 class SignalRefusedAlert(BaseModel):
-    """`alerts.dr.signals`: a zone refused DR signals (e.g. more live events than allowed);
-    one alert per episode, while every refused signal is dead-lettered."""
+    """`alerts.dr.signals`: a zone refused DR signals (TOO_MANY_EVENTS: more live events than
+    allowed; one alert per episode, while every refused signal is dead-lettered), or its
+    frequency source fell silent (FREQUENCY_SILENT: the response is disarmed)."""
 
     model_config = _OUTPUT
 
-    alert_type: Literal["TOO_MANY_EVENTS"]
+    alert_type: Literal["TOO_MANY_EVENTS", "FREQUENCY_SILENT"]
     zone_id: Identifier
     signal_id: Identifier
     detail: str

@@ -125,9 +125,9 @@ class WorkerSettings(WebHost, ConsumerGroupSettings):
     site_step_s: float = Field(_T.site_step_s, gt=0)
     """A zone with sites and no DR event is re-evaluated this often (compliance, release);
     a row that changes a site's demand re-evaluates it at once."""
-    frequency_silence_s: float = Field(5.0, gt=0)
-    """Grid frequency not heard for this long counts as silent: frequency response stops
-    acting on it."""
+    frequency_silence_s: float = Field(_T.frequency_silence_s, gt=0)
+    """An area with no frequency measurement for this long is disarmed: its zones' response
+    is released at once and a FREQUENCY_SILENT alert raised."""
 
     checkpoint_interval_s: float = Field(30.0, gt=0)
     """How often station state is checkpointed and the ingest's offsets committed: the most

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evgrid.core.control import ZoneController
+from evgrid.core.frequency.program import FrequencyProgram
 from evgrid.core.types import ConnectorReading, StationConfig, StationRow, Tunables
 from evgrid.core.zone import ZoneLoad
 from evgrid.state.codecs import ZONE_CONTROL, ZoneControlRecord
@@ -40,6 +41,8 @@ class ZoneEntry:
     last_outcomes: dict[str, dict] = field(default_factory=dict)
     # The last reports published for this zone's events, as sent (views, dashboard).
     recent_reports: deque[dict] = field(default_factory=lambda: deque(maxlen=20))
+    # The last frequency activation records published for this zone (views, dashboard).
+    recent_activations: deque[dict] = field(default_factory=lambda: deque(maxlen=20))
     # signal_id -> when it arrived (perf_counter), until its first commands are published.
     reacting: dict[str, float] = field(default_factory=dict)
     # DR signals that arrived while cold: (signal, its record, received at perf_counter).
@@ -69,6 +72,9 @@ class ZoneStore:
         self.zones: dict[str, ZoneEntry] = {}
         #: station_id -> the zone whose member it is (a tombstone names only the station).
         self.member_of: dict[str, str] = {}
+        #: zone_id -> its frequency program, every zone's (config.frequency_programs is read
+        #: whole); a zone's controller takes its own when loaded.
+        self.programs: dict[str, FrequencyProgram] = {}
         #: Partitions whose rows are being read back: their zones are cold.
         self.loading: set[int] = set()
         self.owned: set[int] = set()
@@ -143,6 +149,7 @@ class ZoneStore:
             controller = ZoneController.from_dict(record.controller, t)
             entry = ZoneEntry(zone_id, partition, load, controller, persisted=raw, cold=cold)
         controller.sites = self.sites.of_zone(zone_id)
+        controller.set_frequency_program(self.programs.get(zone_id), None, now)
         return entry
 
     # -- changes ----------------------------------------------------------------------------

@@ -42,7 +42,11 @@ def zone_view(rt: Runtime, zone_id: str, now: float) -> dict[str, Any] | None:
     ]
     return {
         **summary,
-        "dr": zone.controller.view(now),
+        "dr": (view := zone.controller.view(now)),
+        # The frequency program, the activation under way and its evidence so far, and the
+        # last activation records.
+        "frequency": view["frequency"],
+        "frequency_activations": list(zone.recent_activations),
         "sites": list(zone.controller.site_view(zone.load.stations, now).values()),
         "overload": zone.load.alarm.active,
         "warm": zone.warm(now),

@@ -10,6 +10,7 @@ with the same command ids, and emits one report per event, after it restores.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from evgrid.core.allocator import StationDemand, rotation_index
 from evgrid.core.compliance import StationCompliance
@@ -26,16 +27,17 @@ from evgrid.core.control.commands import (
 )
 from evgrid.core.control.decisions import Decisions, RefusedSignal, refusal
 from evgrid.core.control.diff import needs_limit
+from evgrid.core.control.frequency import FrequencyControl
 from evgrid.core.control.sites import SiteControl, site_of
 from evgrid.core.control.status import (
     StatusFigures,
-    compliance_body,
+    check_compliance,
     controller_view,
-    figures_of,
+    publish_statuses,
     status_body,
 )
+from evgrid.core.frequency.program import FrequencyProgram
 from evgrid.core.lifecycle import (
-    ACTIVE,
     ENDED,
     IGNORED,
     REFUSED,
@@ -79,6 +81,9 @@ class ZoneController:
         self.sites: Mapping[str, SiteConfig] = {}
         self.site = SiteControl(tunables)  # which sites are limited, their demands
         self.site_shortfall_kw: dict[str, float] = {}
+        #: Frequency response: its program (a view of config.frequency_programs, kept with
+        #: the activation it drives) and the activation under way.
+        self.freq = FrequencyControl(zone_id, tunables.frequency_silence_s)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -102,6 +107,29 @@ class ZoneController:
         d = Decisions()
         self._step(stations, now, d, set(), [])
         self.book.purge(now, self.t.event_retention_s)
+        return d
+
+    def on_frequency(
+        self, hz: float, ts: float, stations: Mapping[str, StationRow], now: float
+    ) -> Decisions:
+        """A measurement of the zone's area: a step only when the quantised activation or the
+        response's phase changed (a noisy frequency does not re-command anyone)."""
+        d = Decisions()
+        if self.freq.measure(hz, ts, now, lambda: self._uncurtailed(stations, now)):
+            self._step(stations, now, d, set(), [])
+        return d
+
+    def set_frequency_program(
+        self, program: FrequencyProgram | None, stations: Mapping[str, StationRow] | None,
+        now: float,
+    ) -> Decisions:
+        """The zone's program changed or went; a removed program releases its activation."""
+        d = Decisions()
+        if self.freq.set_program(program, now):
+            if stations is None:
+                self.wake_at = now
+            else:
+                self._step(stations, now, d, set(), [])
         return d
 
     def on_station_removed(
@@ -146,7 +174,8 @@ class ZoneController:
     def next_deadline(self, now: float) -> float | None:
         due = self.book.next_deadline()
         period = None
-        if self.book.active() or (self.commanded and not self.sites):
+        if self.book.active() or (self.commanded and not self.sites) \
+                or self.freq.engaged(now):
             period = REALLOCATE_EVERY_S
         elif self.sites:  # site limits alone: compliance, hold and renewal; rows wake it
             period = self.t.site_step_s
@@ -158,6 +187,9 @@ class ZoneController:
             due = release if due is None else min(due, release)
         if self.wake_at is not None:
             due = self.wake_at if due is None else min(due, self.wake_at)
+        freq = self.freq.next_deadline(now)
+        if freq is not None:
+            due = freq if due is None else min(due, freq)
         return due
 
     def note_row(self, row: StationRow, now: float) -> None:
@@ -184,24 +216,31 @@ class ZoneController:
         self.wake_at = None
         if self.sites or self.site.limits:
             d.site_alerts.extend(self.site.update(self.sites, stations, now))
+        fev = self.freq.advance(now, self.commanded, stations, self.t.stale_after_s)
+        if fev.silent is not None:
+            d.signal_alerts.append(fev.silent)
+        if fev.activation is not None:
+            d.activations.append(fev.activation)
         changed = self.book.advance(now, lambda: self._uncurtailed(stations, now))
         ended = ended + [ev for ev in changed if ev.state == ENDED]
         force_status |= {ev.signal_id for ev in changed}
         gov = self.book.governing()
         limited = self.site.limited(self.sites)
+        freq = self.freq.engaged(now)
         if gov is None:
             self.shortfall_kw = 0.0
-            self.held.clear()
-        if gov is None and not limited:
+            if not freq:
+                self.held.clear()
+        if gov is None and not limited and not freq:
             self._clear_all(now, d)
             self.site_shortfall_kw = {}
         else:
-            if gov is not None:
+            if gov is not None or freq:
                 dem.capture(self.held, stations, self.commanded, now, self.t.stale_after_s)
-            self._check_compliance(gov, stations, now, d)
+            check_compliance(self, gov, stations, now, d)
             self._allocate(gov, limited, stations, now, d)
         self._report(gov, ended, stations, now, d)
-        self._statuses(stations, now, d, force_status, ended)
+        publish_statuses(self, stations, now, d, force_status, ended)
         if len(self.book.live) < self.book.max_live:
             self.refusing = False
 
@@ -246,10 +285,17 @@ class ZoneController:
         self, gov: DREvent | None, limited: dict[str, float],
         stations: Mapping[str, StationRow], now: float, d: Decisions,
     ) -> None:
-        """One allocation for the zone cap (if an event governs) and its limited sites;
-        one command per station whose limit or source changed; a CLEAR for a station no
-        longer limited by anything."""
+        """One allocation for the zone cap (the lower of the governing event's and the
+        frequency response's), its limited sites and the stations a restore still holds; one
+        command per station whose limit or source changed; a CLEAR for a station no longer
+        limited by anything."""
         t = self.t
+        freq_cap, ceilings = self.freq.cap_kw(), self.freq.ceilings(now)
+        dr_cap = None if gov is None else (gov.cap_kw or 0.0)
+        # The lowest cap wins: the frequency response's when it is below the event's.
+        by_freq = freq_cap is not None and (dr_cap is None or freq_cap < dr_cap)
+        zone_cap = freq_cap if by_freq else dr_cap
+        may_suspend = gov is not None and gov.may_suspend and not by_freq
         fixed, site_fixed, fixed_ids = 0.0, dict.fromkeys(limited, 0.0), set()
         demands: list[StationDemand] = []
         site_map: dict[str, str] = {}
@@ -257,9 +303,13 @@ class ZoneController:
         for station_id, row in sorted(stations.items()):
             site_id = site_of(row, self.sites)
             sited = site_id in limited
-            if gov is None and not sited:
+            ceiling = ceilings.get(station_id)
+            if zone_cap is None and not sited and ceiling is None:
                 continue
-            src = source_for(gov, site_id if sited else None, now, t.site_profile_valid_s)
+            if by_freq or (gov is None and ceiling is not None):
+                src = self.freq.source(now, sited)
+            else:
+                src = source_for(gov, site_id if sited else None, now, t.site_profile_valid_s)
             effective = self.effective_load(station_id, row, now)
             if self._fixed(station_id, src.signal_id):
                 fixed += effective
@@ -268,16 +318,19 @@ class ZoneController:
                     site_fixed[site_id] += effective
                 continue
             held = self.site.demand_of(station_id, self.held.get(station_id, {}))
-            demand = dem.station_demand(
-                row, held, gov is not None and gov.may_suspend, effective, t, now)
-            if demand.demand_kw > 0.0 or (gov is not None and station_id in self.commanded):
+            demand = dem.station_demand(row, held, may_suspend, effective, t, now)
+            if ceiling is not None:  # restoring: held where it was until its release
+                demand = replace(demand, ceiling_kw=min(demand.ceiling_kw, ceiling))
+            if demand.demand_kw > 0.0 or (
+                    (zone_cap is not None or ceiling is not None)
+                    and station_id in self.commanded):
                 demands.append(demand)
                 sources[station_id] = src
                 if sited:
                     site_map[station_id] = site_id
         since = (gov.activated_at if gov is not None else self.site.limited_since()) or now
         nested = allocate_nested(
-            None if gov is None else max(0.0, (gov.cap_kw or 0.0) - fixed), demands,
+            None if zone_cap is None else max(0.0, zone_cap - fixed), demands,
             {s: max(0.0, kw - site_fixed[s]) for s, kw in limited.items()}, site_map,
             rotation=rotation_index(now, since, t.suspend_rotation_s),
             dc_min_kw=t.dc_min_kw, ac_min_current_a=t.ac_min_current_a,
@@ -333,29 +386,6 @@ class ZoneController:
         self.compliance.clear()
         self.uncontrollable.clear()
 
-    def _check_compliance(
-        self, gov: DREvent | None, stations: Mapping[str, StationRow], now: float,
-        d: Decisions,
-    ) -> None:
-        t = self.t
-        for station_id, comp in sorted(self.compliance.items()):
-            row = stations.get(station_id)
-            prev = self.commanded.get(station_id)
-            if row is None or prev is None:
-                continue
-            load = self.effective_load(station_id, row, now)
-            change = comp.evaluate(
-                load, now, t.compliance_tolerance_pct, t.compliance_tolerance_kw,
-                t.compliance_grace_s,
-            )
-            if change is not None:
-                d.compliance.append(
-                    compliance_body(
-                        self.zone_id, gov.signal_id if gov else prev.signal_id, station_id,
-                        change, comp, load, t, now,
-                    )
-                )
-
     # -- reports ----------------------------------------------------------------------------
 
     def _report(
@@ -375,29 +405,6 @@ class ZoneController:
 
     # -- status -----------------------------------------------------------------------------
 
-    def _statuses(
-        self, stations: Mapping[str, StationRow], now: float, d: Decisions, force: set[str],
-        ended: list[DREvent],
-    ) -> None:
-        current = None
-        for ev in self.book.ordered() + ended:
-            signal_id = ev.signal_id
-            if ev.state != ACTIVE and signal_id not in force:
-                continue
-            if current is None:
-                current = sum(self.effective_load(s, row, now) for s, row in stations.items())
-            status = self.status(ev, current, now)
-            figures = figures_of(status)
-            last = self.published.get(signal_id)
-            if signal_id not in force and last is not None and not last.moved(
-                figures, self.t.dead_band_kw
-            ):
-                continue
-            self.published[signal_id] = figures
-            d.statuses.append(status)
-        for signal_id in [s for s in self.published if s not in self.book.live]:
-            del self.published[signal_id]
-
     def status(self, ev: DREvent, current_kw: float, now: float) -> dict:
         gov = self.book.governing()
         governing = gov is not None and gov.signal_id == ev.signal_id
@@ -408,8 +415,9 @@ class ZoneController:
         )
 
     def view(self, now: float) -> dict:
-        """For the JSON views and gauges: the governing cap and the events as they stand."""
-        return controller_view(self)
+        """For the JSON views and gauges: the governing cap, the events as they stand and the
+        frequency response."""
+        return {**controller_view(self), "frequency": self.freq.view(now)}
 
     def site_view(self, stations: Mapping[str, StationRow], now: float) -> dict[str, dict]:
         """Each of the zone's sites: load, limit, headroom, which stations are limited."""

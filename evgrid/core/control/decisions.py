@@ -28,11 +28,13 @@ class Decisions:
     reports: list[dict] = field(default_factory=list)  # grid.dr_reports bodies, one per event
     refused: list[RefusedSignal] = field(default_factory=list)
     site_alerts: list[dict] = field(default_factory=list)  # SITE_OVERLOAD episodes
+    activations: list[dict] = field(default_factory=list)  # finished frequency activations
+    signal_alerts: list[dict] = field(default_factory=list)  # FREQUENCY_SILENT
 
     def __bool__(self) -> bool:
         return bool(
             self.commands or self.statuses or self.compliance or self.reports or self.refused
-            or self.site_alerts
+            or self.site_alerts or self.activations or self.signal_alerts
         )
 
 

@@ -9,6 +9,7 @@ and gateways are not flooded with the same limit every second).
 from __future__ import annotations
 
 from evgrid.core.control.commands import Commanded, Source
+from evgrid.core.control.frequency import FREQUENCY_PROFILE_VALID_S
 from evgrid.core.types import Tunables
 
 
@@ -23,9 +24,13 @@ def needs_command(
 
 def needs_limit(prev: Commanded | None, src: Source, target_kw: float,
                 suspended: tuple[int, ...], now: float, t: Tunables) -> bool:
-    """A new target, a new source, a new suspension, or a site limit's profile past half its
-    validity (re-sent before the charger drops it)."""
+    """A new target, a new source, a new suspension, or a site limit's or a frequency
+    activation's profile past half its validity (re-sent before the charger drops it)."""
     if needs_command(prev, src.signal_id, target_kw, t.dead_band_kw, suspended):
         return True
     assert prev is not None
-    return src.reason == "SITE" and prev.dr_end_ts - now < t.site_profile_valid_s / 2
+    if src.reason == "SITE":
+        return prev.dr_end_ts - now < t.site_profile_valid_s / 2
+    if src.reason.startswith("FREQUENCY"):
+        return prev.dr_end_ts - now < FREQUENCY_PROFILE_VALID_S / 2
+    return False

@@ -31,7 +31,11 @@ written and read, so a change to it is a visible, reviewable change (bump the co
                              stations_noncompliant, cap_kw, end_ts]], ...],
   "reports": [[signal_id, report accumulator (evgrid.core.reports.EventReport.to_dict)]],
   "sites": {"limits": [[site_id, {limited, since, below_since, alarm}], ...],
-            "held": [[station_id, [[connector_id, kw], ...]], ...]}   # absent: no sites
+            "held": [[station_id, [[connector_id, kw], ...]], ...]},  # absent: no sites
+  "frequency": {"program": FrequencyProgram.to_dict(), "response": FrequencyResponse
+                .to_dict(), "evidence": ActivationEvidence.to_dict() | null,
+                "last_hz": float | null, "silent_alerted": bool,
+                "nadir": [hz, ts] | null} | null               # null/absent: no program
 }
 ```
 Times are epoch seconds.
@@ -79,6 +83,7 @@ def controller_to_dict(c: ZoneController) -> dict:
         "published": [[s, f.to_list()] for s, f in sorted(c.published.items())],
         "reports": [[s, r.to_dict()] for s, r in sorted(c.reports.items())],
         "sites": c.site.to_dict(),
+        "frequency": c.freq.to_dict(),
     }
 
 
@@ -104,4 +109,5 @@ def controller_from_dict(c: ZoneController, d: dict) -> ZoneController:
     c.published = {s: StatusFigures.from_list(f) for s, f in d["published"]}
     c.reports = {s: EventReport.from_dict(r) for s, r in d["reports"]}
     c.site.load(d.get("sites"))
+    c.freq.load(d.get("frequency"))
     return c

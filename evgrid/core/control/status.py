@@ -7,16 +7,18 @@ published per live event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from evgrid.core.compliance import COMPLIANT, StationCompliance
-from evgrid.core.lifecycle import SCHEDULED, DREvent
-from evgrid.core.types import Tunables
+from evgrid.core.lifecycle import ACTIVE, SCHEDULED, DREvent
+from evgrid.core.types import StationRow, Tunables
 
 if TYPE_CHECKING:
     from evgrid.core.control.controller import ZoneController
+    from evgrid.core.control.decisions import Decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +142,55 @@ def controller_view(ctl: ZoneController) -> dict:
             for e in book.ordered() + recent
         ],
     }
+
+
+def check_compliance(
+    ctl: ZoneController, gov: DREvent | None, stations: Mapping[str, StationRow], now: float,
+    d: Decisions,
+) -> None:
+    """Each commanded station's load against its target: an alert when it misses it past the
+    grace, and when it complies again."""
+    t = ctl.t
+    for station_id, comp in sorted(ctl.compliance.items()):
+        row = stations.get(station_id)
+        prev = ctl.commanded.get(station_id)
+        if row is None or prev is None:
+            continue
+        load = ctl.effective_load(station_id, row, now)
+        change = comp.evaluate(
+            load, now, t.compliance_tolerance_pct, t.compliance_tolerance_kw,
+            t.compliance_grace_s,
+        )
+        if change is not None:
+            d.compliance.append(
+                compliance_body(
+                    ctl.zone_id, gov.signal_id if gov else prev.signal_id, station_id,
+                    change, comp, load, t, now,
+                )
+            )
+
+
+def publish_statuses(
+    ctl: ZoneController, stations: Mapping[str, StationRow], now: float, d: Decisions,
+    force: set[str], ended: list[DREvent],
+) -> None:
+    """A status for each event that changed state (`force`) or whose figures moved more than
+    the dead band; nothing for an event that stands as it stood."""
+    current = None
+    for ev in ctl.book.ordered() + ended:
+        signal_id = ev.signal_id
+        if ev.state != ACTIVE and signal_id not in force:
+            continue
+        if current is None:
+            current = sum(ctl.effective_load(s, row, now) for s, row in stations.items())
+        status = ctl.status(ev, current, now)
+        figures = figures_of(status)
+        last = ctl.published.get(signal_id)
+        if signal_id not in force and last is not None and not last.moved(
+            figures, ctl.t.dead_band_kw
+        ):
+            continue
+        ctl.published[signal_id] = figures
+        d.statuses.append(status)
+    for signal_id in [s for s in ctl.published if s not in ctl.book.live]:
+        del ctl.published[signal_id]

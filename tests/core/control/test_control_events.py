@@ -159,7 +159,7 @@ def test_state_layout_is_named_plain_data_and_round_trips_mid_event() -> None:
     state = z.ctl.to_dict()
     assert set(state) == {
         "zone_id", "events", "stations", "shortfall_kw", "last_step", "wake_at", "refusing",
-        "published", "reports", "sites",
+        "published", "reports", "sites", "frequency",
     }
     assert set(state["events"]) == {"live", "ended"}
     assert set(state["stations"][0]) == {

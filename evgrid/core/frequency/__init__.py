@@ -1,0 +1,1 @@
+"""Frequency response, the pure part: programs, the quantised response, restore, evidence."""
