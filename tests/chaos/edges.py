@@ -46,7 +46,6 @@ class Edges:
                                           cls=GatewaySettings, gateway_port=0,
                                           gateway_response_timeout_s=5.0)
         self.t = self.settings.topics
-        self.i = self.settings.internal_topics
         self.sent_ts: list[str] = []
         self.ven_log = tmp_path / "ven.log"
         self.stack = contextlib.AsyncExitStack()
