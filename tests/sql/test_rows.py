@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from evgrid import codec
+from evgrid.models.frequency import frequency_activation
 from evgrid.sql.database import Database, redacted
 from evgrid.sql.rows import TABLES, Source, coalesce
-from evgrid.models.frequency import frequency_activation
 from evgrid.sql.rows import _activation as activation_rows
 from evgrid.sql.rows import _command as command_rows
 from evgrid.sql.rows import _zone_load as zone_rows
