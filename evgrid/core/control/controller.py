@@ -200,8 +200,9 @@ class ZoneController:
         share at the clock's next turn, not a second later."""
         station_id = row.station_id
         new = station_id not in self.commanded and station_id not in self.held
-        if (new and (self.freq.active or self.book.governing() is not None) \
-                and row.load_kw(now, self.t.stale_after_s) > 0.0) or (self.sites and self.site.changes_demand(row, self.sites, now)):
+        joins = new and (self.freq.active or self.book.governing() is not None) \
+            and row.load_kw(now, self.t.stale_after_s) > 0.0
+        if joins or (self.sites and self.site.changes_demand(row, self.sites, now)):
             self.wake_at = now if self.wake_at is None else min(self.wake_at, now)
 
     def is_live(self, signal_id: str) -> bool:
