@@ -19,6 +19,7 @@ from evgrid.handlers.clock import RESOLUTION_S
 from evgrid.publisher import ControlLink, raw_topic
 from evgrid.runtime import Runtime
 from evgrid.settings import WorkerSettings
+from evgrid.state.outbox import OutboxStore
 from evgrid.tables import define_tables
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
     services = rt.ingests
     # The control loop's producer first: started before the consumers, stopped after them.
     # Instances, not classes: rebalance signals may arrive before Faust would build them.
-    publisher.control = ControlLink(settings)
+    publisher.control = ControlLink(
+        settings, OutboxStore.open(settings.data_dir / f"{settings.app_id}-outbox"))
     # The sites and frequency consumers follow no assignment (they read every partition):
     # before the others.
     app._extra_services.extend(  # type: ignore[list-item]

@@ -33,6 +33,11 @@ OUTPUTS_WAITING = Gauge(
     "evgrid_outputs_waiting",
     "Control outputs (commands, statuses, reports, alerts) not yet acknowledged by Kafka",
 )
+OUTPUTS_ON_DISK = Gauge(
+    "evgrid_outputs_on_disk",
+    "Control outputs written to the outbox on disk (not acknowledged by the broker): a worker "
+    "restarted on the same data directory sends them first"
+)
 OUTPUTS_SUPERSEDED = Counter(
     "evgrid_outputs_superseded",
     "Control outputs replaced, while waiting for Kafka, by a newer one for the same station "

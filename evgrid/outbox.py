@@ -35,6 +35,10 @@ class Output:
     seq: int
     callbacks: list[Callback] = field(default_factory=list)
     attempts: int = 0
+    #: Its name in the store on disk, once written there (the broker was away).
+    stored: str | None = None
+    #: When it was handed over (the caller's monotonic clock).
+    born: float = 0.0
 
 
 class Outbox:
@@ -42,9 +46,13 @@ class Outbox:
     One output per slot is in flight at a time, so a slot's outputs leave in order."""
 
     def __init__(self, keep_max: int = KEEP_MAX,
-                 on_superseded: Callable[[str], None] = lambda _topic: None) -> None:
+                 on_superseded: Callable[[Output], None] = lambda _out: None,
+                 on_dropped: Callable[[Output], None] = lambda _out: None) -> None:
         self.keep_max = keep_max
+        #: An output a newer one of its slot replaced, or one dropped beyond the bound: it
+        #: will never be sent.
         self.on_superseded = on_superseded
+        self.on_dropped = on_dropped
         self.waiting: dict[Hashable, Output] = {}  # by slot, or ("seq", n) without one
         self.in_flight: dict[int, Output] = {}  # by seq
         self._busy_slots: set[Hashable] = set()
@@ -76,9 +84,10 @@ class Outbox:
             if self._unslotted > self.keep_max:
                 self._drop_oldest_unslotted()
         else:
-            if self.waiting.pop(slot, None) is not None:
+            older = self.waiting.pop(slot, None)
+            if older is not None:
                 self.superseded += 1
-                self.on_superseded(topic)
+                self.on_superseded(older)
             self.waiting[slot] = out
         self.peak = max(self.peak, len(self))
         return out
@@ -89,6 +98,7 @@ class Outbox:
                 del self.waiting[k]
                 self._unslotted -= 1
                 self.dropped += 1
+                self.on_dropped(out)
                 return
 
     def take(self) -> list[Output]:
@@ -123,7 +133,7 @@ class Outbox:
             self.waiting[("seq", out.seq)] = out
         elif out.slot in self.waiting:  # the newer output of its slot stands
             self.superseded += 1
-            self.on_superseded(out.topic)
+            self.on_superseded(out)
             return
         else:
             self.waiting[out.slot] = out

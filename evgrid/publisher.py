@@ -27,9 +27,11 @@ from mode import Service
 
 from evgrid import codec, metrics
 from evgrid.codec import DecodeError
+from evgrid.logs import broker_connected
 from evgrid.models import DeadLetter
 from evgrid.outbox import Callback, Outbox, Output
 from evgrid.settings import WorkerSettings
+from evgrid.state.outbox import Held, OutboxStore
 from evgrid.timeutil import from_epoch
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ RETRY_S = 1.0
 DEADLETTER_RAW_LIMIT = 65_536
 #: How long a stopping worker waits for its held outputs to be acknowledged.
 STOP_WAIT_S = 5.0
+#: An output not acknowledged this long is written to disk (acks take milliseconds: in
+#: normal operation nothing is).
+KEEP_AFTER_S = 1.0
 #: Failures no retry cures.
 NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
 #: The longest ingestion waits, per slice, for control messages in flight (normally acked in
@@ -87,12 +92,18 @@ class ControlLink(Service):
     after `RETRY_S`, for as long as the broker is away. Only an output Kafka can never take
     (larger than the broker accepts) is dropped, logged and counted."""
 
-    def __init__(self, settings: WorkerSettings, **kwargs: Any) -> None:
+    def __init__(self, settings: WorkerSettings, store: OutboxStore | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
-        self.outbox = Outbox(on_superseded=lambda topic: metrics.OUTPUTS_SUPERSEDED.labels(
-            topic=topic).inc())
+        self.outbox = Outbox(on_superseded=self._superseded, on_dropped=self._forget)
+        #: Outputs not acknowledged survive the worker here (None: in memory only).
+        self.store = store
+        #: A send failed and nothing was acknowledged since: new outputs go to disk at once
+        #: (as they do while the worker's broker watch says the broker is away).
+        self.away = False
+        self._names = f"{time.time_ns():020d}-"
         #: Delivery futures of the outputs in flight (`Publisher.control_first` waits on them).
         self.unacked: set[asyncio.Future] = set()
         self._wake = asyncio.Event()
@@ -102,6 +113,7 @@ class ControlLink(Service):
         self._retry: asyncio.TimerHandle | None = None
 
     async def on_start(self) -> None:
+        self._restore()
         s = self.settings
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=0,
@@ -118,11 +130,16 @@ class ControlLink(Service):
                             len(self.outbox))
             await self.producer.stop()
             self.producer = None
+        if self.store is not None:
+            self.store.close()
 
     def put(self, topic: str, key: bytes | None, value: bytes, headers: list | None,
             slot: Hashable | None = None, callback: Callback | None = None) -> None:
         """Hold one output until Kafka acknowledges it (never waits, never raises)."""
-        self.outbox.put(topic, key, value, headers, slot, callback)
+        out = self.outbox.put(topic, key, value, headers, slot, callback)
+        out.born = time.monotonic()
+        if self.away or broker_connected() is False:
+            self._keep(out)
         self._empty.clear()
         self._wake.set()
         self._gauges()
@@ -166,6 +183,8 @@ class ControlLink(Service):
             self._failed(out, exc)
             return
         self.outbox.acked(out)
+        self.away = False
+        self._forget(out)
         for callback in out.callbacks:
             callback(fut)
         self._settled()
@@ -174,13 +193,63 @@ class ControlLink(Service):
         if isinstance(exc, NEVER_FITS):
             log.error("evgrid: %s output dropped, Kafka refuses it: %r", out.topic, exc)
             self.outbox.acked(out)
+            self._forget(out)
             metrics.OUTPUTS_DROPPED.inc()
             self._settled()
             return
+        self.away = True
+        self._keep(out)
         self.outbox.failed(out)
         if self._retry is None:  # one retry for every failure of this round
             self._retry = asyncio.get_running_loop().call_later(RETRY_S, self._again)
         self._gauges()
+
+    # -- on disk ------------------------------------------------------------------------------
+
+    @Service.timer(KEEP_AFTER_S / 2)
+    async def _spill(self) -> None:
+        """Outputs not acknowledged within `KEEP_AFTER_S` (a send still retrying inside
+        aiokafka while the broker is away) go to disk too."""
+        if self.store is None or self.outbox.empty:
+            return
+        due = time.monotonic() - KEEP_AFTER_S
+        for out in [*self.outbox.waiting.values(), *self.outbox.in_flight.values()]:
+            if out.stored is None and out.born <= due:
+                self._keep(out)
+
+    def _keep(self, out: Output) -> None:
+        """Write an output the broker has not taken to disk (once)."""
+        if self.store is None or out.stored is not None:
+            return
+        out.stored = f"{self._names}{out.seq:012d}"
+        self.store.save(out.stored, Held(out.topic, out.key, out.value, out.headers, out.slot))
+        metrics.OUTPUTS_ON_DISK.inc()
+
+    def _forget(self, out: Output) -> None:
+        if self.store is not None and out.stored is not None:
+            self.store.forget(out.stored)
+            out.stored = None
+            metrics.OUTPUTS_ON_DISK.dec()
+
+    def _superseded(self, out: Output) -> None:
+        metrics.OUTPUTS_SUPERSEDED.labels(topic=out.topic).inc()
+        self._forget(out)
+
+    def _restore(self) -> None:
+        """What a worker before this one held when it died: sent first, as it was."""
+        if self.store is None:
+            return
+        n = 0
+        for name, held in self.store.load():
+            out = self.outbox.put(held.topic, held.key, held.value, held.headers, held.slot)
+            out.stored = name
+            metrics.OUTPUTS_ON_DISK.inc()
+            n += 1
+        if n:
+            log.warning("evgrid: %d control outputs held on disk when the worker stopped; "
+                        "sending them first", n)
+            self._empty.clear()
+            self._gauges()
 
     def _again(self) -> None:
         self._retry = None
@@ -307,7 +376,8 @@ class Publisher:
         """What a newer output of the same kind replaces while both wait: a station's
         command for one event, an event's status. Reports and alerts are all kept."""
         if topic == self.commands or topic == self.dr_status:
-            return (topic, key, orjson.loads(value).get("signal_id"))
+            station_or_zone = None if key is None else key.decode("utf-8", "replace")
+            return (topic, station_or_zone, orjson.loads(value).get("signal_id"))
         return None
 
     def drain_soon(self) -> None:

@@ -16,7 +16,7 @@ from collections import deque
 import faust
 
 from evgrid import codec, metrics
-from evgrid.core.control.frequency import flexibility
+from evgrid.core.control.frequency import flexibility, governing_cap
 from evgrid.handlers.signals import DRSignals
 from evgrid.handlers.zone import ZoneStage
 from evgrid.models import zone_load_report
@@ -89,21 +89,19 @@ class ZoneClock:
             reporting = summary["stations_reporting"]
             metrics.ZONE_MEMBERS_SILENT.labels(zone=zone_id).set(summary["stations"] - reporting)
             view = zone.controller.view(now)
-            metrics.ZONE_CAP.labels(zone=zone_id).set(
-                view["cap_kw"] if view["cap_kw"] is not None else math.nan
-            )
+            freq = view["frequency"]
+            cap = governing_cap(view)
+            metrics.ZONE_CAP.labels(zone=zone_id).set(cap if cap is not None else math.nan)
             metrics.DR_SHORTFALL.labels(zone=zone_id).set(view["shortfall_kw"])
             if zone.controller.sites:
                 site_gauges(zone.controller.site_view(zone.load.stations, now))
             if sample:
                 self.history.setdefault(zone_id, deque(maxlen=HISTORY_POINTS)).append(
-                    (now, summary["zone_total_power_kw"], view["cap_kw"],
-                     summary["zone_capacity_kw"])
+                    (now, summary["zone_total_power_kw"], cap, summary["zone_capacity_kw"])
                 )
-                report = zone_load_report(summary, now, view["cap_kw"], view["shortfall_kw"],
+                report = zone_load_report(summary, now, cap, view["shortfall_kw"],
                                           view["stations_uncontrollable"], reporting, age)
                 out.send(out.zone_load, zone_id, codec.dumps(report))
-            freq = view["frequency"]
             if freq is not None:
                 metrics.FREQUENCY_LEVEL.labels(zone=zone_id).set(freq["level"])
                 if sample:

@@ -33,9 +33,10 @@ class FrequencyMeasurement(BaseModel):
 
 class FrequencyProgramRecord(BaseModel):
     """What a zone offers (`config.frequency_programs`, key `zone_id`, compacted). A program
-    the core finds impossible is refused whole, with every reason."""
+    the core finds impossible is refused whole, with every reason. Unknown fields are refused
+    too: a misspelt `dead_band_hz` must not leave the deadband silently at 0."""
 
-    model_config = _INPUT
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     zone_id: Identifier
     area_id: Identifier

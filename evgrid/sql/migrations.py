@@ -336,11 +336,43 @@ BEGIN
 END $$;
 """
 
+FREQUENCY = """
+CREATE TABLE frequency_activations (
+    activation_id text PRIMARY KEY,
+    zone_id text NOT NULL,
+    area_id text NOT NULL,
+    product text NOT NULL,
+    start_ts timestamptz NOT NULL,
+    end_ts timestamptz NOT NULL,
+    ended_by text NOT NULL,
+    nadir_hz double precision,
+    nadir_ts timestamptz,
+    committed_kw double precision NOT NULL,
+    baseline_kw double precision NOT NULL,
+    peak_required_kw double precision NOT NULL,
+    delivered_kw double precision NOT NULL,
+    time_to_50_s double precision,
+    half_activation_s double precision NOT NULL,
+    half_met boolean NOT NULL,
+    time_to_100_s double precision,
+    full_activation_s double precision NOT NULL,
+    full_met boolean NOT NULL,
+    timing_met boolean NOT NULL,
+    meter_resolution_s double precision,
+    max_reading_age_s double precision,
+    samples jsonb NOT NULL,
+    published_at timestamptz NOT NULL
+);
+CREATE INDEX frequency_activations_zone_time ON frequency_activations (zone_id, start_ts);
+CREATE INDEX frequency_activations_time ON frequency_activations (start_ts);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "history tables", HISTORY),
     Migration(2, "current-state tables", CURRENT),
     Migration(3, "the seed's views", VIEWS),
     Migration(4, "read-only role for dashboards", READONLY),
+    Migration(5, "frequency activations", FREQUENCY),
 )
 
 BOOKKEEPING = """

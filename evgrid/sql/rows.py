@@ -31,6 +31,7 @@ from evgrid.models import (
     StationWindow,
     ZoneLoadReport,
 )
+from evgrid.models.frequency import FrequencyActivation
 from evgrid.settings import SqlSettings
 
 Row = tuple[Any, ...]
@@ -78,6 +79,12 @@ STATUS_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "signal_id",
                   "stations_commanded", "stations_noncompliant", "load_age_s", "members",
                   "members_reporting", "updated_ts", "published_at")
 OFFSET_KEY = ("kafka_topic", "kafka_partition", "kafka_offset")
+ACTIVATION_COLUMNS = ("activation_id", "zone_id", "area_id", "product", "start_ts", "end_ts",
+                      "ended_by", "nadir_hz", "nadir_ts", "committed_kw", "baseline_kw",
+                      "peak_required_kw", "delivered_kw", "time_to_50_s", "half_activation_s",
+                      "half_met", "time_to_100_s", "full_activation_s", "full_met",
+                      "timing_met", "meter_resolution_s", "max_reading_age_s", "samples",
+                      "published_at")
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("station_windows", WINDOW_COLUMNS, ("station_id", "window_start"),
@@ -112,6 +119,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         "source", "alert_type", "subject_id", "detected_at", "station_id", "zone_id",
         "signal_id", "total_power_kw", "contract_max_kw", "capacity_kw", "overload_kw",
         "detail", "published_at"), ("source", "alert_type", "subject_id", "detected_at")),
+    Table("frequency_activations", ACTIVATION_COLUMNS, ("activation_id",)),
     Table("station_status", (
         "kafka_topic", "kafka_partition", "kafka_offset", "station_id", "gateway_id", "event",
         "connected", "ocpp_version", "connector_id", "connector_status", "error_code",
@@ -241,6 +249,14 @@ def _signal_alert(raw: bytes | None, src: Source, limit: int) -> Rows:
         None, None, None, _json(a.model_dump(mode="json")), src.published_at))]
 
 
+def _activation(raw: bytes | None, src: Source, limit: int) -> Rows:
+    a = _decode(FrequencyActivation, raw, limit)
+    values = {**a.model_dump(exclude={"samples", "sample_count"}),
+              "samples": _json([s.model_dump() for s in a.samples]),
+              "published_at": src.published_at}
+    return [("frequency_activations", tuple(values[c] for c in ACTIVATION_COLUMNS))]
+
+
 def _station_status(raw: bytes | None, src: Source, limit: int) -> Rows:
     s = _decode(StationStatus, raw, limit)
     return [("station_status", (
@@ -264,6 +280,7 @@ def decoders(settings: SqlSettings) -> dict[str, Decoder]:
         t.station_alerts: _station_alert,
         t.signal_alerts: _signal_alert,
         t.station_status: _station_status,
+        t.frequency_activations: _activation,
     }
 
 

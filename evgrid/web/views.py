@@ -14,8 +14,10 @@ import faust
 from faust.web import Request, Response, View, Web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from evgrid.core.control.frequency import flexibility, governing_cap
 from evgrid.core.control.sites import SiteControl
 from evgrid.runtime import Runtime
+from evgrid.state.zones import ZoneEntry
 from evgrid.timeutil import iso
 from evgrid.web.events import ask_peers, local_event
 from evgrid.web.fleet import fleet_view, peer_fetcher, peer_urls
@@ -108,7 +110,7 @@ DASHBOARD = (Path(__file__).parent / "dashboard.html").read_bytes()
 def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
     """This worker's zones with 15 minutes of history, their DR events, recent alerts."""
     owned = rt.clock.owned_partitions()
-    zones, events = [], []
+    zones, events, frequency = [], [], []
     stale = rt.settings.stale_after_s
     for zone in sorted(rt.zones.in_partitions(owned), key=lambda z: z.zone_id):
         zone_id = zone.zone_id
@@ -119,7 +121,7 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
                 "zone_id": zone_id,
                 "load_kw": summary["zone_total_power_kw"],
                 "capacity_kw": summary["zone_capacity_kw"],
-                "cap_kw": view["cap_kw"],
+                "cap_kw": governing_cap(view),
                 "history": [list(p) for p in rt.clock.history.get(zone_id, ())],
                 # Each activated event's baseline from activation to its end (null while it
                 # runs): the reference line the chart measures the curtailment against.
@@ -137,13 +139,35 @@ def dashboard_data(rt: Runtime, now: float, worker: str) -> dict[str, Any]:
             }
         )
         events += [{**e, "zone_id": zone_id} for e in view["events"] if e["state"] != "ENDED"]
+        if view["frequency"] is not None:
+            frequency.append(frequency_row(zone, view["frequency"], now))
     return {
         "now": now,
         "worker": worker,
         "zones": zones,
         "events": events,
         "reports": recent_reports(rt, owned),
+        "frequency": frequency,
         "alerts": list(rt.publisher.recent_alerts),
+    }
+
+
+def frequency_row(zone: ZoneEntry, freq: dict[str, Any], now: float) -> dict[str, Any]:
+    """A zone's frequency response for the dashboard: where it stands, what it could shed,
+    and the evidence of the activation under way (or of the last one)."""
+    ctl = zone.controller
+    available, _load, _n = flexibility(zone.load.stations, ctl.uncontrollable, ctl.t, now)
+    evidence = freq.get("evidence") or (zone.recent_activations[-1]
+                                        if zone.recent_activations else None)
+    return {
+        "zone_id": zone.zone_id, "area_id": freq["area_id"], "phase": freq["phase"],
+        "level": freq["level"], "last_hz": freq["last_hz"],
+        "required_kw": freq["required_kw"], "committed_kw": freq["committed_kw"],
+        "available_kw": round(available, 3),
+        "evidence": None if evidence is None else {
+            k: evidence.get(k) for k in ("activation_id", "peak_required_kw", "delivered_kw",
+                                         "time_to_50_s", "time_to_100_s", "timing_met",
+                                         "end_ts")},
     }
 
 

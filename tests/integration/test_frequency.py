@@ -5,10 +5,13 @@ recovery and a spread restore; a source falling silent mid-activation; bad input
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from evgrid.reports import read_activations, write_activations
 from evgrid.timeutil import iso
 from tests.integration.harness import (
     Collector,
@@ -163,6 +166,13 @@ async def test_dip_half_then_full_then_spread_restore(freq_worker, kafka_broker)
         assert record["time_to_100_s"] == pytest.approx(to_full, abs=resolution)
         assert record["timing_met"] is True
         assert record["meter_resolution_s"] is not None
+        # `evgrid report --frequency --samples`: the same record, one CSV row per sample.
+        found = await read_activations(w.settings, datetime.now(UTC) - timedelta(hours=1),
+                                       "Z1")
+        out = io.StringIO()
+        rows = write_activations(out, found, samples=True)
+        assert [a.activation_id for a in found] == [record["activation_id"]]
+        assert rows == len(record["samples"]) == len(out.getvalue().splitlines()) - 1
 
 
 async def test_silent_source_releases_the_zone_and_alerts(freq_worker, kafka_broker):

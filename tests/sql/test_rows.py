@@ -10,8 +10,10 @@ import orjson
 import pytest
 
 from evgrid import codec
+from evgrid.models.frequency import frequency_activation
 from evgrid.sql.database import Database, redacted
 from evgrid.sql.rows import TABLES, Source, coalesce
+from evgrid.sql.rows import _activation as activation_rows
 from evgrid.sql.rows import _command as command_rows
 from evgrid.sql.rows import _zone_load as zone_rows
 from tests.sql import fleet
@@ -89,3 +91,35 @@ def test_a_field_the_sink_does_not_know_is_ignored_not_refused() -> None:
     assert zone_rows(newer, src, LIMIT) == zone_rows(codec.dumps(load), src, LIMIT)
     with pytest.raises(codec.DecodeError):
         zone_rows(orjson.dumps({"zone_id": "Z1"}), src, LIMIT)  # missing fields still are
+
+
+async def test_a_frequency_activation_is_one_row_and_a_replay_changes_nothing(
+        sql_dsn: str) -> None:
+    start = NOW.timestamp()
+    record = frequency_activation({
+        "activation_id": f"Z1:{start:.3f}", "zone_id": "Z1", "area_id": "NO1",
+        "product": "linear", "committed_kw": 400.0, "baseline_kw": 1000.0,
+        "start_ts": start, "end_ts": start + 90.0, "nadir_hz": 49.5, "nadir_ts": start + 20.0,
+        "peak_required_kw": 400.0, "delivered_kw": 402.0, "time_to_50_s": 3.1,
+        "time_to_100_s": 3.4, "half_activation_s": 5.0, "full_activation_s": 30.0,
+        "half_met": True, "full_met": True, "timing_met": True, "meter_resolution_s": 0.5,
+        "max_reading_age_s": 1.0, "ended_by": "RECOVERED", "sample_count": 3,
+        "samples": [[start, 200.0, 0.0], [start + 3.1, 200.0, 150.0],
+                    [start + 20.0, 400.0, 402.0]]})
+    [(table, row)] = activation_rows(codec.dumps(record), Source("t", 0, 0, NOW), LIMIT)
+    db = Database(sql_dsn, retention_days=30)
+    try:
+        await db.migrate()
+        assert await db.write({table: [row]}, now=NOW) == 1
+        assert await db.write({table: [row]}, now=NOW) == 1  # offered again: still one row
+    finally:
+        await db.close()
+    conn = await asyncpg.connect(sql_dsn)
+    try:
+        [found] = await conn.fetch("SELECT * FROM frequency_activations")
+        assert found["activation_id"] == record.activation_id and found["timing_met"]
+        assert found["start_ts"] == NOW and found["time_to_50_s"] == 3.1
+        assert orjson.loads(found["samples"])[1] == {
+            "t": start + 3.1, "required_kw": 200.0, "measured_kw": 150.0}
+    finally:
+        await conn.close()

@@ -195,8 +195,14 @@ class ZoneController:
     def note_row(self, row: StationRow, now: float) -> None:
         """A station's new row: a step at once when it changes its site's demand (a session
         starts or draws more than held, or one ends), so a site is limited without waiting
-        for the next periodic step."""
-        if self.sites and self.site.changes_demand(row, self.sites, now):
+        for the next periodic step; and when a station drawing power joins a zone that is
+        curtailed (a member the zone did not know yet, or a new session), so it is given its
+        share at the clock's next turn, not a second later."""
+        station_id = row.station_id
+        new = station_id not in self.commanded and station_id not in self.held
+        joins = new and (self.freq.active or self.book.governing() is not None) \
+            and row.load_kw(now, self.t.stale_after_s) > 0.0
+        if joins or (self.sites and self.site.changes_demand(row, self.sites, now)):
             self.wake_at = now if self.wake_at is None else min(self.wake_at, now)
 
     def is_live(self, signal_id: str) -> bool:

@@ -217,6 +217,15 @@ def zone_load(stations: Mapping[str, StationRow], now: float,
     return load, statistics.median(ages) if ages else 0.0
 
 
+def governing_cap(view: dict) -> float | None:
+    """The cap that governs a zone (from `ZoneController.view`): the lower of its DR cap and
+    its frequency cap, None without either."""
+    freq = view.get("frequency")
+    caps = [c for c in (view["cap_kw"], None if freq is None else freq["cap_kw"])
+            if c is not None]
+    return min(caps) if caps else None
+
+
 def flexibility(stations: Mapping[str, StationRow], uncontrollable: Mapping[str, float],
                 t: Tunables, now: float) -> tuple[float, float, int]:
     """What the zone could shed now: Σ (live load − its floor) over its controllable stations
