@@ -4,6 +4,7 @@ the same in a narrow terminal and when piped."""
 from __future__ import annotations
 
 from evgrid.demo import EventTrack, report_lines, verdict
+from evgrid.demo_frequency import freq_verdict
 from evgrid.simulator.runner import DRSpec, SimStats
 
 
@@ -41,3 +42,45 @@ def test_verdicts() -> None:
     assert verdict(report(80.0, ignored=0)).startswith("cap reached")
     assert verdict(report(80.0, ignored=0, time_to_cap_s=None)) == "target not met"
     assert verdict(report(None, ignored=0)) == "nothing to deliver"
+
+
+def activation(**overrides: object) -> dict:
+    record = {
+        "activation_id": "Z1:1764876105.123", "zone_id": "Z1", "area_id": "A1",
+        "product": "linear", "committed_kw": 243.6, "baseline_kw": 812.345,
+        "start_ts": "2026-12-04T19:21:45.123Z", "end_ts": "2026-12-04T19:24:40.000Z",
+        "nadir_hz": 49.6, "nadir_ts": "2026-12-04T19:21:48.100Z",
+        "peak_required_kw": 182.7, "delivered_kw": 176.04, "time_to_50_s": 4.2,
+        "time_to_100_s": 7.9, "half_activation_s": 5.0, "full_activation_s": 30.0,
+        "half_met": True, "full_met": True, "timing_met": True, "meter_resolution_s": 2.0,
+        "max_reading_age_s": 2.4, "ended_by": "RECOVERED", "sample_count": 170, "samples": [],
+    }
+    return {**record, **overrides}
+
+
+def test_frequency_activations_fit_80_columns_with_required_delivered_and_verdict() -> None:
+    stats = SimStats(readings=10, commands=2)
+    late = activation(zone_id="Z3", activation_id="Z3:1764876105.456", time_to_50_s=6.3,
+                      half_met=False, timing_met=False)
+    never = activation(zone_id="Z4", activation_id="Z4:1764876105.789", time_to_100_s=None,
+                       full_met=False, timing_met=False, ended_by="SILENCE", nadir_hz=None)
+    lines = report_lines([], stats, None, [activation(), late, never])
+    assert max(len(line) for line in lines) <= 80, [ln for ln in lines if len(ln) > 80]
+    text = "\n".join(lines)
+    assert "Frequency activations (grid.frequency_activations):" in text
+    assert "Z1  Z1:1764876105.123: timing met" in text
+    assert "required 182.7 kW at the peak, delivered 176.0 kW (baseline 812.3 kW)" in text
+    assert "50 % in 4.2 s (≤ 5 s), 100 % in 7.9 s (≤ 30 s)" in text
+    assert "ended by recovered, nadir 49.600 Hz; meter data every 2.0 s" in text
+    assert "Z3  Z3:1764876105.456: missed: 50 % late" in text
+    assert "Z4  Z4:1764876105.789: missed: 100 % not reached" in text
+    assert "ended by silence; meter data" in text
+    assert "no activation ended" in "\n".join(report_lines([], stats, None, []))
+    assert "Frequency" not in "\n".join(report_lines([], stats))
+
+
+def test_frequency_verdict_while_running() -> None:
+    running = {"time_to_50_s": 3.0, "time_to_100_s": None, "half_met": True,
+               "full_met": None, "timing_met": None}
+    assert freq_verdict(running) == "in time so far"
+    assert freq_verdict({**running, "full_met": False}) == "missed: 100 % not reached"
