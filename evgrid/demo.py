@@ -355,7 +355,7 @@ def report_lines(tracks: list[EventTrack], stats: SimStats,
         lines += [*event_block(track), ""]
     if activations is not None:
         lines += ["Frequency activations (grid.frequency_activations):", ""]
-        for a in activations:
+        for a in sorted(activations, key=lambda a: (a["zone_id"], a["start_ts"])):
             lines += [*activation_block(a), ""]
         if not activations:
             lines += ["no activation ended while the demo ran", ""]

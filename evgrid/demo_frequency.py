@@ -36,29 +36,31 @@ def _s(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} s"
 
 
-def freq_verdict(a: dict) -> str:
-    """How an activation's timing went (a record, or a snapshot while it runs)."""
+def freq_verdict(a: dict, short: bool = False) -> str:
+    """How an activation's timing went (a record, or a snapshot while it runs); `short` for
+    the live view's narrow column."""
     if a.get("timing_met"):
-        return "timing met"
-    missed = [f"{pct} % {'late' if t is not None else 'not reached'}"
+        return "met" if short else "timing met"
+    missed = [f"{pct} % {'late' if t is not None else ('—' if short else 'not reached')}"
               for pct, t, met in (("50", a.get("time_to_50_s"), a.get("half_met")),
                                   ("100", a.get("time_to_100_s"), a.get("full_met")))
               if met is False]
     if missed:
-        return "missed: " + ", ".join(missed)
-    return "in time so far"
+        return ", ".join(missed) if short else "missed: " + ", ".join(missed)
+    return "in time" if short else "in time so far"
 
 
 def frequency_table(zones: dict[str, dict], activations: list[dict],
                     zone_ids: list[str]) -> Table:
-    """The live view's frequency rows: what is required of each zone now against what its
-    meters show delivered, and the timing; the last activation's record once it ended."""
+    """The live view's frequency rows: what is required of each zone now against the
+    reduction its meters show, and the timing; once an activation ended, its record (the
+    peak required and the most delivered)."""
     last = {a["zone_id"]: a for a in activations}
     hz = next((f["last_hz"] for z in zone_ids
                if (f := zones.get(z, {}).get("frequency")) and f.get("last_hz")), None)
     t = Table(title="frequency " + ("—" if hz is None else f"{hz:.3f} Hz") + "   program "
               "49.90 → 49.50 Hz, 50 % ≤ 5 s, 100 % ≤ 30 s")
-    for col in ("zone", "phase", "required kW", "delivered kW", "50 %", "100 %", "timing"):
+    for col in ("zone", "phase", "required kW", "metered kW", "50 %", "100 %", "timing"):
         t.add_column(col, justify="right")
     for z in zone_ids:
         f = zones.get(z, {}).get("frequency") or {}
@@ -68,12 +70,11 @@ def frequency_table(zones: dict[str, dict], activations: list[dict],
             delivered = samples[-1][2] if samples else None
             row = (f.get("phase", "—"), _kw(f.get("required_kw")), _kw(delivered),
                    _s(evidence.get("time_to_50_s")), _s(evidence.get("time_to_100_s")),
-                   freq_verdict(evidence))
+                   freq_verdict(evidence, short=True))
         elif z in last:
             a = last[z]
-            row = (f"ended ({a['ended_by'].lower()})", _kw(a["peak_required_kw"]),
-                   _kw(a["delivered_kw"]), _s(a["time_to_50_s"]), _s(a["time_to_100_s"]),
-                   freq_verdict(a))
+            row = ("ended", _kw(a["peak_required_kw"]), _kw(a["delivered_kw"]),
+                   _s(a["time_to_50_s"]), _s(a["time_to_100_s"]), freq_verdict(a, short=True))
         else:
             row = (f.get("phase", "—"), "—", "—", "—", "—", "—")
         t.add_row(z, *row)

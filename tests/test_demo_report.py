@@ -3,8 +3,10 @@ the same in a narrow terminal and when piped."""
 
 from __future__ import annotations
 
+from rich.console import Console
+
 from evgrid.demo import EventTrack, report_lines, verdict
-from evgrid.demo_frequency import freq_verdict
+from evgrid.demo_frequency import freq_verdict, frequency_table
 from evgrid.simulator.runner import DRSpec, SimStats
 
 
@@ -84,3 +86,22 @@ def test_frequency_verdict_while_running() -> None:
                "full_met": None, "timing_met": None}
     assert freq_verdict(running) == "in time so far"
     assert freq_verdict({**running, "full_met": False}) == "missed: 100 % not reached"
+
+
+def test_the_live_frequency_table_fits_80_columns() -> None:
+    running = {"phase": "ACTIVE", "required_kw": 376.5, "last_hz": 49.815,
+               "evidence": {"samples": [[1.0, 376.5, 350.25]], "time_to_50_s": 6.1,
+                            "time_to_100_s": None, "half_met": False, "full_met": None,
+                            "timing_met": None}}
+    zones = {"Z1": {"frequency": running}, "Z2": {"frequency": {"phase": "IDLE"}}}
+    table = frequency_table(zones, [activation(zone_id="Z3")], ["Z1", "Z2", "Z3", "Z4"])
+    console = Console(width=80, record=True)
+    console.print(table)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split("│")[1].strip(): line for line in lines if line.startswith("│")}
+    assert set(rows) == {"Z1", "Z2", "Z3", "Z4"}  # one line per zone: nothing wraps
+    assert "49.815 Hz" in lines[0]
+    assert all(s in rows["Z1"] for s in ("ACTIVE", "376.5", "350.2", "6.1 s", "50 % late"))
+    assert all(s in rows["Z3"] for s in ("ended", "182.7", "176.0", "4.2 s", "7.9 s", "met"))
+    assert "IDLE" in rows["Z2"] and "—" in rows["Z4"]
