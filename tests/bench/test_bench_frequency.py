@@ -23,7 +23,7 @@ def check_frequency(f: dict) -> None:
     for a in f["per_activation"]:
         assert a["commanded"] == stations and a["cleared"] == stations, a
         # The fleet's first command comes no later than its last station's first one.
-        assert 0 <= a["first_worker_ms"] <= a["last_worker_ms"], a
+        assert 0 <= a["first_worker_ms"] <= a["median_worker_ms"] <= a["last_worker_ms"], a
         assert 0 < a["first_e2e_ms"] <= a["last_e2e_ms"], a
         assert stations <= a["first_decision_sets"] <= a["sets"], a
         assert a["max_sets_per_station"] >= 1
@@ -31,6 +31,7 @@ def check_frequency(f: dict) -> None:
         for key in ("first_worker_ms", "last_worker_ms", "first_e2e_ms", "last_e2e_ms"):
             assert 0 <= f[key]["p50"] <= f[key]["p99"] <= f[key]["max"], (key, f[key])
         assert f["reaction_histogram_ms"]["count"] >= SMOKE.freq_zones  # a zone each time
+    assert f["lag_ready"] >= 0 and f["lag_after_activations"] >= 0 and f["lag_end"] >= 0
     ramp = f["ramp"]
     assert ramp["quantum_steps"] == 20 and ramp["commanded"] == stations
     assert ramp["sets"] >= stations and ramp["released"], ramp

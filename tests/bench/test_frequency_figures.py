@@ -39,7 +39,7 @@ def test_figures_of_one_activation() -> None:
         a.first_seen.setdefault(station, at)
     a.cleared = {"S1", "S2"}
     f = a.figures()
-    assert (f["first_worker_ms"], f["last_worker_ms"]) == (20, 90)
+    assert (f["first_worker_ms"], f["median_worker_ms"], f["last_worker_ms"]) == (20, 25, 90)
     assert (f["first_e2e_ms"], f["last_e2e_ms"]) == (30.0, 120.0)
     assert (f["commanded"], f["sets"], f["max_sets_per_station"]) == (3, 4, 2)
     assert f["first_decision_sets"] == 3  # Z1's t1 (2) and Z2's t1 (1); Z1's t2 is later
