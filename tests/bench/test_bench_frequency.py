@@ -26,6 +26,7 @@ def check_frequency(f: dict) -> None:
         assert 0 <= a["first_worker_ms"] <= a["median_worker_ms"] <= a["last_worker_ms"], a
         assert 0 < a["first_e2e_ms"] <= a["last_e2e_ms"], a
         assert stations <= a["first_decision_sets"] <= a["sets"], a
+        assert 0 <= a["sets_after_release"] <= a["sets"] - a["first_decision_sets"], a
         assert a["max_sets_per_station"] >= 1
     if f["activations"]:
         for key in ("first_worker_ms", "last_worker_ms", "first_e2e_ms", "last_e2e_ms"):
