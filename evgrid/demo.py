@@ -16,20 +16,23 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from evgrid import codec
 from evgrid.broker.local import LocalKafka, free_port
+from evgrid.demo_frequency import activation_block, freq_phase, frequency_plan, frequency_table
 from evgrid.process import WorkerProcess
 from evgrid.settings import GatewaySettings, WorkerSettings
 from evgrid.simulator.fleet import Fleet
+from evgrid.simulator.frequency import run_frequency
 from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
 
 # The terminal's width, or 80 columns when the output is piped: everything printed fits 80.
@@ -48,9 +51,9 @@ class EventTrack:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="broker + worker + simulated fleet + a DR event",
-                              **WorkerSettings.help_args())
-    p.add_argument("--duration", type=float, default=120.0, help="seconds of fleet time (120)")
+    p = subparsers.add_parser("demo", help="broker + worker + simulated fleet + DR and "
+                              "frequency events", **WorkerSettings.help_args())
+    p.add_argument("--duration", type=float, default=225.0, help="seconds of fleet time (225)")
     p.add_argument("--stations", type=int, default=200)
     p.add_argument("--zones", type=int, default=4)
     p.add_argument("--seed", type=int, default=7)
@@ -68,12 +71,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--openadr", action="store_true",
                    help="Z1's event comes from an in-process OpenADR VTN through `evgrid "
                    "openadr` (SIMPLE level 2); the utility's reports are printed")
+    p.add_argument("--frequency-at", type=float, default=100.0,
+                   help="seconds into the run of the frequency dip (49.6 Hz over 4 s, back "
+                   "over a minute) on every zone's FCR-D-like program (100)")
+    p.add_argument("--no-frequency", action="store_true", help="no frequency event")
     p.set_defaults(func=run)
 
 
+def dr_span(args: argparse.Namespace) -> int:
+    """Default DR events end before the frequency dip, or before the demo does (so their
+    CLEARs show too)."""
+    end = args.duration if args.no_frequency else min(args.duration, args.frequency_at + 5)
+    return max(20, int(end) - 45)
+
+
 def run(args: argparse.Namespace) -> int:
-    # Default events end before the demo does, so the CLEARs show too.
-    span = max(20, int(args.duration) - 45)
+    span = dr_span(args)
     specs = [DRSpec.parse(s) for s in (args.dr or [
         f"zone=Z1,at=+20s,reduce=25%,for={span}s",
         f"zone=Z3,at=+30s,reduce=15%,for={span}s",
@@ -123,14 +136,17 @@ def run(args: argparse.Namespace) -> int:
             f"{args.duration:.0f}s\n     DR: " + "; ".join(
                 f"{s.zone_id} -{s.reduce_pct or s.reduce_kw}{'%' if s.reduce_pct else ' kW'} "
                 f"at +{s.at_s:.0f}s" for s in specs)
+            + ("" if args.no_frequency else
+               f"\n     frequency: a dip to 49.6 Hz at +{args.frequency_at:.0f}s; every zone "
+               "FCR-D-like, 30 % of its load")
         )
         fleet = Fleet(args.stations, args.zones, seed=args.seed,
                       ignore_fraction=args.ignore_fraction, command_lag_s=args.lag,
                       site_size=args.site_size)
-        tracks, stats, outcomes = asyncio.run(
+        tracks, stats, outcomes, activations = asyncio.run(
             simulate(settings, fleet, specs, args, url, ocpp_url)
         )
-        summary(tracks, stats, settings, outcomes)
+        summary(tracks, stats, settings, outcomes, activations)
         sql.summary()
         return 0
     finally:
@@ -150,13 +166,15 @@ def run(args: argparse.Namespace) -> int:
 async def simulate(
     settings: WorkerSettings, fleet: Fleet, specs: list[DRSpec], args: argparse.Namespace, url: str,
     ocpp_url: str,
-) -> tuple[list[EventTrack], SimStats, dict[str, int]]:
+) -> tuple[list[EventTrack], SimStats, dict[str, int], list[dict]]:
     tracks = {s.zone_id: EventTrack(s) for s in specs}
     zones: dict[str, dict] = {}
     outcomes: dict[str, int] = {}
+    activations: list[dict] = []  # grid.frequency_activations, as they end
+    plan = frequency_plan(args)
     consumer = AIOKafkaConsumer(
         settings.topics.dr_status, settings.topics.compliance_alerts, settings.topics.outcomes,
-        settings.topics.dr_reports,
+        settings.topics.dr_reports, settings.topics.frequency_activations,
         bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
         **settings.kafka_client_kwargs(),
     )
@@ -169,6 +187,9 @@ async def simulate(
             msg = codec.loads(m.value)
             if m.topic == settings.topics.outcomes:
                 outcomes[msg["status"]] = outcomes.get(msg["status"], 0) + 1
+                continue
+            if m.topic == settings.topics.frequency_activations:
+                activations.append(msg)
                 continue
             track = tracks.get(msg.get("zone_id", ""))
             if track is None:
@@ -183,6 +204,8 @@ async def simulate(
             track.status = msg
             track.state = msg["state"]
 
+    engaged: set[str] = set()  # zones whose frequency response was ever engaged
+
     async def poll() -> None:
         async with aiohttp.ClientSession() as http:
             while True:
@@ -191,9 +214,11 @@ async def simulate(
                         async with http.get(f"{url}/zones/{z}") as r:
                             if r.status == 200:
                                 zones[z] = await r.json()
+                                if freq_phase(zones[z]) not in ("IDLE", None):
+                                    engaged.add(z)
                 await asyncio.sleep(1.0)
 
-    def render() -> Table:
+    def render() -> Table | Group:
         elapsed = time.monotonic() - started
         stats = stats_box.get("s")
         t = Table(title=f"evgrid demo — {elapsed:5.0f}s / {args.duration:.0f}s   "
@@ -218,7 +243,9 @@ async def simulate(
                 str(len(track.noncompliant)) if track else "—",
                 *(sites if fleet.sites else []),
             )
-        return t
+        if plan is None:
+            return t
+        return Group(t, frequency_table(zones, activations, fleet.zone_ids))
 
     def on_tick(_elapsed: float, _fleet: Fleet, stats: SimStats) -> None:
         stats_box["s"] = stats
@@ -232,7 +259,11 @@ async def simulate(
                     await asyncio.sleep(0.5)
 
             tasks.append(asyncio.create_task(refresh()))
-            async with utility(settings, args, span=max(20, int(args.duration) - 45)):
+            source = None if plan is None else asyncio.create_task(run_frequency(
+                settings, fleet, plan, args.duration, time.time()))
+            if source is not None:
+                tasks.append(source)
+            async with utility(settings, args, span=dr_span(args)):
                 if args.ocpp:
                     from evgrid.simulator.ocpp_runner import run_ocpp_simulation
 
@@ -245,13 +276,23 @@ async def simulate(
                         settings, fleet, duration_s=args.duration, interval_s=args.interval,
                         dr=specs, on_tick=on_tick,
                     )
+            if source is not None:
+                await source
+                # The activations end with the last release: the records follow shortly.
+                await wait_for(lambda: engaged <= {a["zone_id"] for a in activations}, 15.0)
             live.update(render())
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await consumer.stop()
-    return list(tracks.values()), stats, outcomes
+    return list(tracks.values()), stats, outcomes, activations
+
+
+async def wait_for(done: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
 
 
 def utility(settings: WorkerSettings, args: argparse.Namespace,
@@ -308,11 +349,19 @@ def event_block(track: EventTrack) -> list[str]:
 
 
 def report_lines(tracks: list[EventTrack], stats: SimStats,
-                 outcomes: dict[str, int] | None = None) -> list[str]:
-    """The closing report: one block per DR event, then the fleet's counts; 80 columns."""
+                 outcomes: dict[str, int] | None = None,
+                 activations: list[dict] | None = None) -> list[str]:
+    """The closing report: one block per DR event, one per frequency activation, then the
+    fleet's counts; 80 columns."""
     lines = ["DR events, from their settlement reports (grid.dr_reports):", ""]
     for track in tracks:
         lines += [*event_block(track), ""]
+    if activations is not None:
+        lines += ["Frequency activations (grid.frequency_activations):", ""]
+        for a in sorted(activations, key=lambda a: (a["zone_id"], a["start_ts"])):
+            lines += [*activation_block(a), ""]
+        if not activations:
+            lines += ["no activation ended while the demo ran", ""]
     lines.append(f"readings published: {stats.readings}")
     by_action = ", ".join(f"{a} {n}" for a, n in sorted(stats.commands_by_action.items()))
     lines.append(f"commands the fleet obeyed or saw: {stats.commands}"
@@ -325,7 +374,8 @@ def report_lines(tracks: list[EventTrack], stats: SimStats,
 
 
 def summary(tracks: list[EventTrack], stats: SimStats, settings: WorkerSettings,
-            outcomes: dict[str, int] | None = None) -> None:
+            outcomes: dict[str, int] | None = None,
+            activations: list[dict] | None = None) -> None:
     console.print()
-    for line in report_lines(tracks, stats, outcomes):
+    for line in report_lines(tracks, stats, outcomes, activations):
         console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -3,7 +3,10 @@ the same in a narrow terminal and when piped."""
 
 from __future__ import annotations
 
+from rich.console import Console
+
 from evgrid.demo import EventTrack, report_lines, verdict
+from evgrid.demo_frequency import freq_verdict, frequency_table
 from evgrid.simulator.runner import DRSpec, SimStats
 
 
@@ -41,3 +44,64 @@ def test_verdicts() -> None:
     assert verdict(report(80.0, ignored=0)).startswith("cap reached")
     assert verdict(report(80.0, ignored=0, time_to_cap_s=None)) == "target not met"
     assert verdict(report(None, ignored=0)) == "nothing to deliver"
+
+
+def activation(**overrides: object) -> dict:
+    record = {
+        "activation_id": "Z1:1764876105.123", "zone_id": "Z1", "area_id": "A1",
+        "product": "linear", "committed_kw": 243.6, "baseline_kw": 812.345,
+        "start_ts": "2026-12-04T19:21:45.123Z", "end_ts": "2026-12-04T19:24:40.000Z",
+        "nadir_hz": 49.6, "nadir_ts": "2026-12-04T19:21:48.100Z",
+        "peak_required_kw": 182.7, "delivered_kw": 176.04, "time_to_50_s": 4.2,
+        "time_to_100_s": 7.9, "half_activation_s": 5.0, "full_activation_s": 30.0,
+        "half_met": True, "full_met": True, "timing_met": True, "meter_resolution_s": 2.0,
+        "max_reading_age_s": 2.4, "ended_by": "RECOVERED", "sample_count": 170, "samples": [],
+    }
+    return {**record, **overrides}
+
+
+def test_frequency_activations_fit_80_columns_with_required_delivered_and_verdict() -> None:
+    stats = SimStats(readings=10, commands=2)
+    late = activation(zone_id="Z3", activation_id="Z3:1764876105.456", time_to_50_s=6.3,
+                      half_met=False, timing_met=False)
+    never = activation(zone_id="Z4", activation_id="Z4:1764876105.789", time_to_100_s=None,
+                       full_met=False, timing_met=False, ended_by="SILENCE", nadir_hz=None)
+    lines = report_lines([], stats, None, [activation(), late, never])
+    assert max(len(line) for line in lines) <= 80, [ln for ln in lines if len(ln) > 80]
+    text = "\n".join(lines)
+    assert "Frequency activations (grid.frequency_activations):" in text
+    assert "Z1  Z1:1764876105.123: timing met" in text
+    assert "required 182.7 kW at the peak, delivered 176.0 kW (baseline 812.3 kW)" in text
+    assert "50 % in 4.2 s (≤ 5 s), 100 % in 7.9 s (≤ 30 s)" in text
+    assert "ended by recovered, nadir 49.600 Hz; meter data every 2.0 s" in text
+    assert "Z3  Z3:1764876105.456: missed: 50 % late" in text
+    assert "Z4  Z4:1764876105.789: missed: 100 % not reached" in text
+    assert "ended by silence; meter data" in text
+    assert "no activation ended" in "\n".join(report_lines([], stats, None, []))
+    assert "Frequency" not in "\n".join(report_lines([], stats))
+
+
+def test_frequency_verdict_while_running() -> None:
+    running = {"time_to_50_s": 3.0, "time_to_100_s": None, "half_met": True,
+               "full_met": None, "timing_met": None}
+    assert freq_verdict(running) == "in time so far"
+    assert freq_verdict({**running, "full_met": False}) == "missed: 100 % not reached"
+
+
+def test_the_live_frequency_table_fits_80_columns() -> None:
+    running = {"phase": "ACTIVE", "required_kw": 376.5, "last_hz": 49.815,
+               "evidence": {"samples": [[1.0, 376.5, 350.25]], "time_to_50_s": 6.1,
+                            "time_to_100_s": None, "half_met": False, "full_met": None,
+                            "timing_met": None}}
+    zones = {"Z1": {"frequency": running}, "Z2": {"frequency": {"phase": "IDLE"}}}
+    table = frequency_table(zones, [activation(zone_id="Z3")], ["Z1", "Z2", "Z3", "Z4"])
+    console = Console(width=80, record=True)
+    console.print(table)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split("│")[1].strip(): line for line in lines if line.startswith("│")}
+    assert set(rows) == {"Z1", "Z2", "Z3", "Z4"}  # one line per zone: nothing wraps
+    assert "49.815 Hz" in lines[0]
+    assert all(s in rows["Z1"] for s in ("ACTIVE", "376.5", "350.2", "6.1 s", "50 % late"))
+    assert all(s in rows["Z3"] for s in ("ended", "182.7", "176.0", "4.2 s", "7.9 s", "met"))
+    assert "IDLE" in rows["Z2"] and "—" in rows["Z4"]

@@ -71,6 +71,15 @@ class Sizes:
     sql_rate: float = 10_000.0
     sql_measure_s: float = 180.0
     sql_events: int = 10
+    # frequency: zones × stations in one area, each with a linear program, readings at
+    # this rate; activations by one measurement each, then a quantised ramp
+    freq_zones: int = 100
+    freq_per_zone: int = 100
+    freq_rate: float = 10_000.0
+    freq_activations: int = 10
+    freq_ramp_s: float = 10.0
+    freq_timeout_s: float = 30.0
+    freq_ready_s: float = 120.0
     partitions: int = 4
     poll_s: float = 1.0
 
@@ -85,7 +94,9 @@ SMOKE = Sizes(
     memory_connectors=(400, 2_000), memory_deadline_s=60.0, memory_checkpoint_s=1.0,
     recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
     scaling_messages=2_000, scaling_window_s=10.0, sql_stations=200, sql_rate=300.0,
-    sql_measure_s=10.0, sql_events=2, partitions=2, poll_s=0.5,
+    sql_measure_s=10.0, sql_events=2, freq_zones=4, freq_per_zone=10, freq_rate=300.0,
+    freq_activations=2, freq_ramp_s=2.0, freq_timeout_s=15.0, freq_ready_s=60.0,
+    partitions=2, poll_s=0.5,
 )
 
 

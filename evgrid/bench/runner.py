@@ -20,7 +20,17 @@ from typing import Any
 
 import orjson
 
-from evgrid.bench import flood, gateway, latency, memory, recovery, scaling, sql, throughput
+from evgrid.bench import (
+    flood,
+    frequency,
+    gateway,
+    latency,
+    memory,
+    recovery,
+    scaling,
+    sql,
+    throughput,
+)
 from evgrid.bench.harness import SMOKE, Bench, Phase, Sizes, say
 from evgrid.broker.local import LocalKafka
 from evgrid.settings import WorkerSettings
@@ -29,7 +39,7 @@ from evgrid.settings import WorkerSettings
 #: the rate it measured). A new phase is a module with a `PHASE` and a line here.
 PHASES: dict[str, Phase] = {phase.name: phase for phase in (
     throughput.PHASE, latency.PHASE, flood.PHASE, memory.PHASE, recovery.PHASE,
-    scaling.PHASE, gateway.PHASE, sql.PHASE,
+    scaling.PHASE, gateway.PHASE, sql.PHASE, frequency.PHASE,
 )}
 
 

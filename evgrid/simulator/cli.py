@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 
 from evgrid.logs import install_broker_log
 from evgrid.settings import KafkaSettings
 from evgrid.simulator.fleet import Fleet
-from evgrid.simulator.runner import DRSpec, SimStats, run_simulation
+from evgrid.simulator.frequency import (
+    DIP,
+    FrequencyPlan,
+    ProgramSpec,
+    parse_trace,
+    run_frequency,
+)
+from evgrid.simulator.runner import DRSpec, SimStats, parse_duration, run_simulation
 from evgrid.topics import ensure_topics
 
 
@@ -36,13 +44,49 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="with --ocpp: share of chargers that reject every profile")
     p.add_argument("--drop-fraction", type=float, default=0.05,
                    help="with --ocpp: share of chargers that drop their connection once")
+    f = p.add_argument_group("frequency (docs/frequency.md, Simulator)")
+    f.add_argument("--frequency-trace", metavar="FILE", default=None,
+                   help="play this CSV (t_s,frequency_hz) on grid.frequency, interpolated")
+    f.add_argument("--frequency-dip", action="store_true",
+                   help="play the demo's trace: 49.6 Hz over 4 s, back to 50 Hz over a minute")
+    f.add_argument("--frequency-at", type=parse_duration, default=0.0, metavar="+30s",
+                   help="the trace starts this long into the run (0; before it: its first "
+                   "value, after it: its last, so the source never falls silent)")
+    f.add_argument("--frequency-rate", type=float, default=10.0,
+                   help="measurements per second (10)")
+    f.add_argument("--area", default="A1", help="the trace's and the programs' area (A1)")
+    f.add_argument("--frequency-program", metavar="SPEC", default=None,
+                   help="publish this program for every zone, e.g. committed_pct=30,"
+                   "product=linear,start_hz=49.9,full_hz=49.5,restore_spread_s=60")
     p.set_defaults(func=run)
+
+
+def frequency_plan(args: argparse.Namespace) -> FrequencyPlan | None:
+    """The frequency source and programs the arguments ask for (ValueError when bad)."""
+    if args.frequency_trace and args.frequency_dip:
+        raise ValueError("--frequency-trace and --frequency-dip: choose one")
+    if args.frequency_rate <= 0:
+        raise ValueError("--frequency-rate must be > 0")
+    program = (ProgramSpec.parse(args.frequency_program) if args.frequency_program
+               else None)
+    if args.frequency_trace:
+        with open(args.frequency_trace, encoding="utf-8") as fh:
+            trace = parse_trace(fh.read())
+    elif args.frequency_dip:
+        trace = DIP
+    elif program is not None:
+        trace = [(0.0, 50.0)]  # programs need a live source, or they disarm on silence
+    else:
+        return None
+    return FrequencyPlan(trace, area_id=args.area, rate_hz=args.frequency_rate,
+                         at_s=args.frequency_at, program=program)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         specs = [DRSpec.parse(s) for s in args.dr]
-    except ValueError as exc:
+        plan = frequency_plan(args)
+    except (ValueError, OSError) as exc:
         raise SystemExit(f"evgrid: {exc}") from None
     settings = KafkaSettings.from_env()
     install_broker_log(settings.bootstrap_servers)
@@ -61,6 +105,20 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> SimStats:
         await ensure_topics(settings)
+        if plan is None:
+            return await simulation()
+        source = asyncio.create_task(run_frequency(settings, fleet, plan, args.duration,
+                                                   time.time()))
+        try:
+            stats = await simulation()
+        except BaseException:
+            source.cancel()
+            raise
+        sent = await source
+        print(f"frequency: {sent} measurements for area {plan.area_id}", flush=True)
+        return stats
+
+    async def simulation() -> SimStats:
         if args.ocpp:
             from evgrid.simulator.ocpp_runner import run_ocpp_simulation
 

@@ -13,6 +13,7 @@ import pytest
 
 from evgrid.bench.harness import SMOKE
 from evgrid.bench.runner import PHASES
+from tests.bench.test_bench_frequency import check_frequency
 
 pytestmark = pytest.mark.integration
 
@@ -87,4 +88,5 @@ def test_bench_smoke(kafka_broker, tmp_path) -> None:
     sc = r["scaling"]
     assert sc["workers_1"] > 0 and sc["workers_2"] > 0
     assert sc["speedup"] == pytest.approx(sc["workers_2"] / sc["workers_1"])
+    check_frequency(r["frequency"])
     assert r["cores"] >= 1 and len(r["load_average_start"]) == 3

@@ -1,0 +1,52 @@
+"""The frequency phase alone at smoke size: every activation accounted for, the figures exist
+and hang together (how fast is never asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from evgrid.bench.harness import SMOKE
+
+pytestmark = pytest.mark.integration
+
+
+def check_frequency(f: dict) -> None:
+    stations = SMOKE.freq_zones * SMOKE.freq_per_zone
+    assert f["stations"] == stations and f["offered_rate"] > 0
+    assert f["activations"] + f["timeouts"] == SMOKE.freq_activations, f
+    assert len(f["per_activation"]) == f["activations"]
+    for a in f["per_activation"]:
+        assert a["commanded"] == stations and a["cleared"] == stations, a
+        # The fleet's first command comes no later than its last station's first one.
+        assert 0 <= a["first_worker_ms"] <= a["median_worker_ms"] <= a["last_worker_ms"], a
+        assert 0 < a["first_e2e_ms"] <= a["last_e2e_ms"], a
+        assert stations <= a["first_decision_sets"] <= a["sets"], a
+        assert 0 <= a["sets_after_release"] <= a["sets"] - a["first_decision_sets"], a
+        assert a["max_sets_per_station"] >= 1
+    if f["activations"]:
+        for key in ("first_worker_ms", "last_worker_ms", "first_e2e_ms", "last_e2e_ms"):
+            assert 0 <= f[key]["p50"] <= f[key]["p99"] <= f[key]["max"], (key, f[key])
+        assert f["reaction_histogram_ms"]["count"] >= SMOKE.freq_zones  # a zone each time
+    assert f["lag_ready"] >= 0 and f["lag_after_activations"] >= 0 and f["lag_end"] >= 0
+    ramp = f["ramp"]
+    assert ramp["quantum_steps"] == 20 and ramp["commanded"] == stations
+    assert ramp["sets"] >= stations and ramp["released"], ramp
+    assert ramp["sets_per_station_per_step"] == ramp["sets"] / stations / 20
+
+
+def test_frequency_phase_smoke(kafka_broker, tmp_path) -> None:
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, "-m", "evgrid", "bench", "--smoke", "--phases", "frequency",
+         "--out", str(out)], env={**os.environ, "EVGRID_BROKER": kafka_broker.bootstrap},
+        capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "| frequency | frequency: measurement → last station's command" in run.stdout
+    assert "target p99 ≤ 500" in run.stdout and "target p99 ≤ 50)" in run.stdout
+    [result] = sorted(out.glob("*.json"))
+    check_frequency(json.loads(result.read_text())["frequency"])
