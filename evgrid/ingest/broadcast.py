@@ -26,8 +26,6 @@ class Broadcast(Service):
     name = "broadcast"
     #: How long a fetch waits when nothing is there.
     fetch_wait_ms = 100
-    #: Where a consumer whose position is out of range goes (compaction, retention).
-    offset_reset = "earliest"
 
     def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], **kwargs: object) -> None:
@@ -47,7 +45,7 @@ class Broadcast(Service):
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers, group_id=None, enable_auto_commit=False,
-            auto_offset_reset=self.offset_reset, fetch_max_wait_ms=self.fetch_wait_ms,
+            auto_offset_reset="earliest", fetch_max_wait_ms=self.fetch_wait_ms,
             **s.kafka_client_kwargs())
         await self.consumer.start()
 
@@ -61,12 +59,22 @@ class Broadcast(Service):
         return [TopicPartition(topic, p) for p in range(self.settings.partitions)]
 
     async def read_back(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """Read `tps` from their beginning; returns the end offsets of those not empty."""
+        """Read `tps` from their beginning; returns the end offsets of those not empty.
+        Explicit seeks, not `seek_to_beginning`: aiokafka's offset resets are asynchronous,
+        and one for other partitions (`from_end`) could leave these at the end."""
         assert self.consumer is not None
+        starts = await self.consumer.beginning_offsets(tps)
         ends = await self.consumer.end_offsets(tps)
-        await self.consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            self.consumer.seek(tp, starts[tp])
         self.read_back_to.update({(tp.topic, tp.partition): end for tp, end in ends.items()})
-        return {tp: end for tp, end in ends.items() if end > 0}
+        return {tp: end for tp, end in ends.items() if end > starts[tp]}
+
+    async def from_end(self, tps: list[TopicPartition]) -> None:
+        """Read `tps` from the end seen now: only what arrives from now on."""
+        assert self.consumer is not None
+        for tp, end in (await self.consumer.end_offsets(tps)).items():
+            self.consumer.seek(tp, end)
 
     async def assign(self) -> None:
         raise NotImplementedError

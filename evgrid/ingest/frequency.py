@@ -15,8 +15,6 @@ class FrequencyIngest(Broadcast):
     name = "frequency"
     #: The measurement path's latency floor is the broker's fetch, not this wait.
     fetch_wait_ms = 10
-    #: A measurement out of range is old: go to the newest.
-    offset_reset = "latest"
 
     async def assign(self) -> None:
         assert self.consumer is not None
@@ -25,4 +23,4 @@ class FrequencyIngest(Broadcast):
         measurements = self.partitions(t.frequency)
         self.consumer.assign(programs + measurements)
         await self.read_back(programs)
-        await self.consumer.seek_to_end(*measurements)
+        await self.from_end(measurements)

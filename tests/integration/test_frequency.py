@@ -92,12 +92,16 @@ async def play(b: str, topic: str, fleet: Fleet, seen: Collector, hz_of, seconds
         await asyncio.sleep(1.0 / rate_hz)
 
 
-async def setup_zone(w: WorkerProcess, seen: Collector, fleet: Fleet) -> None:
+async def setup_zone(w: WorkerProcess, seen: Collector, fleet: Fleet,
+                     publish: bool = True) -> None:
+    """The program and the mappings (unless already published), then readings until the
+    zone's picture is whole and it knows its program."""
     b, t = w.settings.bootstrap_servers, w.settings.topics
-    await produce(b, t.frequency_programs, [(b"Z1", jdump(PROGRAM))])
-    await produce(b, t.station_zones, [(sid.encode(), jdump({
-        "station_id": sid, "zone_id": "Z1", "max_station_kw": 150.0,
-        "contract_max_kw": 150.0})) for sid in fleet.ids])
+    if publish:
+        await produce(b, t.frequency_programs, [(b"Z1", jdump(PROGRAM))])
+        await produce(b, t.station_zones, [(sid.encode(), jdump({
+            "station_id": sid, "zone_id": "Z1", "max_station_kw": 150.0,
+            "contract_max_kw": 150.0})) for sid in fleet.ids])
     # Readings until the zone's picture is whole: the view shows every station drawing.
     deadline = time.monotonic() + 30.0
     while time.monotonic() < deadline:
@@ -203,3 +207,31 @@ async def test_silent_source_releases_the_zone_and_alerts(freq_worker, kafka_bro
         assert [a["alert_type"] for a in alerts] == ["FREQUENCY_SILENT"]
         [record] = await seen.wait(t.frequency_activations, lambda r: len(r) == 1)
         assert record["ended_by"] == "SILENCE"
+
+
+async def test_programs_published_before_the_worker_starts_are_read_back(
+        kafka_broker, unique_prefix, tmp_path):
+    """The programs are configuration: a worker (re)started on an existing log reads them
+    back from the beginning, whatever else it reads from the end."""
+    b = kafka_broker.bootstrap
+    settings = isolated_settings(b, unique_prefix, tmp_path / "data",
+                                 frequency_silence_s=SILENCE_S)
+    t = settings.topics
+    from evgrid.topics import ensure_topics
+    await ensure_topics(settings)
+    fleet = Fleet(b, t)
+    await produce(b, t.frequency_programs, [(b"Z1", jdump(PROGRAM))])
+    await produce(b, t.station_zones, [(sid.encode(), jdump({
+        "station_id": sid, "zone_id": "Z1", "max_station_kw": 150.0,
+        "contract_max_kw": 150.0})) for sid in fleet.ids])
+    w = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        await w.wait_ready()
+        async with Collector(b, t.commands) as seen:
+            await setup_zone(w, seen, fleet, publish=False)  # the program read back
+            await play(b, t.frequency, fleet, seen, lambda s: 49.5, 3.0)
+            sets = await seen.wait(t.commands, lambda c: len(c) >= N)
+            assert {c["reason"] for c in sets} == {"FREQUENCY"}
+        assert w.alive(), w.log_tail()
+    finally:
+        w.stop()
