@@ -90,6 +90,10 @@ ZONE_PARTITIONS_LOADING = Gauge(
     "evgrid_zone_partitions_loading",
     "Zone partitions whose station rows are still being read back (their zones are cold)"
 )
+ZONE_STEPS_DEFERRED = Counter(
+    "evgrid_zone_steps_deferred", "Zone steps left to the clock's next turn (0.2 s later): "
+    "more zones were due than one turn's budget steps"
+)
 DR_DEFERRED = Counter(
     "evgrid_dr_deferred", "DR signals held until a zone whose rows are being read back is warm"
 )

@@ -35,9 +35,9 @@ class FrequencyHandler:
         self.clock = clock
         #: area_id -> the zones whose program responds to it.
         self.areas: dict[str, set[str]] = {}
-        #: zone_id -> the newest measurement it has yet to take (Hz, its ts, arrival), in
-        #: arrival order.
-        self.due: dict[str, tuple[float, float, float]] = {}
+        #: zone_id -> the measurements it has yet to take (Hz, their ts, arrival), zones in
+        #: the order their first one arrived.
+        self.due: dict[str, list[tuple[float, float, float]]] = {}
         self.wake = asyncio.Event()
 
     def on_program(self, message: FrequencyProgramRecord | None, record: Record) -> None:
@@ -62,8 +62,9 @@ class FrequencyHandler:
             self.zones.persist(zone)
 
     def on_measurement(self, m: FrequencyMeasurement, record: Record) -> None:
-        """One measurement: each zone of its area is due to take it (the newest per zone,
-        if several arrive before its turn). `run` gives each its turn."""
+        """One measurement: each zone of its area is due to take it. `run` gives each zone
+        its turn, with every measurement that came for it meanwhile, in order: the
+        activation starts at the measurement that crossed, however late its turn."""
         metrics.FREQUENCY_HZ.labels(area=m.area_id).set(m.frequency_hz)
         zone_ids = self.areas.get(m.area_id)
         if not zone_ids:
@@ -71,7 +72,7 @@ class FrequencyHandler:
         received = time.perf_counter()
         ts = m.ts.timestamp()
         for zone_id in sorted(zone_ids):
-            self.due[zone_id] = (m.frequency_hz, ts, received)
+            self.due.setdefault(zone_id, []).append((m.frequency_hz, ts, received))
         self.wake.set()
 
     async def run(self) -> None:
@@ -82,12 +83,12 @@ class FrequencyHandler:
             self.wake.clear()
             while self.due:
                 zone_id = next(iter(self.due))
-                hz, ts, received = self.due.pop(zone_id)
-                try:
-                    self.apply(zone_id, hz, ts, received)
-                except Exception:  # one zone's failure must not disarm the others
-                    log.exception("evgrid frequency: zone %s failed to take %.3f Hz",
-                                  zone_id, hz)
+                for hz, ts, received in self.due.pop(zone_id):
+                    try:
+                        self.apply(zone_id, hz, ts, received)
+                    except Exception:  # one zone's failure must not disarm the others
+                        log.exception("evgrid frequency: zone %s failed to take %.3f Hz",
+                                      zone_id, hz)
                 self.out.drain_soon()
                 await asyncio.sleep(0)
 

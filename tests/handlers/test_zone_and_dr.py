@@ -495,3 +495,22 @@ def test_a_signal_decided_at_a_later_step_is_timed_to_its_first_commands() -> No
     assert set(world.zones.zones["Z2"].reacting) == {"DR2"}
     world.restore("Z2", signal_id="DR2")
     assert world.zones.zones["Z2"].reacting == {}
+
+
+def test_one_turn_of_the_clock_steps_the_most_overdue_zones_within_its_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World()
+    zone_ids = [f"Z{i}" for i in range(1, 7)]
+    for zone_id in zone_ids:
+        world.map(f"S-{zone_id}", zone_id, 40.0)
+        world.signal(zone_id, 10.0)
+    partitions = {world.zones.zones[z].partition for z in zone_ids}
+    clock = world.clock(partitions)
+    now = time.time() + 1.5  # every zone due for its re-evaluation
+    for i, zone_id in enumerate(zone_ids):  # Z1 the most overdue, Z6 the least
+        world.zones.zones[zone_id].controller.last_step = now - 1.0 - 0.1 * (6 - i) - 0.01
+    monkeypatch.setattr("evgrid.handlers.clock.STEP_BUDGET_S", 0.0)
+    assert clock.run_once(now=now) == 1  # one step per turn at least, the rest wait
+    assert world.zones.zones["Z1"].controller.last_step == now
+    monkeypatch.setattr("evgrid.handlers.clock.STEP_BUDGET_S", 10.0)
+    assert clock.run_once(now=now) == 5  # the others, next turn
