@@ -13,7 +13,7 @@ import pytest
 
 from evgrid.bench.harness import SMOKE
 from evgrid.bench.runner import PHASES
-from tests.bench.test_bench_frequency import check_frequency
+from tests.bench.frequency_checks import check_frequency
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,8 @@ ROUND_S = 0.5  # meter readings every half second
 SILENCE_S = 3.0
 PROGRAM = {"zone_id": "Z1", "area_id": "NO1", "product": "linear", "committed_kw": 400.0,
            "start_hz": 49.9, "full_hz": 49.5, "deadband_hz": 0.0, "full_activation_s": 30.0,
-           "half_activation_s": 5.0, "min_hold_s": 2.0, "recovery_s": 3.0,
-           "restore_spread_s": 10.0}
+           "half_activation_s": 5.0, "min_hold_s": 2.0, "recovery_s": 2.0,
+           "restore_spread_s": 6.0}
 
 
 @pytest.fixture
@@ -128,14 +128,15 @@ async def test_dip_half_then_full_then_spread_restore(freq_worker, kafka_broker)
     async with Collector(b, t.commands, t.frequency_activations) as seen:
         fleet = Fleet(b, t)
         await setup_zone(w, seen, fleet)
-        # 49.70 Hz: half activation (200 kW) for 12 s; 49.50 Hz: full (400 kW) for 18 s.
+        # 49.70 Hz: half activation (200 kW) for 8 s; 49.50 Hz: full (400 kW) for 10 s.
         half_at = time.time()
-        await play(b, t.frequency, fleet, seen, lambda s: 49.70, 12.0)
+        await play(b, t.frequency, fleet, seen, lambda s: 49.70, 8.0)
         full_at = time.time()
-        await play(b, t.frequency, fleet, seen, lambda s: 49.50, 18.0)
+        await play(b, t.frequency, fleet, seen, lambda s: 49.50, 10.0)
         recovered_at = time.time()
         n_sets = len(seen.messages[t.commands])
-        await play(b, t.frequency, fleet, seen, lambda s: 50.0, 3.0 + 10.0 + 4.0)
+        await play(b, t.frequency, fleet, seen, lambda s: 50.0,
+                   PROGRAM["recovery_s"] + PROGRAM["restore_spread_s"] + 3.0)
 
         # Metered reduction: >= 50 % of the required 200 kW within 5 s, all 400 kW (within
         # 5 %) within 30 s of the full dip.

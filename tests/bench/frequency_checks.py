@@ -1,18 +1,9 @@
-"""The frequency phase alone at smoke size: every activation accounted for, the figures exist
-and hang together (how fast is never asserted)."""
+"""The frequency phase's figures at smoke size (checked by the bench smoke test): every
+activation accounted for, the figures exist and hang together (how fast is never asserted)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
-import pytest
-
 from evgrid.bench.harness import SMOKE
-
-pytestmark = pytest.mark.integration
 
 
 def check_frequency(f: dict) -> None:
@@ -37,16 +28,3 @@ def check_frequency(f: dict) -> None:
     assert ramp["quantum_steps"] == 20 and ramp["commanded"] == stations
     assert ramp["sets"] >= stations and ramp["released"], ramp
     assert ramp["sets_per_station_per_step"] == ramp["sets"] / stations / 20
-
-
-def test_frequency_phase_smoke(kafka_broker, tmp_path) -> None:
-    out = tmp_path / "results"
-    run = subprocess.run(
-        [sys.executable, "-m", "evgrid", "bench", "--smoke", "--phases", "frequency",
-         "--out", str(out)], env={**os.environ, "EVGRID_BROKER": kafka_broker.bootstrap},
-        capture_output=True, text=True, timeout=240, check=False)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "| frequency | frequency: measurement → last station's command" in run.stdout
-    assert "target p99 ≤ 500" in run.stdout and "target p99 ≤ 50)" in run.stdout
-    [result] = sorted(out.glob("*.json"))
-    check_frequency(json.loads(result.read_text())["frequency"])
