@@ -15,8 +15,9 @@ import logging
 import faust
 from faust.transport.producer import ProducerBuffer
 
+from evgrid.control_link import ControlLink
 from evgrid.handlers.clock import RESOLUTION_S
-from evgrid.publisher import ControlLink, raw_topic
+from evgrid.publisher import raw_topic
 from evgrid.runtime import Runtime
 from evgrid.settings import WorkerSettings
 from evgrid.state.outbox import OutboxStore

@@ -14,8 +14,9 @@ from aiokafka.errors import (
 )
 from faust.exceptions import ProducerSendError
 
-from evgrid import publisher
-from evgrid.publisher import ControlLink, Publisher
+from evgrid import control_link
+from evgrid.control_link import ControlLink
+from evgrid.publisher import Publisher
 from tests.fakes import settings
 
 
@@ -92,7 +93,7 @@ async def test_commands_leave_on_the_control_link_and_a_flush_waits_for_their_ac
 
 async def test_an_output_not_acknowledged_is_sent_again_unchanged_until_it_is(
         monkeypatch) -> None:
-    monkeypatch.setattr(publisher, "RETRY_S", 0.01)
+    monkeypatch.setattr(control_link, "RETRY_S", 0.01)
     out, _shared, own = await linked()
     command = b'{"signal_id": "E1", "command_id": "c1"}'
     out.send(out.settings.topics.commands, "S1", command)
@@ -288,7 +289,7 @@ async def test_a_flush_waits_while_the_shared_producer_refuses() -> None:
     await asyncio.sleep(0.05)
     assert not flushed.done() and out.refused  # the broker is away: the commit waits
     shared.refuse = None
-    await asyncio.wait_for(flushed, publisher.RETRY_S + 2.0)
+    await asyncio.wait_for(flushed, control_link.RETRY_S + 2.0)
     assert shared.sent == [rows]
 
 

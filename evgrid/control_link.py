@@ -1,0 +1,233 @@
+"""The control loop's own producer, and the outbox its outputs wait in until Kafka
+acknowledges them (in memory, and on disk while the broker is away)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Hashable
+from functools import partial
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from mode import Service
+
+from evgrid import metrics
+from evgrid.logs import broker_connected
+from evgrid.outbox import Callback, Outbox, Output
+from evgrid.settings import WorkerSettings
+from evgrid.state.outbox import Held, OutboxStore
+
+log = logging.getLogger(__name__)
+
+#: An output whose send or ack failed is sent again after this long (while the broker is away).
+RETRY_S = 1.0
+#: How long a stopping worker waits for its held outputs to be acknowledged.
+STOP_WAIT_S = 5.0
+#: The control producer's batch per partition: a zone's commands (about 1.5 kB each with
+#: both OCPP versions' payloads) leave in one request, not a dozen per round trip (aiokafka
+#: keeps one request in flight per broker and waits for `acks="all"`). Well under the
+#: broker's default message.max.bytes (1 MB), which a batch must not pass.
+CONTROL_BATCH_BYTES = 256 * 1024
+#: An output not acknowledged this long is written to disk (acks take milliseconds: in
+#: normal operation nothing is).
+KEEP_AFTER_S = 1.0
+#: Failures no retry cures.
+NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+class ControlLink(Service):
+    """The control loop's own producer, and the outbox its outputs wait in until acked.
+
+    aiokafka keeps one request in flight per broker connection, so on the worker's shared
+    producer a command waited behind whatever megabyte of station loads and changelog was
+    being sent, ten times as long under load as without. Started before the
+    ingest Services and stopped after them (mode stops children in reverse).
+
+    Handing an output over never waits and never fails (`put`): the sender task sends what
+    waits, and an output whose send or ack fails waits again and is re-sent, the same bytes,
+    after `RETRY_S`, for as long as the broker is away. Only an output Kafka can never take
+    (larger than the broker accepts) is dropped, logged and counted."""
+
+    def __init__(self, settings: WorkerSettings, store: OutboxStore | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.producer: AIOKafkaProducer | None = None
+        self.outbox = Outbox(on_superseded=self._superseded, on_dropped=self._forget)
+        #: Outputs not acknowledged survive the worker here (None: in memory only).
+        self.store = store
+        #: A send failed and nothing was acknowledged since: new outputs go to disk at once
+        #: (as they do while the worker's broker watch says the broker is away).
+        self.away = False
+        self._names = f"{time.time_ns():020d}-"
+        #: Delivery futures of the outputs in flight (`Publisher.control_first` waits on them).
+        self.unacked: set[asyncio.Future] = set()
+        self._wake = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._dropped = 0  # outbox.dropped already counted
+        self._retry: asyncio.TimerHandle | None = None
+
+    async def on_start(self) -> None:
+        self._restore()
+        s = self.settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=0,
+            max_batch_size=CONTROL_BATCH_BYTES,
+            max_request_size=s.max_message_bytes + 65_536,
+            **s.kafka_client_kwargs())
+        await self.producer.start()
+        self._wake.set()  # what was handed over before the producer started
+
+    async def on_stop(self) -> None:
+        if self.producer is not None:
+            try:
+                await asyncio.wait_for(self.acked(), STOP_WAIT_S)
+            except TimeoutError:  # the broker is away at shutdown
+                log.warning("evgrid: stopping with %d control outputs not acknowledged",
+                            len(self.outbox))
+            await self.producer.stop()
+            self.producer = None
+        if self.store is not None:
+            self.store.close()
+
+    def put(self, topic: str, key: bytes | None, value: bytes, headers: list | None,
+            slot: Hashable | None = None, callback: Callback | None = None) -> None:
+        """Hold one output until Kafka acknowledges it (never waits, never raises)."""
+        out = self.outbox.put(topic, key, value, headers, slot, callback)
+        out.born = time.monotonic()
+        if self.away or broker_connected() is False:
+            self._keep(out)
+        self._empty.clear()
+        self._wake.set()
+        self._gauges()
+
+    async def acked(self) -> None:
+        """Every control output handed over so far is acknowledged (waits while the broker
+        is away: an offset is never committed ahead of the outputs it caused)."""
+        while not self.outbox.empty:
+            await self._empty.wait()
+
+    @Service.task
+    async def _sender(self) -> None:
+        await self.send_waiting()
+
+    async def send_waiting(self) -> None:
+        """The sender: whatever waits, to the producer, as soon as it may go."""
+        while not self.should_stop:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.producer is None:
+                continue
+            batch = self.outbox.take()
+            for i, out in enumerate(batch):
+                try:
+                    fut = await self.producer.send(out.topic, out.value, key=out.key,
+                                                   headers=out.headers)
+                except KafkaError as exc:  # no metadata, or no room: the broker is away
+                    self._failed(out, exc)
+                    if isinstance(exc, NEVER_FITS):
+                        continue  # that one alone is dropped
+                    for rest in batch[i + 1:]:
+                        self.outbox.failed(rest)
+                    break
+                self.unacked.add(fut)
+                fut.add_done_callback(partial(self._delivered, out))
+
+    def _delivered(self, out: Output, fut: asyncio.Future) -> None:
+        self.unacked.discard(fut)
+        exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        if exc is not None:
+            self._failed(out, exc)
+            return
+        self.outbox.acked(out)
+        self.away = False
+        self._forget(out)
+        for callback in out.callbacks:
+            callback(fut)
+        self._settled()
+
+    def _failed(self, out: Output, exc: BaseException) -> None:
+        if isinstance(exc, NEVER_FITS):
+            log.error("evgrid: %s output dropped, Kafka refuses it: %r", out.topic, exc)
+            self.outbox.acked(out)
+            self._forget(out)
+            metrics.OUTPUTS_DROPPED.inc()
+            self._settled()
+            return
+        self.away = True
+        self._keep(out)
+        self.outbox.failed(out)
+        if self._retry is None:  # one retry for every failure of this round
+            self._retry = asyncio.get_running_loop().call_later(RETRY_S, self._again)
+        self._gauges()
+
+    # -- on disk ------------------------------------------------------------------------------
+
+    @Service.timer(KEEP_AFTER_S / 2)
+    async def _spill(self) -> None:
+        """Outputs not acknowledged within `KEEP_AFTER_S` (a send still retrying inside
+        aiokafka while the broker is away) go to disk too."""
+        if self.store is None or self.outbox.empty:
+            return
+        due = time.monotonic() - KEEP_AFTER_S
+        for out in [*self.outbox.waiting.values(), *self.outbox.in_flight.values()]:
+            if out.stored is None and out.born <= due:
+                self._keep(out)
+
+    def _keep(self, out: Output) -> None:
+        """Write an output the broker has not taken to disk (once)."""
+        if self.store is None or out.stored is not None:
+            return
+        out.stored = f"{self._names}{out.seq:012d}"
+        self.store.save(out.stored, Held(out.topic, out.key, out.value, out.headers, out.slot))
+        metrics.OUTPUTS_ON_DISK.inc()
+
+    def _forget(self, out: Output) -> None:
+        if self.store is not None and out.stored is not None:
+            self.store.forget(out.stored)
+            out.stored = None
+            metrics.OUTPUTS_ON_DISK.dec()
+
+    def _superseded(self, out: Output) -> None:
+        metrics.OUTPUTS_SUPERSEDED.labels(topic=out.topic).inc()
+        self._forget(out)
+
+    def _restore(self) -> None:
+        """What a worker before this one held when it died: sent first, as it was."""
+        if self.store is None:
+            return
+        n = 0
+        for name, held in self.store.load():
+            out = self.outbox.put(held.topic, held.key, held.value, held.headers, held.slot)
+            out.stored = name
+            metrics.OUTPUTS_ON_DISK.inc()
+            n += 1
+        if n:
+            log.warning("evgrid: %d control outputs held on disk when the worker stopped; "
+                        "sending them first", n)
+            self._empty.clear()
+            self._gauges()
+
+    def _again(self) -> None:
+        self._retry = None
+        self._wake.set()
+
+    def _settled(self) -> None:
+        if self.outbox.empty:
+            self._empty.set()
+        elif self.outbox.waiting:
+            self._wake.set()  # outputs of a slot that was in flight may go now
+        self._gauges()
+
+    def _gauges(self) -> None:
+        ob = self.outbox
+        metrics.OUTPUTS_WAITING.set(len(ob))
+        if ob.dropped > self._dropped:
+            metrics.OUTPUTS_DROPPED.inc(ob.dropped - self._dropped)
+            log.error("evgrid: %d control outputs dropped beyond the outbox's bound",
+                      ob.dropped - self._dropped)
+            self._dropped = ob.dropped
