@@ -149,7 +149,12 @@ class ZoneStore:
             controller = ZoneController.from_dict(record.controller, t)
             entry = ZoneEntry(zone_id, partition, load, controller, persisted=raw, cold=cold)
         controller.sites = self.sites.of_zone(zone_id)
-        controller.set_frequency_program(self.programs.get(zone_id), None, now)
+        if zone_id in self.programs:
+            # Only a program this worker has read: a restarted worker loads its zones before
+            # the programs' read-back ends, and its restored activation (with the program it
+            # runs on) must go on. A program removed meanwhile was removed by the owner of
+            # the time, whose control record says so.
+            controller.set_frequency_program(self.programs[zone_id], None, now)
         return entry
 
     # -- changes ----------------------------------------------------------------------------

@@ -134,3 +134,21 @@ def test_a_kept_partition_stays_warm_and_zones_not_owned_are_dropped_with_member
     store.keep_only({gained, zone.partition}, T0 + 3)  # and back: read again, cold
     assert store.loading == {gained, zone.partition}
     assert not store.zones["Z1"].warm(T0 + 3)
+
+
+def test_a_restored_activation_keeps_its_program_until_the_programs_are_read_back() -> None:
+    from evgrid.core.frequency.program import LINEAR, FrequencyProgram
+
+    program = FrequencyProgram(zone_id="Z1", area_id="A", product=LINEAR, committed_kw=50.0,
+                               start_hz=49.9, full_hz=49.5)
+    first = zones()
+    first.programs["Z1"] = program
+    zone, _left = first.apply_row(member("S1"), loads(100.0, T0), T0)
+    zone.controller.on_frequency(49.5, T0, zone.load.stations, T0)
+    assert zone.controller.freq.active
+    first.persist(zone)
+    restarted = zones(first.tables)  # a new worker on the same tables, no program read yet
+    restored = restarted.zone("Z1", T0 + 1)
+    assert restored.controller.freq.active and restored.controller.freq.program == program
+    restarted.programs["Z1"] = program  # then read back: the same program, nothing changes
+    assert restarted.zone("Z1", T0 + 1).controller.freq.active
