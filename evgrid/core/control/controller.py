@@ -175,7 +175,7 @@ class ZoneController:
         due = self.book.next_deadline()
         period = None
         if self.book.active() or (self.commanded and not self.sites) \
-                or self.freq.engaged(now):
+                or self.freq.engaged:
             period = REALLOCATE_EVERY_S
         elif self.sites:  # site limits alone: compliance, hold and renewal; rows wake it
             period = self.t.site_step_s
@@ -232,7 +232,7 @@ class ZoneController:
         force_status |= {ev.signal_id for ev in changed}
         gov = self.book.governing()
         limited = self.site.limited(self.sites)
-        freq = self.freq.engaged(now)
+        freq = self.freq.engaged
         if gov is None:
             self.shortfall_kw = 0.0
             if not freq:

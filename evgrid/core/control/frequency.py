@@ -61,7 +61,7 @@ class FrequencyControl:
         if program == self.program:
             return False
         if program is None:
-            engaged = self.engaged(now)
+            engaged = self.engaged
             if self.evidence is not None:
                 self.pending = self.finish(now, "PROGRAM")
             self.program = self.response = None
@@ -136,7 +136,9 @@ class FrequencyControl:
         r = self.response
         return {} if r is None else r.ceilings(now)
 
-    def engaged(self, now: float) -> bool:
+    @property
+    def engaged(self) -> bool:
+        """Active or restoring: the zone's stations are held by the response."""
         r = self.response
         return r is not None and r.phase != IDLE
 
