@@ -10,10 +10,11 @@ re-processes input whose outputs were not yet acknowledged (at-least-once), and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import faust
@@ -100,6 +101,10 @@ class Publisher:
         #: The last alerts this worker published, for the dashboard.
         self.recent_alerts: deque[dict] = deque(maxlen=50)
         self._draining: asyncio.Future | None = None
+        #: Set while no urgent control work is under way (`urgent`).
+        self._calm = asyncio.Event()
+        self._calm.set()
+        self._urgent = 0
 
     def alert(self, topic: str, key: str, value: bytes, kind: str, detail: str) -> None:
         """Publish an alert and remember it for the dashboard."""
@@ -202,14 +207,36 @@ class Publisher:
             await asyncio.sleep(0.005)
 
     async def control_first(self) -> None:
-        """Where ingestion yields: a turn of the loop at once, and while control messages are
-        in flight, a wait for their acks (at most CONTROL_FIRST_S). Each step of a command's
+        """Where ingestion yields: a turn of the loop at once, a wait while urgent control work
+        is under way (`urgent`), and while control messages are in flight, a wait for their
+        acks (at most CONTROL_FIRST_S). Each step of a command's
         round trip — the producer's sender, the broker's response, the ack — needs a turn of
         the loop; behind a saturated ingest's 256-record slices those turns added 80–180 ms
         to a DR reaction that was decided and handed to the producer within 10 ms."""
         await asyncio.sleep(0)
+        await self._calm.wait()
         if self.control is not None and self.control.unacked:
             await asyncio.wait(list(self.control.unacked), timeout=CONTROL_FIRST_S)
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        """Control work that goes before every input (a frequency activation of a whole
+        area, zone after zone): ingestion waits in `control_first` until it is done, and
+        the zone clock skips its turns. The work still yields to the loop between zones, so
+        each zone's commands leave while the next is decided."""
+        self._urgent += 1
+        self._calm.clear()
+        try:
+            yield
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._calm.set()
+
+    @property
+    def busy(self) -> bool:
+        """Urgent control work is under way (`urgent`)."""
+        return self._urgent > 0
 
     async def control_acked(self) -> None:
         if self.control is not None:

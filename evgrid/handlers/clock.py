@@ -52,8 +52,10 @@ class ZoneClock:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def run_once(self, now: float | None = None) -> int:
-        """Step every owned zone that is due; returns how many were stepped."""
-        if self.app.rebalancing:
+        """Step every owned zone that is due; returns how many were stepped. A turn during
+        urgent control work (a frequency activation under way) is skipped: the activation
+        steps its zones itself, and the due ones wait at most until it is done."""
+        if self.app.rebalancing or self.stage.out.busy:
             return 0
         now = time.time() if now is None else now
         owned = self.owned_partitions()

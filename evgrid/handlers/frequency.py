@@ -19,6 +19,7 @@ from evgrid.handlers.decisions import publish_decisions
 from evgrid.handlers.zone import ZoneStage
 from evgrid.models.frequency import FrequencyMeasurement, FrequencyProgramRecord
 from evgrid.publisher import Publisher, Record
+from evgrid.state.zones import ZoneEntry
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +78,42 @@ class FrequencyHandler:
 
     async def run(self) -> None:
         """Zone by zone, each zone's commands handed to the producer as soon as they are
-        decided: the first zone's leave while the hundredth is still being computed."""
+        decided: the first zone's leave while the hundredth is still being computed. The
+        whole round is urgent (`Publisher.urgent`): meter values and the zone clock wait
+        for it; the zones' state is written once the round is done."""
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while self.due:
-                zone_id = next(iter(self.due))
-                for hz, ts, received in self.due.pop(zone_id):
-                    try:
-                        self.apply(zone_id, hz, ts, received)
-                    except Exception:  # one zone's failure must not disarm the others
-                        log.exception("evgrid frequency: zone %s failed to take %.3f Hz",
-                                      zone_id, hz)
-                self.out.drain_soon()
-                await asyncio.sleep(0)
+            decided: dict[str, ZoneEntry] = {}
+            with self.out.urgent():
+                while self.due:
+                    zone_id = next(iter(self.due))
+                    for hz, ts, received in self.due.pop(zone_id):
+                        try:
+                            zone = self.apply(zone_id, hz, ts, received)
+                        except Exception:  # one zone's failure must not disarm the others
+                            log.exception("evgrid frequency: zone %s failed to take %.3f Hz",
+                                          zone_id, hz)
+                            continue
+                        if zone is not None:
+                            decided[zone_id] = zone
+                    self.out.drain_soon()
+                    await asyncio.sleep(0)
+            for zone in decided.values():
+                self.zones.persist(zone)
 
-    def apply(self, zone_id: str, hz: float, ts: float, received: float) -> None:
-        """The zone re-allocates only if its quantised activation or phase changed."""
+    def apply(self, zone_id: str, hz: float, ts: float, received: float) -> ZoneEntry | None:
+        """The zone re-allocates only if its quantised activation or phase changed; returns
+        the zone when it decided something (its state is then to be written)."""
         zone = self.zones.zones.get(zone_id)
         if zone is None or zone.cold or zone.partition not in self.zones.owned:
-            return
+            return None
         now = self.clock()
         decisions = zone.controller.on_frequency(hz, ts, zone.load.stations, now)
         if not decisions:
-            return
+            return None
         publish_decisions(self.out, zone, decisions, now, self.stage.stale_after_s)
-        self.zones.persist(zone)
         if decisions.commands:
             metrics.FREQUENCY_REACTION.observe(time.perf_counter() - received)
         metrics.FREQUENCY_LEVEL.labels(zone=zone_id).set(zone.controller.freq.level)
+        return zone
