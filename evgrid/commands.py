@@ -1,4 +1,6 @@
-"""The `ocpp.commands.set_charging_profile` message for one decision, with its OCPP payloads."""
+"""The `ocpp.commands.set_charging_profile` message for one decision, with its OCPP payloads:
+plain data in exactly `ChargingCommand`'s shape, written to the wire as it is (the tests
+validate every shape it makes)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def command_message(cmd: Command) -> dict:
                 "connector_id": c.connector_id,
                 "connector_type": c.connector_type,
                 "limit_kw": c.limit_kw,
-                **({"limit_a": c.limit_a} if c.limit_a is not None else {}),
+                "limit_a": c.limit_a,
             }
             for c in cmd.connectors
         ],

@@ -38,6 +38,14 @@ KEEP_AFTER_S = 1.0
 NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
+def control_topics(settings: WorkerSettings) -> frozenset[str]:
+    """What the control link carries and holds through an outage: decisions and alerts."""
+    t = settings.topics
+    return frozenset({t.commands, t.dr_status, t.compliance_alerts, t.dr_reports,
+                      t.signal_alerts, t.overload_alerts, t.station_alerts,
+                      t.frequency_activations})
+
+
 class ControlLink(Service):
     """The control loop's own producer, and the outbox its outputs wait in until acked.
 
@@ -81,6 +89,19 @@ class ControlLink(Service):
             **s.kafka_client_kwargs())
         await self.producer.start()
         self._wake.set()  # what was handed over before the producer started
+        self.add_future(self._warm())
+
+    async def _warm(self) -> None:
+        """The control topics' metadata, fetched at start: the first decision after start
+        does not wait a metadata round trip (a frequency activation's first command is due
+        within 50 ms). Nothing fails if the broker is away: a send fetches it then."""
+        assert self.producer is not None
+        for topic in sorted(control_topics(self.settings)):
+            try:
+                await self.producer.partitions_for(topic)
+            except KafkaError as exc:
+                log.debug("evgrid: no metadata for %s yet: %r", topic, exc)
+                return
 
     async def on_stop(self) -> None:
         if self.producer is not None:
@@ -102,8 +123,7 @@ class ControlLink(Service):
         if self.away or broker_connected() is False:
             self._keep(out)
         self._empty.clear()
-        self._wake.set()
-        self._gauges()
+        self._wake.set()  # the sender sets the gauges as it takes them
 
     async def acked(self) -> None:
         """Every control output handed over so far is acknowledged (waits while the broker
@@ -123,6 +143,7 @@ class ControlLink(Service):
             if self.producer is None:
                 continue
             batch = self.outbox.take()
+            self._gauges()
             for i, out in enumerate(batch):
                 try:
                     fut = await self.producer.send(out.topic, out.value, key=out.key,

@@ -25,7 +25,7 @@ from faust.types import Message
 
 from evgrid import codec, metrics
 from evgrid.codec import DecodeError
-from evgrid.control_link import NEVER_FITS, RETRY_S, ControlLink
+from evgrid.control_link import NEVER_FITS, RETRY_S, ControlLink, control_topics
 from evgrid.models import DeadLetter
 from evgrid.outbox import Callback
 from evgrid.settings import WorkerSettings
@@ -86,18 +86,17 @@ class Publisher:
         self.flexibility = t.flexibility
         self.deadletters = t.deadletter
         self.station_rows = settings.internal_topics.station_rows
-        #: (topic, key, value, headers, callback, partition); partition None: the key's.
+        #: (topic, key, value, headers, callback, partition, signal_id); partition None:
+        #: the key's.
         self.pending: list[tuple[str, bytes | None, bytes | None, list | None,
-                                 Callback | None, int | None]] = []
+                                 Callback | None, int | None, str | None]] = []
         #: Faust's producer refused the last drain (the broker is away): what it refused
         #: waits in `pending`, and a flush waits for it.
         self.refused = False
         #: The control loop's outputs leave on their own producer once one is linked.
         self.control: ControlLink | None = None
         #: What the control link carries and holds through an outage: decisions and alerts.
-        self.control_topics = frozenset({t.commands, t.dr_status, t.compliance_alerts,
-                                         t.dr_reports, t.signal_alerts, t.overload_alerts,
-                                         t.station_alerts, t.frequency_activations})
+        self.control_topics = control_topics(settings)
         #: The last alerts this worker published, for the dashboard.
         self.recent_alerts: deque[dict] = deque(maxlen=50)
         self._draining: asyncio.Future | None = None
@@ -121,10 +120,13 @@ class Publisher:
         callback: Callback | None = None,
         headers: dict[str, bytes] | None = None,
         partition: int | None = None,
+        signal_id: str | None = None,
     ) -> None:
-        """Queue one message (value None: a tombstone); it leaves with the next `drain()`."""
+        """Queue one message (value None: a tombstone); it leaves with the next `drain()`.
+        `signal_id`: the signal a command or a status is for, when the caller has it (else
+        it is read from the value)."""
         hdrs = list(headers.items()) if headers else None
-        self.pending.append((topic, as_key(key), value, hdrs, callback, partition))
+        self.pending.append((topic, as_key(key), value, hdrs, callback, partition, signal_id))
 
     async def drain(self) -> int:
         """Control outputs into the control link's outbox (at once, never waiting), the rest
@@ -139,7 +141,7 @@ class Publisher:
         batch, self.pending = self.pending, []
         rest = self._to_outbox(batch)
         send = self.app.producer.send
-        for i, (topic, key, value, headers, callback, partition) in enumerate(rest):
+        for i, (topic, key, value, headers, callback, partition, _) in enumerate(rest):
             try:
                 fut = await send(topic, key, value, partition, None, headers)
             except NEVER_FITS as exc:  # no retry cures it: that one alone is dropped
@@ -164,19 +166,23 @@ class Publisher:
             return batch
         rest = []
         for message in batch:
-            topic, key, value, headers, callback, _partition = message
+            topic, key, value, headers, callback, _partition, signal_id = message
             if topic in self.control_topics:
-                control.put(topic, key, value, headers, self._slot(topic, key, value), callback)
+                control.put(topic, key, value, headers,
+                            self._slot(topic, key, value, signal_id), callback)
             else:
                 rest.append(message)
         return rest
 
-    def _slot(self, topic: str, key: bytes | None, value: bytes) -> tuple | None:
+    def _slot(self, topic: str, key: bytes | None, value: bytes,
+              signal_id: str | None) -> tuple | None:
         """What a newer output of the same kind replaces while both wait: a station's
         command for one event, an event's status. Reports and alerts are all kept."""
         if topic == self.commands or topic == self.dr_status:
             station_or_zone = None if key is None else key.decode("utf-8", "replace")
-            return (topic, station_or_zone, orjson.loads(value).get("signal_id"))
+            if signal_id is None:
+                signal_id = orjson.loads(value).get("signal_id")
+            return (topic, station_or_zone, signal_id)
         return None
 
     def drain_soon(self) -> None:

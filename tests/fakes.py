@@ -59,7 +59,7 @@ class RecordingPublisher(Publisher):
         return [
             (key.decode() if key else None, orjson.loads(value) if value else None,
              self.where(key, partition))
-            for t, key, value, _h, _cb, partition in self.pending if t == topic
+            for t, key, value, _h, _cb, partition, _signal_id in self.pending if t == topic
         ]
 
     @staticmethod
@@ -76,7 +76,7 @@ class RecordingPublisher(Publisher):
         taken: list[Rec] = []
         kept = []
         for message in self.pending:
-            t, key, value, _h, _cb, partition = message
+            t, key, value, _h, _cb, partition, _signal_id = message
             if t != topic:
                 kept.append(message)
                 continue

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from ocpp.messages import Call, _validate_payload
 
+from evgrid import codec
 from evgrid.commands import command_message
 from evgrid.core.allocator import ConnectorLimit
 from evgrid.core.control import Command
@@ -106,6 +107,8 @@ def test_command_message_is_a_valid_charging_command(action: str, mode: str) -> 
         connector_ids=(1, 2, 3) if action == "CLEAR" else (),
     )
     message = ChargingCommand.model_validate(command_message(cmd))
+    # What goes on the wire (the plain data, written as it is) is exactly the model's JSON.
+    assert codec.dumps(command_message(cmd)) == codec.dumps(message)
     validate("1.6", message.ocpp["1.6"])
     validate("2.0.1", message.ocpp["2.0.1"])
     assert message.dr_end_ts == END

@@ -252,7 +252,7 @@ def test_a_handler_that_raises_dead_letters_its_record_as_an_internal_error() ->
         raise KeyError("a bug")
 
     out.guarded(handle, record(topic, "S1", b"{}", offset=7))
-    (_topic, key, value, _h, _cb, _partition), = out.pending
+    (_topic, key, value, _h, _cb, _partition, _signal_id), = out.pending
     letter = orjson.loads(value)
     assert (key, letter["reason"], letter["offset"]) == (b"S1", "internal_error", 7)
     assert "a bug" in letter["error"]

@@ -130,10 +130,18 @@ def water_fill(
         _check("floor", floors[i])
         _check("upper", uppers[i])
         lows.append(min(floors[i], uppers[i]))
+    return _fill(cap_kw, demands, lows, uppers)
+
+
+def _fill(
+    cap_kw: float, demands: Sequence[float], lows: Sequence[float], uppers: Sequence[float]
+) -> list[float]:
+    """`water_fill` of checked values whose `lows` are already at most their uppers (a
+    station's own split: its values come from the allocation itself)."""
     if sum(uppers) <= cap_kw:
         return list(uppers)
     if sum(lows) >= cap_kw:
-        return lows
+        return list(lows)
     # Breakpoints of Σt(λ): where a station leaves its floor (λ = lo/d) or reaches its upper
     # (λ = u/d). Between breakpoints Σt is linear with slope Σ d over stations in between.
     events: list[tuple[float, float, float]] = []  # (λ, Δslope, Δconstant)
@@ -177,28 +185,35 @@ class _StationPlan:
         ac_min_current_a: float, rotation: int = 0,
     ) -> None:
         self.station = station
-        self.conns = sorted(station.connectors, key=lambda c: c.connector_id)
-        uppers = [min(c.demand_kw, c.ceiling_kw) for c in self.conns]
+        conns = station.connectors
+        if any(conns[j].connector_id > conns[j + 1].connector_id
+               for j in range(len(conns) - 1)):
+            conns = tuple(sorted(conns, key=lambda c: c.connector_id))
+        self.conns = conns
+        uppers = [min(c.demand_kw, c.ceiling_kw) for c in conns]
         # A station whose connectors all draw nothing offers its target where it is allowed,
         # so a car that plugs in mid-event may still start (within its minimum level).
         self.discrete = any(u > 0.0 for u in uppers)
         if self.discrete:
-            self.demands = [c.demand_kw for c in self.conns]
+            self.demands = [c.demand_kw for c in conns]
         else:
             budget = 0.0 if target_kw is None else target_kw
-            uppers = [min(c.ceiling_kw, budget) for c in self.conns]
+            uppers = [min(c.ceiling_kw, budget) for c in conns]
             self.demands = [1.0 if u > 0.0 else 0.0 for u in uppers]
-        self.mins = [
-            min_level_kw(c, dc_min_kw, ac_min_current_a) if u > 0.0 else 0.0
-            for c, u in zip(self.conns, uppers, strict=True)
-        ]
-        self.highs = [max(u, m) if u > 0.0 else 0.0
-                      for u, m in zip(uppers, self.mins, strict=True)]
-        self.kept = [h > 0.0 for h in self.highs]
-        self.suspendable = [
-            h > 0.0 and c.floor_kw <= 0.0 and m > 0.0
-            for c, h, m in zip(self.conns, self.highs, self.mins, strict=True)
-        ]
+        mins, highs, suspendable = [], [], []
+        for c, u in zip(conns, uppers, strict=True):
+            if u > 0.0:
+                m = min_level_kw(c, dc_min_kw, ac_min_current_a)
+                h = max(u, m)
+            else:
+                m = h = 0.0
+            mins.append(m)
+            highs.append(h)
+            suspendable.append(h > 0.0 and c.floor_kw <= 0.0 and m > 0.0)
+        self.mins = mins
+        self.highs = highs
+        self.kept = [h > 0.0 for h in highs]
+        self.suspendable = suspendable
         if self.discrete:  # the station's own ceiling is hard: pause connectors to fit it
             self.suspend_until(station.ceiling_kw, rotation)
 
@@ -219,8 +234,10 @@ class _StationPlan:
     def suspend_until(self, budget_kw: float, rotation: int) -> None:
         """Suspend this station's suspendable connectors in rotation order until the kept
         ones' minimums fit the budget (or none is left to suspend)."""
-        order = [j for j, ok in enumerate(self.suspendable) if ok]
         need = self.need_kw()
+        if need <= budget_kw + _EPS:
+            return
+        order = [j for j, ok in enumerate(self.suspendable) if ok]
         for k in range(len(order)):
             if need <= budget_kw + _EPS:
                 return
@@ -234,9 +251,11 @@ class _StationPlan:
     ]:
         """The target over the kept connectors by the water-filling rule, each at 0 or in
         [min, high]; AC also in amperes (rounded down to the one decimal OCPP limits carry)."""
+        _check("target_kw", target_kw)
         self.suspend_until(target_kw, rotation)
         kept = self.kept
-        values = water_fill(
+        # A kept connector's floor is its minimum level (its high is at least that).
+        values = _fill(
             target_kw,
             [d if k else 0.0 for d, k in zip(self.demands, kept, strict=True)],
             [m if k else 0.0 for m, k in zip(self.mins, kept, strict=True)],

@@ -6,7 +6,7 @@ non-compliant after staying above target + tolerance for longer than a grace per
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 NONCOMPLIANT, COMPLIANT = "NONCOMPLIANT", "COMPLIANT"
 
@@ -48,7 +48,10 @@ class StationCompliance:
         return None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Spelled out: `asdict` deep-copies field by field, and a zone writes one per station.
+        return {"target_kw": self.target_kw, "commanded_at": self.commanded_at,
+                "over_since": self.over_since, "noncompliant": self.noncompliant,
+                "noncompliant_since": self.noncompliant_since}
 
     @classmethod
     def from_dict(cls, d: dict) -> StationCompliance:

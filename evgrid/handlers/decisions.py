@@ -1,8 +1,11 @@
 """Publishing what a zone's controller decided: commands, statuses, alerts, reports and
 frequency activations.
 
-Every output passes through its pydantic model, so a bug that would put a malformed command on
-the wire fails here instead of at a charger.
+Every output but a command passes through its pydantic model, so a bug that would put a
+malformed output on the wire fails here. Commands, thousands in one frequency activation, are
+written by `evgrid.commands.command_message`, whose every shape the tests validate against
+`ChargingCommand` and the official OCPP schemas (and the gateway validates each one again
+before it reaches a charger).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from evgrid import codec, metrics
 from evgrid.commands import command_message
 from evgrid.core.control import Decisions
 from evgrid.models import (
-    ChargingCommand,
     ComplianceAlert,
     DRStatus,
     OverloadAlert,
@@ -44,12 +46,12 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
             last_of[cmd.signal_id] = i
     timed = {i: zone.reacting.pop(signal_id) for signal_id, i in last_of.items()}
     for i, cmd in enumerate(decisions.commands):
-        message = ChargingCommand.model_validate(command_message(cmd))
         callback = None
         if i in timed:
             def callback(_fut: object, t0: float = timed[i]) -> None:
                 metrics.DR_REACTION.observe(time.perf_counter() - t0)
-        out.send(out.commands, cmd.station_id, codec.dumps(message), callback=callback)
+        out.send(out.commands, cmd.station_id, codec.dumps(command_message(cmd)),
+                 callback=callback, signal_id=cmd.signal_id)
         metrics.COMMANDS.labels(action=cmd.action).inc()
     for signal_id in [s for s in zone.reacting if not zone.controller.is_live(s)]:
         del zone.reacting[signal_id]  # ended without a command to time: nothing to react to
@@ -61,7 +63,8 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
     } if decisions.statuses else {}
     for status in decisions.statuses:
         message = DRStatus.model_validate({**_with_times(status, _STATUS_TIMES), **picture})
-        out.send(out.dr_status, zone.zone_id, codec.dumps(message))
+        out.send(out.dr_status, zone.zone_id, codec.dumps(message),
+                 signal_id=status["signal_id"])
     for alert in decisions.compliance:
         message = ComplianceAlert.model_validate(_with_times(alert, _COMPLIANCE_TIMES))
         out.alert(

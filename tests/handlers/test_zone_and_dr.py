@@ -484,7 +484,7 @@ def test_a_signal_decided_at_a_later_step_is_timed_to_its_first_commands() -> No
     world.reading("S0", 40.0)  # its first reading reaches the zone side
     world.deliver_picture()
     world.stage.step(zone, time.time())
-    (callback,) = [cb for t, _k, _v, _h, cb, _p in world.out.pending
+    (callback,) = [cb for t, _k, _v, _h, cb, _p, _s in world.out.pending
                    if t == world.t.commands]
     assert callback is not None and zone.reacting == {}
     before = reactions()

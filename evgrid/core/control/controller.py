@@ -306,16 +306,20 @@ class ZoneController:
         demands: list[StationDemand] = []
         site_map: dict[str, str] = {}
         sources: dict[str, Source] = {}
+        made: dict[tuple[bool, str | None], Source] = {}  # one Source per kind, not per station
         for station_id, row in sorted(stations.items()):
             site_id = site_of(row, self.sites)
             sited = site_id in limited
             ceiling = ceilings.get(station_id)
             if zone_cap is None and not sited and ceiling is None:
                 continue
-            if by_freq or (gov is None and ceiling is not None):
-                src = self.freq.source(now, sited)
-            else:
-                src = source_for(gov, site_id if sited else None, now, t.site_profile_valid_s)
+            freq_src = by_freq or (gov is None and ceiling is not None)
+            kind = (freq_src, site_id if sited else None)
+            src = made.get(kind)
+            if src is None:
+                src = made[kind] = (
+                    self.freq.source(now, sited) if freq_src
+                    else source_for(gov, kind[1], now, t.site_profile_valid_s))
             effective = self.effective_load(station_id, row, now)
             if self._fixed(station_id, src.signal_id):
                 fixed += effective
