@@ -306,6 +306,7 @@ class ZoneController:
         demands: list[StationDemand] = []
         site_map: dict[str, str] = {}
         sources: dict[str, Source] = {}
+        held_of: dict[str, dict[int, float]] = {}  # station_id -> its held demand
         made: dict[tuple[bool, str | None], Source] = {}  # one Source per kind, not per station
         for station_id, row in sorted(stations.items()):
             site_id = site_of(row, self.sites)
@@ -327,7 +328,8 @@ class ZoneController:
                 if sited:
                     site_fixed[site_id] += effective
                 continue
-            held = self.site.demand_of(station_id, self.held.get(station_id, {}))
+            held = held_of[station_id] = self.site.demand_of(
+                station_id, self.held.get(station_id, {}))
             demand = dem.station_demand(row, held, may_suspend, effective, t, now)
             if ceiling is not None:  # restoring: held where it was until its release
                 demand = replace(demand, ceiling_kw=min(demand.ceiling_kw, ceiling))
@@ -355,8 +357,7 @@ class ZoneController:
             if not needs_limit(self.commanded.get(station_id), src, target,
                                suspended_of(limits), now, t):
                 continue
-            held_kw = sum(self.site.demand_of(station_id, self.held.get(station_id, {}))
-                          .values())
+            held_kw = sum(held_of[station_id].values())
             cmd = limit_command(self.zone_id, src, stations[station_id], target,
                                 held_kw - target, limits, self._next_seq(station_id), now)
             d.commands.append(cmd)

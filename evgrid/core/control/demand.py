@@ -10,6 +10,7 @@ demands, not from the load the other event has already curtailed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from evgrid.core.allocator import ConnectorDemand, StationDemand, ac_floor_kw
@@ -67,32 +68,24 @@ def station_demand(
 ) -> StationDemand:
     """d, m and M of the allocation rule for one station, per connector too."""
     conns = []
+    floors = 0.0
+    stale = t.stale_after_s
+    limits = row.config.connector_max_kw or {}
+    inf = math.inf
     for c in row.connectors:  # in connector-id order
         connector_id = c.connector_id
-        live = live_power_kw(c, now, t.stale_after_s)
-        active = c.session_active and live > 0.0
-        if may_suspend or not active:
+        live = c.power_kw if now - c.arrival_ts <= stale else 0.0  # live_power_kw, inlined
+        if may_suspend or not (c.session_active and live > 0.0):
             floor = 0.0
         elif c.connector_type in AC_TYPES:
             floor = ac_floor_kw(t.ac_phases, t.ac_voltage_v, t.ac_min_current_a)
         else:
             floor = t.dc_min_kw
-        ceiling = (row.config.connector_max_kw or {}).get(c.connector_type, float("inf"))
-        conns.append(
-            ConnectorDemand(
-                connector_id=connector_id,
-                connector_type=c.connector_type,
-                demand_kw=max(held.get(connector_id, 0.0), live),
-                floor_kw=floor,
-                ceiling_kw=ceiling,
-                phases=t.ac_phases,
-                voltage_v=t.ac_voltage_v,
-            )
-        )
+        floors += floor
+        conns.append(ConnectorDemand(
+            connector_id, c.connector_type, max(held.get(connector_id, 0.0), live), floor,
+            limits.get(c.connector_type, inf), t.ac_phases, t.ac_voltage_v))
     return StationDemand(
-        station_id=row.station_id,
-        demand_kw=max(sum(held.values()), effective_kw),
-        floor_kw=sum(c.floor_kw for c in conns),
-        ceiling_kw=row.config.ceiling_kw([c.connector_type for c in conns]),
-        connectors=tuple(conns),
+        row.station_id, max(sum(held.values()), effective_kw), floors,
+        row.config.ceiling_kw([c.connector_type for c in conns]), tuple(conns),
     )
