@@ -12,6 +12,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from mode import Service
 
 from evgrid import metrics
@@ -34,6 +36,11 @@ CONTROL_BATCH_BYTES = 256 * 1024
 #: An output not acknowledged this long is written to disk (acks take milliseconds: in
 #: normal operation nothing is).
 KEEP_AFTER_S = 1.0
+#: An output larger than this goes to the producer alone, not in a partition's batch (its
+#: size is then checked as the producer checks every message).
+ALONE_BYTES = CONTROL_BATCH_BYTES // 4
+#: Kafka's default partitioner (the producer's own): a key's partition is the same either way.
+_PARTITIONER = DefaultPartitioner()
 #: Failures no retry cures.
 NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
 
@@ -142,33 +149,86 @@ class ControlLink(Service):
             self._wake.clear()
             if self.producer is None:
                 continue
-            batch = self.outbox.take()
+            taken = self.outbox.take()
             self._gauges()
-            for i, out in enumerate(batch):
-                try:
+            await self._send(taken)
+
+    async def _send(self, taken: list[Output]) -> None:
+        """Outputs to the producer in one batch per partition, with one delivery future per
+        batch: a frequency activation hands over ten thousand commands at once, and a
+        future, a partitioner call and an accumulator turn per output cost as much as
+        deciding them. An output without a key, or a large one, goes alone. After a failure
+        that is not the output's own, the rest wait again."""
+        assert self.producer is not None
+        batches: dict[tuple[str, int], tuple[BatchBuilder, list[Output]]] = {}
+        partitions: dict[str, list[int]] = {}
+        for i, out in enumerate(taken):
+            try:
+                if out.key is None or len(out.value) > ALONE_BYTES:
                     fut = await self.producer.send(out.topic, out.value, key=out.key,
                                                    headers=out.headers)
-                except KafkaError as exc:  # no metadata, or no room: the broker is away
+                    self._track(fut, [out])
+                    continue
+                parts = partitions.get(out.topic)
+                if parts is None:
+                    parts = partitions[out.topic] = sorted(
+                        await self.producer.partitions_for(out.topic))
+                where = (out.topic, _PARTITIONER(out.key, parts, parts))
+                entry = batches.get(where)
+                if entry is None:
+                    entry = batches[where] = (self.producer.create_batch(), [])
+                if entry[0].append(key=out.key, value=out.value, timestamp=None,
+                                   headers=out.headers or []) is None:  # full: send it
+                    await self._send_batch(where, *entry)
+                    entry = batches[where] = (self.producer.create_batch(), [])
+                    entry[0].append(key=out.key, value=out.value, timestamp=None,
+                                    headers=out.headers or [])
+                entry[1].append(out)
+            except KafkaError as exc:  # no metadata, or no room: the broker is away
+                self._failed(out, exc)
+                if isinstance(exc, NEVER_FITS):
+                    continue  # that one alone is dropped
+                for _batch, outs in batches.values():
+                    for held in outs:
+                        self.outbox.failed(held)
+                for rest in taken[i + 1:]:
+                    self.outbox.failed(rest)
+                return
+        for where, (batch, outs) in list(batches.items()):
+            try:
+                await self._send_batch(where, batch, outs)
+            except KafkaError as exc:
+                for out in outs:
                     self._failed(out, exc)
-                    if isinstance(exc, NEVER_FITS):
-                        continue  # that one alone is dropped
-                    for rest in batch[i + 1:]:
-                        self.outbox.failed(rest)
-                    break
-                self.unacked.add(fut)
-                fut.add_done_callback(partial(self._delivered, out))
+                for _batch, rest in list(batches.values())[list(batches).index(where) + 1:]:
+                    for out in rest:
+                        self.outbox.failed(out)
+                return
 
-    def _delivered(self, out: Output, fut: asyncio.Future) -> None:
+    async def _send_batch(self, where: tuple[str, int], batch: BatchBuilder,
+                          outs: list[Output]) -> None:
+        assert self.producer is not None
+        batch.close()
+        fut = await self.producer.send_batch(batch, where[0], partition=where[1])
+        self._track(fut, outs)
+
+    def _track(self, fut: asyncio.Future, outs: list[Output]) -> None:
+        self.unacked.add(fut)
+        fut.add_done_callback(partial(self._delivered, outs))
+
+    def _delivered(self, outs: list[Output], fut: asyncio.Future) -> None:
         self.unacked.discard(fut)
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is not None:
-            self._failed(out, exc)
+            for out in outs:
+                self._failed(out, exc)
             return
-        self.outbox.acked(out)
         self.away = False
-        self._forget(out)
-        for callback in out.callbacks:
-            callback(fut)
+        for out in outs:
+            self.outbox.acked(out)
+            self._forget(out)
+            for callback in out.callbacks:
+                callback(fut)
         self._settled()
 
     def _failed(self, out: Output, exc: BaseException) -> None:

@@ -12,12 +12,28 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     UnknownTopicOrPartitionError,
 )
+from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ProducerSendError
 
 from evgrid import control_link
 from evgrid.control_link import ControlLink
 from evgrid.publisher import Publisher
 from tests.fakes import settings
+
+
+class Batch:
+    """aiokafka's BatchBuilder as the control link uses it."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes | None, bytes]] = []
+
+    def append(self, *, key: bytes | None, value: bytes, timestamp: None,
+               headers: list) -> object:
+        self.messages.append((key, value))
+        return object()
+
+    def close(self) -> None:
+        pass
 
 
 class Producer:
@@ -39,6 +55,27 @@ class Producer:
         self.args.append((topic, *args))
         self.values.append(kwargs.get("value", args[0] if args else None)
                            if len(args) < 2 else args[1])
+        fut = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        return fut
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        if self.refuse is not None:  # known metadata: no wait (aiokafka returns at once)
+            raise self.refuse
+        return {0, 1, 2}
+
+    def create_batch(self) -> Batch:
+        return Batch()
+
+    async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future:
+        """The control link's way: one future for the batch, each message recorded."""
+        await asyncio.sleep(0)
+        if self.refuse is not None:
+            raise self.refuse
+        for key, value in batch.messages:
+            self.sent.append(topic)
+            self.args.append((topic, value, key, partition))
+            self.values.append(value)
         fut = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         return fut
@@ -150,7 +187,9 @@ async def test_an_output_kafka_can_never_take_is_dropped_and_the_others_go_on() 
         return await refused(topic, *args, **kwargs)
 
     own.send = too_large  # type: ignore[method-assign]
-    out.send(t.dr_reports, "BIG", b'{"signal_id": "E1"}')
+    # A large output goes to the producer alone, which checks its size as for any message.
+    big = b'{"signal_id": "E1", "pad": "' + b"x" * control_link.ALONE_BYTES + b'"}'
+    out.send(t.dr_reports, "BIG", big)
     out.send(t.commands, "S1", b'{"signal_id": "E1"}')
     await out.drain()
     await turns()
@@ -185,18 +224,18 @@ async def test_control_messages_are_handed_over_before_what_was_queued_ahead_of_
     out, shared, own = await linked()
     s = out.settings
     order: list[str] = []
-    own_send, shared_send = own.send, shared.send
+    own_send, shared_send = own.send_batch, shared.send
 
-    async def control_send(topic, *args, **kwargs):
+    async def control_send(batch, topic, **kwargs):
         order.append(topic)
-        return await own_send(topic, *args, **kwargs)
+        return await own_send(batch, topic, **kwargs)
 
     async def slow_shared_send(topic, *args, **kwargs):
         await asyncio.sleep(0.01)  # waiting for room in Faust's buffer
         order.append(topic)
         return await shared_send(topic, *args, **kwargs)
 
-    own.send, shared.send = control_send, slow_shared_send  # type: ignore[method-assign]
+    own.send_batch, shared.send = control_send, slow_shared_send  # type: ignore[method-assign]
     for n in range(3):
         out.send(s.internal_topics.station_rows, f"Z{n}", b"{}")
     acked: list[str] = []
@@ -311,3 +350,36 @@ async def test_an_output_the_shared_producer_can_never_take_is_dropped_alone() -
     out.send(rows, "Z1", b"{}")
     await asyncio.wait_for(out.flush(), 2.0)  # never retried, never holding the rest
     assert shared.sent == [rows] and not out.pending and not out.refused
+
+
+async def test_control_outputs_leave_in_one_batch_per_partition_acked_together(
+        monkeypatch) -> None:
+    """A frequency activation hands over thousands of commands at once: one batch per
+    partition, each command in its key's partition (the producer's own partitioner), every
+    command's callback once its batch is acknowledged; a batch that fails waits again
+    whole."""
+    monkeypatch.setattr(control_link, "RETRY_S", 0.01)
+    out, _shared, own = await linked()
+    t = out.settings.topics
+    acked: list[str] = []
+    stations = [f"S{i:03d}" for i in range(60)]
+    for station_id in stations:
+        out.send(t.commands, station_id, b'{"signal_id": "F1"}',
+                 callback=lambda _f, s=station_id: acked.append(s))
+    await out.drain()
+    await turns(5)
+    assert len(own.futures) == 3 and len(own.sent) == 60  # the fake's 3 partitions
+    for _topic, _value, key, partition in own.args:
+        assert partition == DefaultPartitioner()(key, [0, 1, 2], [0, 1, 2])
+    first = own.args[0][3]  # the first batch is the first command's partition's
+    resent = sum(1 for a in own.args if a[3] == first)
+    own.futures[0].set_exception(KafkaTimeoutError())
+    own.futures[1].set_result(None)
+    own.futures[2].set_result(None)
+    while len(own.futures) < 4:  # the failed batch, again
+        await asyncio.sleep(0.005)
+    own.futures[3].set_result(None)
+    await asyncio.wait_for(out.control_acked(), 1.0)
+    assert sorted(acked) == stations  # each once
+    assert len(own.sent) == 60 + resent
+    assert {a[3] for a in own.args[60:]} == {first}
