@@ -177,8 +177,8 @@ class _StationPlan:
     """One station's connectors as the allocator sees them: who is kept, each one's minimum
     level `mins` and most it may get `highs` (0 for a connector with nothing to draw)."""
 
-    __slots__ = ("conns", "demands", "discrete", "highs", "kept", "mins", "station",
-                 "suspendable")
+    __slots__ = ("_need", "all_kept", "conns", "demands", "discrete", "highs", "kept", "mins",
+                 "paused", "station", "suspendable")
 
     def __init__(
         self, station: StationDemand, target_kw: float | None, dc_min_kw: float,
@@ -213,13 +213,25 @@ class _StationPlan:
         self.mins = mins
         self.highs = highs
         self.kept = [h > 0.0 for h in highs]
+        self.all_kept = all(self.kept)
+        self.paused = False  # a connector with something to draw is suspended
+        self._need: float | None = None
         self.suspendable = suspendable
         if self.discrete:  # the station's own ceiling is hard: pause connectors to fit it
             self.suspend_until(station.ceiling_kw, rotation)
 
     def need_kw(self) -> float:
         """The kept connectors' minimum levels: the least this station can be given."""
-        return sum(m for m, k in zip(self.mins, self.kept, strict=True) if k)
+        if self._need is None:
+            self._need = sum(m for m, k in zip(self.mins, self.kept, strict=True) if k)
+        return self._need
+
+    def pause(self, j: int) -> None:
+        """Suspend connector j (its limit will be 0)."""
+        self.kept[j] = False
+        self._need = None
+        self.all_kept = False
+        self.paused = self.paused or self.highs[j] > 0.0
 
     def bounds(self) -> tuple[float, float]:
         """(floor, upper) of the station for the zone's water filling."""
@@ -243,7 +255,7 @@ class _StationPlan:
                 return
             j = order[(rotation + k) % len(order)]
             if self.kept[j]:
-                self.kept[j] = False
+                self.pause(j)
                 need -= self.mins[j]
 
     def split(self, target_kw: float, rotation: int) -> tuple[
@@ -255,12 +267,15 @@ class _StationPlan:
         self.suspend_until(target_kw, rotation)
         kept = self.kept
         # A kept connector's floor is its minimum level (its high is at least that).
-        values = _fill(
-            target_kw,
-            [d if k else 0.0 for d, k in zip(self.demands, kept, strict=True)],
-            [m if k else 0.0 for m, k in zip(self.mins, kept, strict=True)],
-            [h if k else 0.0 for h, k in zip(self.highs, kept, strict=True)],
-        )
+        if self.all_kept:
+            values = _fill(target_kw, self.demands, self.mins, self.highs)
+        else:
+            values = _fill(
+                target_kw,
+                [d if k else 0.0 for d, k in zip(self.demands, kept, strict=True)],
+                [m if k else 0.0 for m, k in zip(self.mins, kept, strict=True)],
+                [h if k else 0.0 for h, k in zip(self.highs, kept, strict=True)],
+            )
         out = []
         for c, kw, m, k in zip(self.conns, values, self.mins, kept, strict=True):
             limit = 0.0 if not k else max(round(kw, 3), m) if kw > 0.0 else 0.0
@@ -272,6 +287,8 @@ class _StationPlan:
         return tuple(out)
 
     def suspended_ids(self) -> list[int]:
+        if not self.paused:
+            return []
         return [c.connector_id for c, h, k in zip(self.conns, self.highs, self.kept, strict=True)
                 if h > 0.0 and not k]
 
@@ -314,7 +331,7 @@ def allocate(
         queue = [(i, j) for i, p in enumerate(plans) for j, ok in enumerate(p.suspendable) if ok]
         for k in range(len(queue)):
             i, j = queue[(rotation + k) % len(queue)]
-            plans[i].kept[j] = False
+            plans[i].pause(j)
             before = bounds[i][0]
             bounds[i] = plans[i].bounds()
             low_total += bounds[i][0] - before

@@ -61,7 +61,7 @@ def _suspend(plans: list[_StationPlan], bounds: list[tuple[float, float]], membe
     ]
     for k in range(len(queue)):
         i, j = queue[(rotation + k) % len(queue)]
-        plans[i].kept[j] = False
+        plans[i].pause(j)
         before = bounds[i][0]
         bounds[i] = plans[i].bounds()
         low += bounds[i][0] - before

@@ -208,7 +208,11 @@ class StationRow:
         return self.config.station_id
 
     def load_kw(self, now: float, stale_after_s: float) -> float:
-        return sum(live_power_kw(c, now, stale_after_s) for c in self.connectors)
+        total = 0.0  # live_power_kw summed, inlined: every allocation asks it per station
+        for c in self.connectors:
+            if now - c.arrival_ts <= stale_after_s:
+                total += c.power_kw
+        return total
 
     def last_heard_ts(self) -> float | None:
         """When evgrid last heard from any of the station's connectors (arrival time)."""
