@@ -94,7 +94,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     async def zone_clock() -> None:
         # Never waits on the broker: decisions fall due on time through any outage, and
         # their outputs wait in the control link's outbox.
-        rt.clock.run_once()
+        await rt.clock.run_once()
         publisher.drain_soon()
 
     @app.on_partitions_revoked.connect

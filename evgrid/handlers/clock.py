@@ -9,6 +9,7 @@ transition never waits behind queued station loads.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
@@ -51,10 +52,12 @@ class ZoneClock:
         topic = self.settings.internal_topics.assignment
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
-    def run_once(self, now: float | None = None) -> int:
+    async def run_once(self, now: float | None = None) -> int:
         """Step every owned zone that is due; returns how many were stepped. A turn during
         urgent control work (a frequency activation under way) is skipped: the activation
-        steps its zones itself, and the due ones wait at most until it is done."""
+        steps its zones itself, and the due ones wait at most until it is done. The turn
+        gives the loop a turn after each zone's step, so a DR signal, a measurement or a
+        command's ack that arrives meanwhile waits one zone's step, not the whole turn."""
         if self.app.rebalancing or self.stage.out.busy:
             return 0
         now = time.time() if now is None else now
@@ -73,15 +76,23 @@ class ZoneClock:
         due.sort(key=lambda d: (d[0], d[1]))
         started = time.perf_counter()
         stepped = 0
-        for _deadline, _zone_id, zone in due:
+        for _deadline, zone_id, zone in due:
             if stepped and time.perf_counter() - started >= STEP_BUDGET_S:
                 metrics.ZONE_STEPS_DEFERRED.inc(len(due) - stepped)
                 break
+            if self.stage.zones.zones.get(zone_id) is not zone:
+                continue  # gone while the loop had its turn (revoked, or reloaded)
+            deadline = zone.controller.next_deadline(now)
+            if deadline is None or deadline > now:
+                continue  # a signal stepped it meanwhile
             self.stage.step(zone, now)
             stepped += 1
+            await asyncio.sleep(0)
+            if self.app.rebalancing or self.stage.out.busy:
+                break
         if now - self._last_gauges >= 1.0:
             self._last_gauges = now
-            self.update_gauges(owned, now)
+            self.update_gauges(self.owned_partitions(), now)
         return stepped
 
     def update_gauges(self, owned: set[int], now: float) -> None:

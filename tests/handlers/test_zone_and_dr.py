@@ -220,7 +220,7 @@ def test_loads_naming_a_station_the_zone_does_not_list_change_nothing_and_are_co
     assert world.out.sent(world.t.deadletter) == []
 
 
-def test_readings_reach_the_zone_as_its_loads_and_count_in_its_figures() -> None:
+async def test_readings_reach_the_zone_as_its_loads_and_count_in_its_figures() -> None:
     world = World()
     world.map("S0", "Z1", 40.0)
     world.map("S1", "Z1", 30.0)
@@ -241,7 +241,7 @@ def test_readings_reach_the_zone_as_its_loads_and_count_in_its_figures() -> None
     assert sum(world.commands().values()) == pytest.approx(35.0)
 
 
-def test_a_tombstone_without_key_is_dead_lettered() -> None:
+async def test_a_tombstone_without_key_is_dead_lettered() -> None:
     world = World()
     world.feed(world.t.station_zones, None, None)
     world.feed(world.i.station_rows, None, None)
@@ -251,7 +251,7 @@ def test_a_tombstone_without_key_is_dead_lettered() -> None:
         (world.i.station_rows, "tombstone_without_key")]
 
 
-def test_a_new_owner_holds_signals_until_its_partition_is_read_back() -> None:
+async def test_a_new_owner_holds_signals_until_its_partition_is_read_back() -> None:
     first = World()
     for i in range(2):
         first.map(f"S{i}", "Z1", 40.0)
@@ -263,18 +263,18 @@ def test_a_new_owner_holds_signals_until_its_partition_is_read_back() -> None:
     assert second.commands() == {}  # cold: no decision on a partial picture
     assert [r.offset for r in second.zones.held_signals()] == [0]
     clock = second.clock({partition})
-    clock.run_once()
+    await clock.run_once()
     assert second.commands() == {}
     for row in first.log:  # the rows, read back; the end is not reached yet
         second.inputs.dispatch(row)
-    clock.run_once()
+    await clock.run_once()
     assert second.commands() == {} and second.zones.zones["Z1"].cold
     Runtime.zone_partition_loaded(second, partition)  # type: ignore[arg-type]
     assert sum(second.commands().values()) == pytest.approx(60.0)
     assert list(second.zones.held_signals()) == []
 
 
-def test_a_decision_taken_before_every_member_was_known_is_retaken_as_they_arrive() -> None:
+async def test_a_decision_taken_before_every_member_was_known_is_retaken_as_they_arrive() -> None:
     world = World()
     world.map("S0", "Z1", 50.0)
     world.map("S1", "Z1", 50.0)
@@ -287,7 +287,7 @@ def test_a_decision_taken_before_every_member_was_known_is_retaken_as_they_arriv
     world.map("S3", "Z1", 40.0)
     zone = world.zones.zones["Z1"]
     clock = world.clock({zone.partition})
-    assert clock.run_once(now=time.time() + 1.5) == 1  # the re-evaluation each second
+    assert await clock.run_once(now=time.time() + 1.5) == 1  # the re-evaluation each second
     targets = world.commands()
     assert {"S2", "S3"} <= set(targets)  # the late members are allocated too
     view = zone.controller.view(time.time() + 1.5)
@@ -297,18 +297,18 @@ def test_a_decision_taken_before_every_member_was_known_is_retaken_as_they_arriv
     assert sum(c.target_kw for c in standing.values()) == pytest.approx(50.0)
 
 
-def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
+async def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> None:
     world = World()
     world.map("S0", "Z1", 40.0)
     world.signal("Z1", 10.0)
     zone = world.zones.zones["Z1"]
     world.out.pending.clear()
     clock = world.clock({(zone.partition + 1) % PARTITIONS})
-    assert clock.run_once(now=time.time() + 700) == 0  # the event ended, but not ours
+    assert await clock.run_once(now=time.time() + 700) == 0  # the event ended, but not ours
     assert world.out.sent(world.t.zone_load) == []  # nor its load
     owns(clock.app, world.i.assignment, {zone.partition})
     clock._last_gauges = clock._last_sample = 0.0
-    assert clock.run_once(now=time.time() + 700) == 1
+    assert await clock.run_once(now=time.time() + 700) == 1
     assert [v["action"] for _k, v in world.out.sent(world.t.commands)] == ["CLEAR"]
     # The live zone load for the OpenADR VEN (its one station stale by then), no cap any more.
     (key, load), = world.out.sent(world.t.zone_load)
@@ -474,7 +474,7 @@ def reactions() -> float:
                 if s.name.endswith("_count"))
 
 
-def test_a_signal_decided_at_a_later_step_is_timed_to_its_first_commands() -> None:
+async def test_a_signal_decided_at_a_later_step_is_timed_to_its_first_commands() -> None:
     world = World()
     world.mapping("S0", "Z1")
     world.deliver_picture()
@@ -497,7 +497,7 @@ def test_a_signal_decided_at_a_later_step_is_timed_to_its_first_commands() -> No
     assert world.zones.zones["Z2"].reacting == {}
 
 
-def test_one_turn_of_the_clock_steps_the_most_overdue_zones_within_its_budget(
+async def test_one_turn_of_the_clock_steps_the_most_overdue_zones_within_its_budget(
         monkeypatch: pytest.MonkeyPatch) -> None:
     world = World()
     zone_ids = [f"Z{i}" for i in range(1, 7)]
@@ -510,7 +510,7 @@ def test_one_turn_of_the_clock_steps_the_most_overdue_zones_within_its_budget(
     for i, zone_id in enumerate(zone_ids):  # Z1 the most overdue, Z6 the least
         world.zones.zones[zone_id].controller.last_step = now - 1.0 - 0.1 * (6 - i) - 0.01
     monkeypatch.setattr("evgrid.handlers.clock.STEP_BUDGET_S", 0.0)
-    assert clock.run_once(now=now) == 1  # one step per turn at least, the rest wait
+    assert await clock.run_once(now=now) == 1  # one step per turn at least, the rest wait
     assert world.zones.zones["Z1"].controller.last_step == now
     monkeypatch.setattr("evgrid.handlers.clock.STEP_BUDGET_S", 10.0)
-    assert clock.run_once(now=now) == 5  # the others, next turn
+    assert await clock.run_once(now=now) == 5  # the others, next turn
