@@ -31,6 +31,9 @@ RESOLUTION_S = 0.2
 #: The longest one turn of the clock steps zones: hundreds of zones due at once (a frequency
 #: activation re-evaluates them every second) must not hold the loop for a second.
 STEP_BUDGET_S = 0.05
+#: The longest one turn of the clock spends on gauges and zone loads (a tenth of a core at
+#: most, with a turn every RESOLUTION_S).
+GAUGES_BUDGET_S = 0.02
 HISTORY_POINTS = 180  # 15 minutes at the default 5 s step
 
 
@@ -42,7 +45,12 @@ class ZoneClock:
         self.stage = stage
         self.dr = dr
         self._last_gauges = 0.0
-        self._last_sample = 0.0
+        #: The zones the gauges' sweep has yet to visit (popped from the end), and the
+        #: active events and non-compliant stations counted so far.
+        self._sweep: list[ZoneEntry] = []
+        self._sweep_totals = [0, 0]
+        #: zone_id -> when its history point and zone load were last taken.
+        self._sampled: dict[str, float] = {}
         #: Per zone: (ts, load, cap, capacity) every `history_step_s`, for the dashboard.
         self.history: dict[str, deque[tuple[float, float, float | None, float]]] = {}
 
@@ -90,53 +98,77 @@ class ZoneClock:
             await asyncio.sleep(0)
             if self.app.rebalancing or self.stage.out.busy:
                 break
-        if now - self._last_gauges >= 1.0:
-            self._last_gauges = now
-            self.update_gauges(self.owned_partitions(), now)
+        self.update_gauges(now)
         return stepped
 
-    def update_gauges(self, owned: set[int], now: float) -> None:
+    def update_gauges(self, now: float) -> None:
         """Gauges every second; the dashboard's history and `grid.zone_load` (the live load
-        an OpenADR VEN reports to the utility) every `history_step_s`."""
-        sample = now - self._last_sample >= self.settings.history_step_s
-        if sample:
-            self._last_sample = now
-        out = self.stage.out
-        active = noncompliant = 0
-        stale = self.settings.stale_after_s
-        for zone in self.stage.zones.in_partitions(owned):
-            zone_id = zone.zone_id
-            summary = zone.load.summary(now, stale)
-            metrics.ZONE_LOAD.labels(zone=zone_id).set(summary["zone_total_power_kw"])
-            metrics.ZONE_CAPACITY.labels(zone=zone_id).set(summary["zone_capacity_kw"])
-            metrics.ZONE_UTILIZATION.labels(zone=zone_id).set(summary["utilization_pct"])
-            age = zone.load_age_s(now)
-            metrics.ZONE_LOAD_AGE.labels(zone=zone_id).set(math.nan if age is None else age)
-            reporting = summary["stations_reporting"]
-            metrics.ZONE_MEMBERS_SILENT.labels(zone=zone_id).set(summary["stations"] - reporting)
-            view = zone.controller.view(now)
-            freq = view["frequency"]
-            cap = governing_cap(view)
-            metrics.ZONE_CAP.labels(zone=zone_id).set(cap if cap is not None else math.nan)
-            metrics.DR_SHORTFALL.labels(zone=zone_id).set(view["shortfall_kw"])
-            if zone.controller.sites:
-                site_gauges(zone.controller.site_view(zone.load.stations, now))
-            if sample:
-                self.history.setdefault(zone_id, deque(maxlen=HISTORY_POINTS)).append(
-                    (now, summary["zone_total_power_kw"], cap, summary["zone_capacity_kw"])
-                )
-                report = zone_load_report(summary, now, cap, view["shortfall_kw"],
-                                          view["stations_uncontrollable"], reporting, age)
-                out.send(out.zone_load, zone_id, codec.dumps(report))
-            if freq is not None:
-                metrics.FREQUENCY_LEVEL.labels(zone=zone_id).set(freq["level"])
-                if sample:
-                    self.publish_flexibility(zone, freq, now)
-            active += view["active_events"]
-            noncompliant += view["stations_noncompliant"]
-        metrics.DR_ACTIVE.set(active)
-        metrics.DR_NONCOMPLIANT.set(noncompliant)
+        an OpenADR VEN reports to the utility) every `history_step_s`. A sweep over the
+        owned zones takes at most GAUGES_BUDGET_S a turn: a fleet of hundreds of thousands
+        of stations is covered over several turns (then each zone's figures are older than a
+        second), never by holding the loop."""
+        if not self._sweep:
+            if now - self._last_gauges < 1.0:
+                return
+            self._last_gauges = now
+            self._sweep = list(self.stage.zones.in_partitions(self.owned_partitions()))
+            self._sweep.reverse()  # popped from the end: zones in the store's order
+            self._sweep_totals = [0, 0]
+            live = {zone.zone_id for zone in self._sweep}
+            self._sampled = {z: t for z, t in self._sampled.items() if z in live}
+        owned = self.owned_partitions()
+        started = time.perf_counter()
+        done = 0
+        while self._sweep:
+            if done and time.perf_counter() - started >= GAUGES_BUDGET_S:
+                return
+            zone = self._sweep.pop()
+            if zone.partition not in owned or self.stage.zones.zones.get(zone.zone_id) \
+                    is not zone:
+                continue  # revoked or reloaded since the sweep began
+            active, noncompliant = self.zone_gauges(zone, now)
+            self._sweep_totals[0] += active
+            self._sweep_totals[1] += noncompliant
+            done += 1
+        metrics.DR_ACTIVE.set(self._sweep_totals[0])
+        metrics.DR_NONCOMPLIANT.set(self._sweep_totals[1])
 
+    def zone_gauges(self, zone: ZoneEntry, now: float) -> tuple[int, int]:
+        """One zone's gauges (and, every `history_step_s`, its history point, its
+        `grid.zone_load` and its `grid.flexibility`); returns its active events and
+        non-compliant stations."""
+        zone_id = zone.zone_id
+        sample = now - self._sampled.get(zone_id, 0.0) >= self.settings.history_step_s
+        if sample:
+            self._sampled[zone_id] = now
+        out = self.stage.out
+        summary = zone.load.summary(now, self.settings.stale_after_s)
+        metrics.ZONE_LOAD.labels(zone=zone_id).set(summary["zone_total_power_kw"])
+        metrics.ZONE_CAPACITY.labels(zone=zone_id).set(summary["zone_capacity_kw"])
+        metrics.ZONE_UTILIZATION.labels(zone=zone_id).set(summary["utilization_pct"])
+        age = zone.load_age_s(now)
+        metrics.ZONE_LOAD_AGE.labels(zone=zone_id).set(math.nan if age is None else age)
+        reporting = summary["stations_reporting"]
+        metrics.ZONE_MEMBERS_SILENT.labels(zone=zone_id).set(summary["stations"] - reporting)
+        view = zone.controller.view(now)
+        freq = view["frequency"]
+        cap = governing_cap(view)
+        metrics.ZONE_CAP.labels(zone=zone_id).set(cap if cap is not None else math.nan)
+        metrics.DR_SHORTFALL.labels(zone=zone_id).set(view["shortfall_kw"])
+        if zone.controller.sites:
+            site_gauges(zone.controller.site_view(zone.load.stations, now))
+        if sample:
+            self.history.setdefault(zone_id, deque(maxlen=HISTORY_POINTS)).append(
+                (now, summary["zone_total_power_kw"], cap, summary["zone_capacity_kw"])
+            )
+            report = zone_load_report(summary, now, cap, view["shortfall_kw"],
+                                      view["stations_uncontrollable"], reporting, age)
+            out.send(out.zone_load, zone_id, codec.dumps(report))
+        if freq is not None:
+            metrics.FREQUENCY_LEVEL.labels(zone=zone_id).set(freq["level"])
+            if sample:
+                self.publish_flexibility(zone, freq, now)
+        return view["active_events"], view["stations_noncompliant"]
 
     def publish_flexibility(self, zone: ZoneEntry, freq: dict, now: float) -> None:
         """`grid.flexibility` for a zone that offers frequency response: what an aggregator

@@ -307,7 +307,8 @@ async def test_the_clock_steps_only_zones_of_partitions_it_actively_owns() -> No
     assert await clock.run_once(now=time.time() + 700) == 0  # the event ended, but not ours
     assert world.out.sent(world.t.zone_load) == []  # nor its load
     owns(clock.app, world.i.assignment, {zone.partition})
-    clock._last_gauges = clock._last_sample = 0.0
+    clock._last_gauges = 0.0
+    clock._sampled = {}
     assert await clock.run_once(now=time.time() + 700) == 1
     assert [v["action"] for _k, v in world.out.sent(world.t.commands)] == ["CLEAR"]
     # The live zone load for the OpenADR VEN (its one station stale by then), no cap any more.
@@ -514,3 +515,27 @@ async def test_one_turn_of_the_clock_steps_the_most_overdue_zones_within_its_bud
     assert world.zones.zones["Z1"].controller.last_step == now
     monkeypatch.setattr("evgrid.handlers.clock.STEP_BUDGET_S", 10.0)
     assert await clock.run_once(now=now) == 5  # the others, next turn
+
+
+async def test_the_gauges_of_a_large_fleet_are_swept_over_several_turns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gauges and zone loads within a budget per turn: with none, one zone a turn, every
+    zone's load published once per sweep, the totals set when the sweep is done."""
+    world = World()
+    zone_ids = ["Z1", "Z2", "Z3", "Z4"]
+    for zone_id in zone_ids:
+        world.map(f"S-{zone_id}", zone_id, 40.0)
+    world.signal("Z1", 10.0)
+    world.out.pending.clear()
+    clock = world.clock({world.zones.zones[z].partition for z in zone_ids})
+    monkeypatch.setattr("evgrid.handlers.clock.GAUGES_BUDGET_S", 0.0)
+    monkeypatch.setattr(metrics.DR_ACTIVE, "set", lambda v: totals.append(v))
+    totals: list[float] = []
+    now = time.time()
+    for turn in range(len(zone_ids)):
+        await clock.run_once(now=now + 0.2 * turn)
+        assert len(world.out.sent(world.t.zone_load)) == turn + 1  # one zone a turn
+        assert totals == ([1] if turn == len(zone_ids) - 1 else [])
+    assert sorted(k for k, _v in world.out.sent(world.t.zone_load)) == zone_ids
+    await clock.run_once(now=now + 0.9)  # the next sweep starts a second after the last
+    assert len(world.out.sent(world.t.zone_load)) == len(zone_ids)
