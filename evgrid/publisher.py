@@ -205,13 +205,6 @@ class Publisher:
         await self.app.producer.flush()
         await self.control_acked()
 
-    async def changelog_ebb(self, at_most: int) -> None:
-        """Table writes (changelog messages in Faust's producer buffer) down to `at_most`."""
-        buffer = self.app.producer.buffer
-        deadline = time.monotonic() + 10.0  # a stopping producer drains nothing: don't hang
-        while buffer.size > at_most and time.monotonic() < deadline and not buffer.should_stop:
-            await asyncio.sleep(0.005)
-
     async def control_first(self) -> None:
         """Where ingestion yields: a turn of the loop at once, a wait while urgent control work
         is under way (`urgent`), and while control messages are in flight, a wait for their

@@ -114,6 +114,8 @@ class Runtime:
         side = StationSide(settings, stations, publisher, book)
         zones = ZoneStore(tables, tunables, settings.partitions,
                           settings.internal_topics.station_rows, book)
+        # Table changes leave on the publisher, in batches (not through Faust's buffer).
+        stations.writer.changelog = zones.writer.changelog = publisher
         stage = ZoneStage(settings, zones, publisher)
         dr = DRSignals(settings, stage, publisher)
         site_ingest: SiteIngest | None = None

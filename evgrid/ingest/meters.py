@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 
 #: Stations written per step of a checkpoint before yielding to the event loop.
 CHECKPOINT_CHUNK = 500
-#: Checkpoint writes queued in Faust's producer buffer before the next chunk waits: unbounded,
-#: a large fleet's checkpoint would queue tens of thousands of them.
-CHECKPOINT_QUEUED_MAX = 2_000
 #: Zones whose loads records are built per step before yielding to the event loop.
 LOADS_CHUNK = 5
 #: While the ingest is behind, how often each zone hears its stations' changed readings
@@ -132,9 +129,10 @@ class MeterIngest(AssignedConsumer):
 
     async def checkpoint_in_steps(self) -> None:
         """The periodic checkpoint, beside the batch loop rather than in it: the offsets are
-        taken first, then the stations are written a chunk at a time, each waiting for
-        Faust's producer buffer to ebb (unbounded, a large fleet's checkpoint queues tens of
-        megabytes; waited for under the lock, it would stop ingestion for minutes). Readings
+        taken first, then the stations are written a chunk at a time, each chunk's changelog
+        handed to the producer before the next (which waits while the producer has no room:
+        a large fleet's checkpoint would otherwise queue tens of megabytes; waited for under
+        the lock, it would stop ingestion for minutes). Readings
         applied meanwhile are past the offsets committed: replayed after a crash, they change
         nothing the checkpoint already holds. A rebalance takes over (it checkpoints
         everything itself)."""
@@ -153,7 +151,7 @@ class MeterIngest(AssignedConsumer):
             if not chunk:
                 break
             written += chunk
-            await self.out.changelog_ebb(CHECKPOINT_QUEUED_MAX)
+            await self.out.drain()  # the chunk's changelog to the producer (room permitting)
             await self.out.control_first()
         async with self._lock:
             if self._epoch != epoch or self._assigned is not None or self.consumer is None:

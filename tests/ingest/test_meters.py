@@ -180,12 +180,13 @@ async def test_a_periodic_checkpoint_commits_the_offsets_it_started_from(monkeyp
         await ingest._apply(batch(offset, station_id, now))
     waits = []
 
-    async def ebb(at_most: int) -> None:  # the batch loop runs while the checkpoint waits
-        waits.append(at_most)
+    async def drain() -> int:  # the batch loop runs while the checkpoint waits for room
+        waits.append(len(waits))
         if len(waits) == 1:
             await ingest._apply(batch(3, ids[0], now + 1))
+        return 0
 
-    side.out.changelog_ebb = ebb  # type: ignore[method-assign]
+    side.out.drain = drain  # type: ignore[method-assign]
     await ingest.checkpoint_in_steps()
     assert len(waits) >= 3  # a wait after every chunk
     assert [what for what in log if what[0] == "committed"] == [("committed", {tp: 3})]
@@ -194,10 +195,11 @@ async def test_a_periodic_checkpoint_commits_the_offsets_it_started_from(monkeyp
     log.clear()
     await ingest._apply(batch(4, ids[3], now + 2))
 
-    async def revoked_meanwhile(at_most: int) -> None:
+    async def revoked_meanwhile() -> int:
         ingest._epoch += 1
+        return 0
 
-    side.out.changelog_ebb = revoked_meanwhile  # type: ignore[method-assign]
+    side.out.drain = revoked_meanwhile  # type: ignore[method-assign]
     await ingest.checkpoint_in_steps()
     assert [what for what in log if what[0] == "committed"] == []
 
