@@ -59,7 +59,7 @@ class PartitionWriter:
     With a `changelog`, a write goes to the partition's store and its change to the table's
     changelog through the worker's publisher, straight to the producer in batches: Faust's
     own path (`table[key] = value`) sends each change through its per-message buffer task,
-    about 100 µs a change, which at hundreds of thousands of stations per checkpoint held
+    about 100 µs a change, which at hundreds of thousands of stations per checkpoint holds
     every commit behind it for minutes. Once Kafka acknowledges a change, the store records
     its changelog offset, as Faust does, so a restarted worker recovers from there. Without
     one (the in-memory tables of the unit tests), the store alone."""
