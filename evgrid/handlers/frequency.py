@@ -99,8 +99,9 @@ class FrequencyHandler:
                             decided[zone_id] = zone
                     self.out.drain_soon()
                     await asyncio.sleep(0)
-            for zone in decided.values():
-                self.zones.persist(zone)
+            for zone_id, zone in decided.items():
+                if zone.partition in self.zones.owned and self.zones.zones.get(zone_id) is zone:
+                    self.zones.persist(zone)  # not a zone that moved away meanwhile
 
     def apply(self, zone_id: str, hz: float, ts: float, received: float) -> ZoneEntry | None:
         """The zone re-allocates only if its quantised activation or phase changed; returns
