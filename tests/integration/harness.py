@@ -147,6 +147,24 @@ async def fetch_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] |
     return consumer._client.cluster.partitions_for_topic(topic)
 
 
+async def positioned(consumer: AIOKafkaConsumer, topics: tuple[str, ...] | list[str],
+                     timeout: float = 30.0) -> None:
+    """Every partition of `topics` assigned to `consumer` and its position known. A topic
+    created moments before may have no leader yet (the consumer retries until it has): a step
+    timed from a test's own action must not measure that."""
+    async def ready() -> None:
+        while True:
+            wanted = {(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()}
+            assigned = consumer.assignment()
+            if wanted and wanted <= {(tp.topic, tp.partition) for tp in assigned}:
+                break
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+
+    await asyncio.wait_for(ready(), timeout)
+
+
 class Collector:
     """Reads topics from the beginning in the background, so a test can wait for messages."""
 
@@ -169,6 +187,11 @@ class Collector:
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
         return self
+
+    async def positioned(self) -> None:
+        """Every partition of the topics assigned and positioned (`positioned`)."""
+        assert self._consumer is not None
+        await positioned(self._consumer, self.topics)
 
     async def _run(self) -> None:
         """Keeps reading whatever comes: a value that is not a JSON object (a test may put

@@ -28,7 +28,7 @@ from evgrid.openadr.demo_vtn import make_cert
 from evgrid.process import WorkerProcess
 from evgrid.settings import VenSettings
 from evgrid.topics import ensure_topics
-from tests.integration.harness import Collector, isolated_settings
+from tests.integration.harness import Collector, isolated_settings, positioned
 from tests.openadr.dr_contract import DRContract
 from tests.openadr.fleet import Fleet, zone_reaches
 from tests.openadr.vtn import Vtn
@@ -49,12 +49,14 @@ class Topic:
     def __init__(self) -> None:
         self.messages: list[tuple[float, dict[str, Any]]] = []
         self.changed = asyncio.Condition()
+        self.positioned: asyncio.Future[None] | None = None
 
     async def run(self, bootstrap: str, topic: str) -> None:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
                                     auto_offset_reset="earliest", fetch_max_wait_ms=20,
                                     enable_auto_commit=False)
         await consumer.start()
+        self.positioned = asyncio.ensure_future(positioned(consumer, [topic]))
         try:
             async for record in consumer:
                 message = orjson.loads(record.value)
@@ -182,7 +184,12 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         lap("registered after the VTN came up")
 
         # 2. An event becomes a DR event per zone, and the worker's commands, within one poll
-        # interval + 1 s; optIn.
+        # interval + 1 s; optIn. The test's own readers are positioned first: the clock
+        # measures the VEN and the worker, not a reader still waiting for a new topic's leader.
+        await until(lambda: topic.positioned is not None, 30, "the reader to start")
+        assert topic.positioned is not None
+        await topic.positioned
+        await seen.positioned()
         now = datetime.now(UTC)
         opted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         added, added_wall = time.monotonic(), time.time()
