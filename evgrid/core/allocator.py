@@ -177,8 +177,8 @@ class _StationPlan:
     """One station's connectors as the allocator sees them: who is kept, each one's minimum
     level `mins` and most it may get `highs` (0 for a connector with nothing to draw)."""
 
-    __slots__ = ("_need", "all_kept", "conns", "demands", "discrete", "highs", "kept", "mins",
-                 "paused", "station", "suspendable")
+    __slots__ = ("_need", "conns", "demands", "discrete", "highs", "kept", "mins", "station",
+                 "suspendable")
 
     def __init__(
         self, station: StationDemand, target_kw: float | None, dc_min_kw: float,
@@ -213,9 +213,7 @@ class _StationPlan:
         self.mins = mins
         self.highs = highs
         self.kept = [h > 0.0 for h in highs]
-        self.all_kept = all(self.kept)
-        self.paused = False  # a connector with something to draw is suspended
-        self._need: float | None = None
+        self._need: float | None = None  # need_kw, until who is kept changes
         self.suspendable = suspendable
         if self.discrete:  # the station's own ceiling is hard: pause connectors to fit it
             self.suspend_until(station.ceiling_kw, rotation)
@@ -230,8 +228,6 @@ class _StationPlan:
         """Suspend connector j (its limit will be 0)."""
         self.kept[j] = False
         self._need = None
-        self.all_kept = False
-        self.paused = self.paused or self.highs[j] > 0.0
 
     def bounds(self) -> tuple[float, float]:
         """(floor, upper) of the station for the zone's water filling."""
@@ -267,7 +263,7 @@ class _StationPlan:
         self.suspend_until(target_kw, rotation)
         kept = self.kept
         # A kept connector's floor is its minimum level (its high is at least that).
-        if self.all_kept:
+        if all(kept):
             values = _fill(target_kw, self.demands, self.mins, self.highs)
         else:
             values = _fill(
@@ -287,8 +283,6 @@ class _StationPlan:
         return tuple(out)
 
     def suspended_ids(self) -> list[int]:
-        if not self.paused:
-            return []
         return [c.connector_id for c, h, k in zip(self.conns, self.highs, self.kept, strict=True)
                 if h > 0.0 and not k]
 

@@ -208,10 +208,9 @@ class StationRow:
         return self.config.station_id
 
     def load_kw(self, now: float, stale_after_s: float) -> float:
-        total = 0.0  # live_power_kw summed, inlined: every allocation asks it per station
+        total = 0.0  # a plain loop, not sum() over a generator: asked per station per step
         for c in self.connectors:
-            if now - c.arrival_ts <= stale_after_s:
-                total += c.power_kw
+            total += live_power_kw(c, now, stale_after_s)
         return total
 
     def last_heard_ts(self) -> float | None:

@@ -69,8 +69,8 @@ class ZoneLoad:
         return self._capacity
 
     def summary(self, now: float, stale_after_s: float) -> dict:
-        """The zone summary, exact at `now` (read-only: a view may call it). One pass, the
-        connectors' liveness inlined: the clock asks it of every zone every second."""
+        """The zone summary, exact at `now` (read-only: a view may call it). One pass over
+        the stations: the clock asks it of every zone every second."""
         total: float = 0  # as sum() starts: an empty zone's figures stay integers
         capacity: float = 0
         active = reporting = 0
@@ -78,7 +78,7 @@ class ZoneLoad:
             load = 0.0
             live = False
             for c in row.connectors:
-                if now - c.arrival_ts <= stale_after_s:
+                if c.is_live(now, stale_after_s):
                     live = True
                     load += c.power_kw
             total += load

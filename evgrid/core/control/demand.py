@@ -74,7 +74,7 @@ def station_demand(
     inf = math.inf
     for c in row.connectors:  # in connector-id order
         connector_id = c.connector_id
-        live = c.power_kw if now - c.arrival_ts <= stale else 0.0  # live_power_kw, inlined
+        live = live_power_kw(c, now, stale)
         if may_suspend or not (c.session_active and live > 0.0):
             floor = 0.0
         elif c.connector_type in AC_TYPES:
