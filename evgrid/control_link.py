@@ -194,13 +194,14 @@ class ControlLink(Service):
                 for rest in taken[i + 1:]:
                     self.outbox.failed(rest)
                 return
-        for where, (batch, outs) in list(batches.items()):
+        ready = list(batches.items())
+        for n, (where, (batch, outs)) in enumerate(ready):
             try:
                 await self._send_batch(where, batch, outs)
             except KafkaError as exc:
                 for out in outs:
                     self._failed(out, exc)
-                for _batch, rest in list(batches.values())[list(batches).index(where) + 1:]:
+                for _where, (_batch, rest) in ready[n + 1:]:
                     for out in rest:
                         self.outbox.failed(out)
                 return

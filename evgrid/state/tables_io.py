@@ -48,9 +48,8 @@ class Changelog(Protocol):
     handed to the producer in batches, flushed before any input offset is committed)."""
 
     def send(self, topic: str, key: str | bytes | None, value: bytes | None,
-             callback: Callable[[Any], None] | None = None,
-             headers: dict[str, bytes] | None = None, partition: int | None = None,
-             signal_id: str | None = None) -> None: ...
+             callback: Callable[[Any], None] | None = None, *,
+             partition: int | None = None) -> None: ...
 
 
 class PartitionWriter:

@@ -26,8 +26,7 @@ class Changelog:
         self.sent: list[tuple[str, Any, Any, int | None]] = []
         self.callbacks: list[Any] = []
 
-    def send(self, topic, key, value, callback=None, headers=None, partition=None,
-             signal_id=None) -> None:
+    def send(self, topic, key, value, callback=None, *, partition=None) -> None:
         self.sent.append((topic, key, value, partition))
         self.callbacks.append(callback)
 
