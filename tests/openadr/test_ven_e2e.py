@@ -49,15 +49,16 @@ class Topic:
     def __init__(self) -> None:
         self.messages: list[tuple[float, dict[str, Any]]] = []
         self.changed = asyncio.Condition()
-        self.positioned: asyncio.Future[None] | None = None
+        self.positioned = asyncio.Event()  # every partition assigned, its position known
 
     async def run(self, bootstrap: str, topic: str) -> None:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
                                     auto_offset_reset="earliest", fetch_max_wait_ms=20,
                                     enable_auto_commit=False)
         await consumer.start()
-        self.positioned = asyncio.ensure_future(positioned(consumer, [topic]))
         try:
+            await positioned(consumer, [topic])
+            self.positioned.set()
             async for record in consumer:
                 message = orjson.loads(record.value)
                 assert record.key.decode() == message["zone_id"]
@@ -186,9 +187,7 @@ async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix
         # 2. An event becomes a DR event per zone, and the worker's commands, within one poll
         # interval + 1 s; optIn. The test's own readers are positioned first: the clock
         # measures the VEN and the worker, not a reader still waiting for a new topic's leader.
-        await until(lambda: topic.positioned is not None, 30, "the reader to start")
-        assert topic.positioned is not None
-        await topic.positioned
+        await asyncio.wait_for(topic.positioned.wait(), 30)
         await seen.positioned()
         now = datetime.now(UTC)
         opted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
