@@ -3,7 +3,6 @@ when a test asks for it; unique names so tests never share topics or consumer gr
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 import time
@@ -27,42 +26,19 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
     broker.stop()
 
 
-#: The lock file of `not_beside_a_benchmark`, shared by this run's test processes.
-CPU_LOCK_ENV = "EVGRID_TEST_CPU_LOCK"
-
-
-@pytest.fixture
-def not_beside_a_benchmark() -> Iterator[None]:
-    """The bench smoke test loads every core with all its phases at once; a test with a
-    tight timing bound from the issue it proves (the VEN's one poll interval + 1 s) takes
-    this too, so the two never run at the same time in parallel test processes."""
-    path = os.environ.get(CPU_LOCK_ENV)
-    if not path:
-        yield
-        return
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One chaos-row file and one CPU lock file per run, named by the main process before any
-    test process starts (they inherit the variables)."""
+    """One chaos-row file per run, made by the main process before any test process starts
+    (they inherit the variable)."""
     from tests.chaos.report import ROWS_FILE_ENV
 
     if not hasattr(config, "workerinput"):  # the main process, not a pytest-xdist worker
-        run = uuid.uuid4().hex
-        path = Path(tempfile.gettempdir()) / f"evgrid-chaos-{run}.jsonl"
+        path = Path(tempfile.gettempdir()) / f"evgrid-chaos-{uuid.uuid4().hex}.jsonl"
         os.environ[ROWS_FILE_ENV] = str(path)
-        os.environ[CPU_LOCK_ENV] = str(Path(tempfile.gettempdir()) / f"evgrid-cpu-{run}.lock")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -78,6 +54,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(table(rows))
     if path:
         Path(path).unlink(missing_ok=True)
-    lock = os.environ.get(CPU_LOCK_ENV)
-    if lock:
-        Path(lock).unlink(missing_ok=True)

@@ -29,7 +29,7 @@ def ordered(figures: dict) -> bool:
     return 0 < figures["p50"] <= figures["p95"] <= figures["p99"] <= figures["max"]
 
 
-def test_bench_smoke(kafka_broker, tmp_path, not_beside_a_benchmark) -> None:
+def test_bench_smoke(kafka_broker, tmp_path) -> None:
     out = tmp_path / "results"
     run = run_bench({"EVGRID_BROKER": kafka_broker.bootstrap}, str(out))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -126,7 +126,7 @@ def last_status(statuses: list[dict[str, Any]], signal_id: str, zone_id: str) ->
 
 
 async def test_ven_against_a_signing_vtn(kafka_broker: LocalKafka, unique_prefix: str,
-                                         tmp_path: Path, not_beside_a_benchmark: None) -> None:
+                                         tmp_path: Path) -> None:
     vtn_cert, ven_cert = make_cert(tmp_path, "vtn"), make_cert(tmp_path, "ven")
     targets = tmp_path / "targets.json"
     targets.write_text(json.dumps({"ven_id": {"ven-1": ["Z1", "Z2"]}, "group_id": {"g3": "Z3"}}))
