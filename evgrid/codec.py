@@ -100,7 +100,10 @@ def dumps(obj: BaseModel | dict[str, Any] | list[Any]) -> bytes:
     plain data first, in half the time (a frequency activation writes thousands at once)."""
     if isinstance(obj, BaseModel):
         return obj.__pydantic_serializer__.to_json(obj)
-    return orjson.dumps(obj, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+    try:  # string keys, the usual case: twice as fast without OPT_NON_STR_KEYS
+        return orjson.dumps(obj, option=orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(obj, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
 
 
 def loads(raw: bytes) -> Any:

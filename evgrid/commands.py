@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from evgrid.core.control import Command
 from evgrid.profiles import clear_profile_payloads, set_profile_payloads
-from evgrid.timeutil import from_epoch, iso
+from evgrid.timeutil import iso
 
 
 def command_message(cmd: Command) -> dict:
@@ -18,8 +18,8 @@ def command_message(cmd: Command) -> dict:
             mode=cmd.profile_mode,
             station_limit_kw=cmd.target_power_kw,
             connectors=cmd.connectors,
-            valid_from=from_epoch(cmd.command_ts),
-            valid_to=from_epoch(cmd.dr_end_ts),
+            valid_from=cmd.command_ts,
+            valid_to=cmd.dr_end_ts,
         )
     else:
         ocpp = clear_profile_payloads(

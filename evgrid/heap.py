@@ -7,9 +7,10 @@ buffers resident.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 def tune_gc() -> None:
@@ -21,6 +22,21 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No automatic collection during urgent control work (a frequency activation over a
+    whole area, half a second): one young collection in its middle, over the commands just
+    built, took 20-80 ms of it. What it would have collected waits until the work is done;
+    collection then resumes where it stood."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

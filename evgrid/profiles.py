@@ -54,9 +54,11 @@ def set_profile_payloads(
     mode: str,
     station_limit_kw: float,
     connectors: Sequence[ConnectorLimit],
-    valid_from: datetime,
-    valid_to: datetime,
+    valid_from: float | datetime,
+    valid_to: float | datetime,
 ) -> dict[str, list[dict]]:
+    """Both versions' SetChargingProfile payloads; the validity bounds as datetimes or epoch
+    seconds (a decision's commands pass its instants as they are)."""
     frm, to = iso(valid_from), iso(valid_to)
     if mode == STATION:
         targets: list[tuple[int, str, str, float, int | None]] = [
@@ -71,6 +73,7 @@ def set_profile_payloads(
     v16, v201 = [], []
     for n, (where, purpose16, unit, limit, phases) in enumerate(targets):
         pid = profile_id + n if mode == CONNECTOR else profile_id
+        period = _period_16(limit, phases)  # the same period in both versions
         v16.append(
             {
                 "action": "SetChargingProfile",
@@ -86,7 +89,7 @@ def set_profile_payloads(
                         "chargingSchedule": {
                             "startSchedule": frm,
                             "chargingRateUnit": unit,
-                            "chargingSchedulePeriod": [_period_16(limit, phases)],
+                            "chargingSchedulePeriod": [period],
                         },
                     },
                 },
@@ -110,7 +113,7 @@ def set_profile_payloads(
                                 "id": pid,
                                 "startSchedule": frm,
                                 "chargingRateUnit": unit,
-                                "chargingSchedulePeriod": [_period_16(limit, phases)],
+                                "chargingSchedulePeriod": [period],
                             }
                         ],
                     },

@@ -217,6 +217,10 @@ class Publisher:
         if self.control is not None and self.control.unacked:
             await asyncio.wait(list(self.control.unacked), timeout=CONTROL_FIRST_S)
 
+    async def calm(self) -> None:
+        """Returns once no urgent control work is under way (`urgent`)."""
+        await self._calm.wait()
+
     @contextlib.contextmanager
     def urgent(self) -> Iterator[None]:
         """Control work that goes before every input (a frequency activation of a whole

@@ -39,7 +39,12 @@ DEFAULT_AC_MIN_CURRENT_A = DEFAULTS.ac_min_current_a
 _EPS = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
+#: The per-station records of an allocation (demands in, limits out) are plain slotted
+#: dataclasses, not frozen ones: one decision builds several per station, and a frozen
+#: dataclass's constructor costs about four times as much. Treat them as read-only.
+
+
+@dataclass(slots=True)
 class ConnectorDemand:
     connector_id: int
     connector_type: str  # "CCS" | "CHAdeMO" | "Type2"
@@ -53,7 +58,7 @@ class ConnectorDemand:
     min_kw: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StationDemand:
     station_id: str
     demand_kw: float
@@ -62,7 +67,7 @@ class StationDemand:
     connectors: tuple[ConnectorDemand, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectorLimit:
     connector_id: int
     connector_type: str
@@ -99,13 +104,12 @@ def min_level_kw(
     ac_min_current_a: float = DEFAULT_AC_MIN_CURRENT_A,
 ) -> float:
     """μ: the lowest non-zero limit this connector can be sent (and never below its floor)."""
-    if c.min_kw is not None:
-        level = c.min_kw
-    elif c.connector_type in AC_TYPES:
-        level = ac_floor_kw(c.phases, c.voltage_v, ac_min_current_a)
-    else:
-        level = dc_min_kw
-    return max(level, c.floor_kw)
+    level = c.min_kw
+    if level is None:
+        level = (ac_floor_kw(c.phases, c.voltage_v, ac_min_current_a)
+                 if c.connector_type in AC_TYPES else dc_min_kw)
+    floor = c.floor_kw
+    return floor if floor > level else level  # max(level, floor)
 
 
 def _check(name: str, value: float) -> None:
@@ -125,11 +129,12 @@ def water_fill(
     if not n == len(floors) == len(uppers):
         raise ValueError("demands, floors and uppers must have the same length")
     lows: list[float] = []
-    for i in range(n):
-        _check("demand", demands[i])
-        _check("floor", floors[i])
-        _check("upper", uppers[i])
-        lows.append(min(floors[i], uppers[i]))
+    for d, m, u in zip(demands, floors, uppers, strict=True):
+        if not (d >= 0.0 and m >= 0.0 and u >= 0.0):  # NaN fails too; _check says which
+            _check("demand", d)
+            _check("floor", m)
+            _check("upper", u)
+        lows.append(u if u < m else m)  # min(m, u)
     return _fill(cap_kw, demands, lows, uppers)
 
 
@@ -170,7 +175,15 @@ def _fill(
 def _targets(
     lam: float, demands: Sequence[float], lows: Sequence[float], uppers: Sequence[float]
 ) -> list[float]:
-    return [min(max(lam * d, lo), up) for d, lo, up in zip(demands, lows, uppers, strict=True)]
+    out = []
+    for d, lo, up in zip(demands, lows, uppers, strict=True):  # min(max(λ·d, lo), up)
+        x = lam * d
+        if lo > x:
+            x = lo
+        if up < x:
+            x = up
+        out.append(x)
+    return out
 
 
 class _StationPlan:
@@ -186,11 +199,18 @@ class _StationPlan:
     ) -> None:
         self.station = station
         conns = station.connectors
-        if any(conns[j].connector_id > conns[j + 1].connector_id
-               for j in range(len(conns) - 1)):
-            conns = tuple(sorted(conns, key=lambda c: c.connector_id))
+        last = -math.inf
+        for c in conns:  # plain loops: a plan is built per station per decision
+            if c.connector_id < last:
+                conns = tuple(sorted(conns, key=lambda c: c.connector_id))
+                break
+            last = c.connector_id
         self.conns = conns
-        uppers = [min(c.demand_kw, c.ceiling_kw) for c in conns]
+        # min(d, M) written out (it keeps min's order: the first unless the second is less).
+        uppers = []
+        for c in conns:
+            d, ceiling = c.demand_kw, c.ceiling_kw
+            uppers.append(ceiling if ceiling < d else d)
         # A station whose connectors all draw nothing offers its target where it is allowed,
         # so a car that plugs in mid-event may still start (within its minimum level).
         self.discrete = any(u > 0.0 for u in uppers)
@@ -200,22 +220,26 @@ class _StationPlan:
             budget = 0.0 if target_kw is None else target_kw
             uppers = [min(c.ceiling_kw, budget) for c in conns]
             self.demands = [1.0 if u > 0.0 else 0.0 for u in uppers]
-        mins, highs, suspendable = [], [], []
+        mins, highs, suspendable, kept = [], [], [], []
+        need = 0.0  # need_kw(), summed here in the same order
         for c, u in zip(conns, uppers, strict=True):
             if u > 0.0:
                 m = min_level_kw(c, dc_min_kw, ac_min_current_a)
-                h = max(u, m)
+                h = m if m > u else u  # max(u, m)
+                need += m
             else:
                 m = h = 0.0
             mins.append(m)
             highs.append(h)
+            kept.append(h > 0.0)
             suspendable.append(h > 0.0 and c.floor_kw <= 0.0 and m > 0.0)
         self.mins = mins
         self.highs = highs
-        self.kept = [h > 0.0 for h in highs]
-        self._need: float | None = None  # need_kw, until who is kept changes
+        self.kept = kept
+        self._need: float | None = need  # need_kw, until who is kept changes
         self.suspendable = suspendable
-        if self.discrete:  # the station's own ceiling is hard: pause connectors to fit it
+        # The station's own ceiling is hard: pause connectors to fit it.
+        if self.discrete and need > station.ceiling_kw + _EPS:
             self.suspend_until(station.ceiling_kw, rotation)
 
     def need_kw(self) -> float:
@@ -259,8 +283,10 @@ class _StationPlan:
     ]:
         """The target over the kept connectors by the water-filling rule, each at 0 or in
         [min, high]; AC also in amperes (rounded down to the one decimal OCPP limits carry)."""
-        _check("target_kw", target_kw)
-        self.suspend_until(target_kw, rotation)
+        if not target_kw >= 0.0:  # NaN fails too
+            _check("target_kw", target_kw)
+        if self.need_kw() > target_kw + _EPS:
+            self.suspend_until(target_kw, rotation)
         kept = self.kept
         # A kept connector's floor is its minimum level (its high is at least that).
         if all(kept):
@@ -274,7 +300,11 @@ class _StationPlan:
             )
         out = []
         for c, kw, m, k in zip(self.conns, values, self.mins, kept, strict=True):
-            limit = 0.0 if not k else max(round(kw, 3), m) if kw > 0.0 else 0.0
+            limit = 0.0
+            if k and kw > 0.0:
+                limit = round(kw, 3)
+                if m > limit:  # max(round(kw, 3), m)
+                    limit = m
             amps = None
             if c.connector_type in AC_TYPES:
                 # + 1e-6: 4.14 kW on 3 x 230 V is 6.0 A, not 5.9 through float rounding
@@ -285,6 +315,26 @@ class _StationPlan:
     def suspended_ids(self) -> list[int]:
         return [c.connector_id for c, h, k in zip(self.conns, self.highs, self.kept, strict=True)
                 if h > 0.0 and not k]
+
+
+def split_all(
+    plans: Sequence[_StationPlan], targets: Sequence[float], rotation: int, dc_min_kw: float,
+    ac_min_current_a: float,
+) -> tuple[dict[str, float], dict[str, tuple[ConnectorLimit, ...]], frozenset[tuple[str, int]]]:
+    """Each station's target over its connectors: the targets and connector limits by
+    station_id, and the (station_id, connector_id) of every connector suspended."""
+    by_station: dict[str, float] = {}
+    connectors: dict[str, tuple[ConnectorLimit, ...]] = {}
+    suspended: list[tuple[str, int]] = []
+    for p, t in zip(plans, targets, strict=True):
+        if not p.discrete:  # idle station: the plan depends on its target
+            p = _StationPlan(p.station, t, dc_min_kw, ac_min_current_a, rotation)
+        station_id = p.station.station_id
+        by_station[station_id] = t
+        connectors[station_id] = p.split(t, rotation)
+        if not all(p.kept):
+            suspended.extend((station_id, connector_id) for connector_id in p.suspended_ids())
+    return by_station, connectors, frozenset(suspended)
 
 
 def split_station(
@@ -336,18 +386,7 @@ def allocate(
         cap_kw, [s.demand_kw for s in ordered], [lo for lo, _ in bounds],
         [up for _, up in bounds],
     )
-    limits = {}
-    for p, t in zip(plans, targets, strict=True):
-        if not p.discrete:  # idle station: the plan depends on its target
-            p = _StationPlan(p.station, t, dc_min_kw, ac_min_current_a, rotation)
-        limits[p.station.station_id] = (p, p.split(t, rotation))
-    return Allocation(
-        cap_kw=cap_kw,
-        targets={s.station_id: t for s, t in zip(ordered, targets, strict=True)},
-        connectors={station_id: lim for station_id, (_, lim) in limits.items()},
-        shortfall_kw=max(0.0, low_total - cap_kw),
-        suspended=frozenset(
-            (station_id, connector_id) for station_id, (p, _) in limits.items()
-            for connector_id in p.suspended_ids()
-        ),
-    )
+    by_station, connectors, suspended = split_all(plans, targets, rotation, dc_min_kw,
+                                                  ac_min_current_a)
+    return Allocation(cap_kw=cap_kw, targets=by_station, connectors=connectors,
+                      shortfall_kw=max(0.0, low_total - cap_kw), suspended=suspended)

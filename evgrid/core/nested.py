@@ -31,6 +31,7 @@ from evgrid.core.allocator import (
     StationDemand,
     _check,
     _StationPlan,
+    split_all,
     water_fill,
 )
 
@@ -112,22 +113,11 @@ def allocate_nested(
             uppers[i] = kw
         site_shortfall[site_id] = max(0.0, sum(min(lows[i], bounds[i][1]) for i in idx) - limit)
     targets = water_fill(cap, demands, lows, uppers)
-    limits = {}
-    for p, t in zip(plans, targets, strict=True):
-        if not p.discrete:  # idle station: the plan depends on its target
-            p = _StationPlan(p.station, t, dc_min_kw, ac_min_current_a, rotation)
-        limits[p.station.station_id] = (p, p.split(t, rotation))
+    by_station, connectors, suspended = split_all(plans, targets, rotation, dc_min_kw,
+                                                  ac_min_current_a)
     low_total = sum(min(lo, up) for lo, up in bounds)
-    allocation = Allocation(
-        cap_kw=cap,
-        targets={s.station_id: t for s, t in zip(ordered, targets, strict=True)},
-        connectors={station_id: lim for station_id, (_, lim) in limits.items()},
-        shortfall_kw=max(0.0, low_total - cap),
-        suspended=frozenset(
-            (station_id, connector_id) for station_id, (p, _) in limits.items()
-            for connector_id in p.suspended_ids()
-        ),
-    )
+    allocation = Allocation(cap_kw=cap, targets=by_station, connectors=connectors,
+                            shortfall_kw=max(0.0, low_total - cap), suspended=suspended)
     return NestedAllocation(
         allocation=allocation,
         site_shortfall_kw=site_shortfall,

@@ -45,6 +45,7 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
         if cmd.signal_id in zone.reacting:
             last_of[cmd.signal_id] = i
     timed = {i: zone.reacting.pop(signal_id) for signal_id, i in last_of.items()}
+    actions: dict[str, int] = {}
     for i, cmd in enumerate(decisions.commands):
         callback = None
         if i in timed:
@@ -52,7 +53,9 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
                 metrics.DR_REACTION.observe(time.perf_counter() - t0)
         out.send(out.commands, cmd.station_id, codec.dumps(command_message(cmd)),
                  callback=callback, signal_id=cmd.signal_id)
-        metrics.COMMANDS.labels(action=cmd.action).inc()
+        actions[cmd.action] = actions.get(cmd.action, 0) + 1
+    for action, n in actions.items():  # counted once per decision, not per command
+        metrics.COMMANDS.labels(action=action).inc(n)
     for signal_id in [s for s in zone.reacting if not zone.controller.is_live(s)]:
         del zone.reacting[signal_id]  # ended without a command to time: nothing to react to
     load_age_s = zone.load_age_s(now)

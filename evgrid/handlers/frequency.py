@@ -17,6 +17,7 @@ from collections.abc import Callable
 from evgrid import metrics
 from evgrid.handlers.decisions import publish_decisions
 from evgrid.handlers.zone import ZoneStage
+from evgrid.heap import collection_paused
 from evgrid.models.frequency import FrequencyMeasurement, FrequencyProgramRecord
 from evgrid.publisher import Publisher, Record
 from evgrid.state.zones import ZoneEntry
@@ -79,13 +80,14 @@ class FrequencyHandler:
     async def run(self) -> None:
         """Zone by zone, each zone's commands handed to the producer as soon as they are
         decided: the first zone's leave while the hundredth is still being computed. The
-        whole round is urgent (`Publisher.urgent`): meter values and the zone clock wait
-        for it; the zones' state is written once the round is done."""
+        whole round is urgent (`Publisher.urgent`): meter values, station rows and the zone
+        clock wait for it, and so does the garbage collector; the zones' state is written
+        once the round is done."""
         while True:
             await self.wake.wait()
             self.wake.clear()
             decided: dict[str, ZoneEntry] = {}
-            with self.out.urgent():
+            with self.out.urgent(), collection_paused():
                 while self.due:
                     zone_id = next(iter(self.due))
                     for hz, ts, received in self.due.pop(zone_id):

@@ -46,6 +46,9 @@ class HandledIngest(AssignedConsumer):
     max_records = 100
     #: Records handled between two turns given to the loop (and to the control loop).
     yield_every = 100
+    #: Whether a fetched batch waits while urgent control work is under way
+    #: (`Publisher.urgent`), as meter values do.
+    waits_while_urgent = False
 
     def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], topics: tuple[str, ...],
@@ -76,6 +79,8 @@ class HandledIngest(AssignedConsumer):
 
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
         out = self.out
+        if self.waits_while_urgent:
+            await out.calm()
         for n, record in enumerate(interleaved(batches.values()), start=1):
             out.guarded(self.dispatch, record)
             if n % self.yield_every == 0:
@@ -156,6 +161,9 @@ class RowIngest(HandledIngest):
     #: every hundred rows (a few milliseconds of loop).
     max_records = 500
     yield_every = 100
+    #: Rows are meter values one stage on: while a frequency activation goes over its
+    #: zones they wait, as the meter values do, instead of taking its turns between zones.
+    waits_while_urgent = True
 
     def __init__(self, settings: WorkerSettings, publisher: Publisher,
                  dispatch: Callable[[Record], None], zones: ZoneStore,

@@ -18,8 +18,11 @@ from evgrid.core.types import StationRow
 SET, CLEAR = "SET", "CLEAR"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Command:
+    """One decision for one station (read-only; not frozen, for the cost of building
+    thousands in one decision, as the allocator's records)."""
+
     station_id: str
     zone_id: str
     action: str  # SET | CLEAR
@@ -164,27 +167,19 @@ def limit_command(
     )
 
 
-def commanded_from(cmd: Command) -> Commanded:
-    """The station's standing after a SET."""
+def commanded_from(cmd: Command, suspended: tuple[int, ...]) -> Commanded:
+    """The station's standing after a SET (`suspended`: `suspended_of` its connectors)."""
     assert cmd.target_power_kw is not None
     return Commanded(
-        signal_id=cmd.signal_id,
-        priority=cmd.priority,
-        dr_end_ts=cmd.dr_end_ts,
-        target_kw=cmd.target_power_kw,
-        profile_id=cmd.profile_id,
-        profile_mode=cmd.profile_mode,
-        stack_level=cmd.stack_level,
-        connector_ids=tuple(c.connector_id for c in cmd.connectors),
-        command_id=cmd.command_id,
-        commanded_at=cmd.command_ts,
-        suspended=suspended_of(cmd.connectors),
-        reason=cmd.reason,
+        cmd.signal_id, cmd.priority, cmd.dr_end_ts, cmd.target_power_kw, cmd.profile_id,
+        cmd.profile_mode, cmd.stack_level, tuple([c.connector_id for c in cmd.connectors]),
+        cmd.command_id, cmd.command_ts, suspended, cmd.reason,
     )
 
 
 def suspended_of(connectors: tuple[ConnectorLimit, ...]) -> tuple[int, ...]:
-    return tuple(c.connector_id for c in connectors if c.limit_kw <= 0.0)
+    """The connectors told 0."""
+    return tuple([c.connector_id for c in connectors if c.limit_kw <= 0.0])
 
 
 def clear_command(

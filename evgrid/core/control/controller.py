@@ -306,7 +306,7 @@ class ZoneController:
         demands: list[StationDemand] = []
         site_map: dict[str, str] = {}
         sources: dict[str, Source] = {}
-        held_of: dict[str, dict[int, float]] = {}  # station_id -> its held demand
+        held_of: dict[str, Mapping[int, float]] = {}  # station_id -> its held demand
         made: dict[tuple[bool, str | None], Source] = {}  # one Source per kind, not per station
         for station_id, row in sorted(stations.items()):
             site_id = site_of(row, self.sites)
@@ -354,14 +354,14 @@ class ZoneController:
             target = round(kw, 3)
             limits = alloc.connectors[station_id]
             src = sources[station_id]
-            if not needs_limit(self.commanded.get(station_id), src, target,
-                               suspended_of(limits), now, t):
+            suspended = suspended_of(limits)
+            if not needs_limit(self.commanded.get(station_id), src, target, suspended, now, t):
                 continue
             held_kw = sum(held_of[station_id].values())
             cmd = limit_command(self.zone_id, src, stations[station_id], target,
                                 held_kw - target, limits, self._next_seq(station_id), now)
             d.commands.append(cmd)
-            self.commanded[station_id] = commanded_from(cmd)
+            self.commanded[station_id] = commanded_from(cmd, suspended)
             self.uncontrollable.pop(station_id, None)  # a new SET: a fresh chance
             comp = self.compliance.get(station_id)
             if comp is None:

@@ -48,18 +48,23 @@ def capture(
         if station_id in held or station_id in commanded:
             continue
         loads = connector_loads(row, now, stale_after_s)
-        if any(kw > 0.0 for kw in loads.values()):
-            held[station_id] = loads
+        for kw in loads.values():  # a plain loop: a pass over the whole zone at activation
+            if kw > 0.0:
+                held[station_id] = loads
+                break
 
 
 def uncurtailed_kw(
     held: HeldDemand, stations: Mapping[str, StationRow], now: float, stale_after_s: float
 ) -> float:
     """The zone's uncurtailed load: Σ over its stations of max(held demand, load now)."""
-    return sum(
-        max(sum(held.get(station_id, {}).values()), row.load_kw(now, stale_after_s))
-        for station_id, row in stations.items()
-    )
+    total = 0
+    for station_id, row in stations.items():  # a plain loop: asked at each activation
+        load = row.load_kw(now, stale_after_s)
+        station_held = held.get(station_id)
+        was = sum(station_held.values()) if station_held else 0
+        total += load if load > was else was  # max(was, load)
+    return total
 
 
 def station_demand(
@@ -72,20 +77,24 @@ def station_demand(
     stale = t.stale_after_s
     limits = row.config.connector_max_kw or {}
     inf = math.inf
-    for c in row.connectors:  # in connector-id order
+    phases, voltage_v = t.ac_phases, t.ac_voltage_v
+    ac_floor = ac_floor_kw(phases, voltage_v, t.ac_min_current_a)
+    for c in row.connectors:  # in connector-id order; a plain loop: asked per station
         connector_id = c.connector_id
         live = live_power_kw(c, now, stale)
         if may_suspend or not (c.session_active and live > 0.0):
             floor = 0.0
         elif c.connector_type in AC_TYPES:
-            floor = ac_floor_kw(t.ac_phases, t.ac_voltage_v, t.ac_min_current_a)
+            floor = ac_floor
         else:
             floor = t.dc_min_kw
         floors += floor
+        was = held.get(connector_id, 0.0)
         conns.append(ConnectorDemand(
-            connector_id, c.connector_type, max(held.get(connector_id, 0.0), live), floor,
-            limits.get(c.connector_type, inf), t.ac_phases, t.ac_voltage_v))
+            connector_id, c.connector_type, live if live > was else was, floor,
+            limits.get(c.connector_type, inf), phases, voltage_v))
+    held_kw = sum(held.values())
     return StationDemand(
-        row.station_id, max(sum(held.values()), effective_kw), floors,
+        row.station_id, effective_kw if effective_kw > held_kw else held_kw, floors,
         row.config.ceiling_kw([c.connector_type for c in conns]), tuple(conns),
     )

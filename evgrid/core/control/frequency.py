@@ -213,9 +213,13 @@ def zone_load(stations: Mapping[str, StationRow], now: float,
     ages = []
     for row in stations.values():
         load += row.load_kw(now, stale_after_s)
-        newest = max((c.arrival_ts for c in row.connectors), default=None)
+        newest = None
+        for c in row.connectors:  # a plain loop: a pass over the zone at every step
+            if newest is None or c.arrival_ts > newest:
+                newest = c.arrival_ts
         if newest is not None:
-            ages.append(max(0.0, now - newest))
+            age = now - newest
+            ages.append(age if age > 0.0 else 0.0)
     return load, statistics.median(ages) if ages else 0.0
 
 

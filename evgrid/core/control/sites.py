@@ -131,10 +131,13 @@ class SiteControl:
         return min((s.since for s in self.limits.values() if s.limited and s.since is not None),
                    default=None)
 
-    def demand_of(self, station_id: str, dr_held: Mapping[int, float]) -> dict[int, float]:
+    def demand_of(self, station_id: str, dr_held: Mapping[int, float]) -> Mapping[int, float]:
         """Per connector, the higher of the DR event's held demand and the session's."""
+        site_held = self.held.get(station_id)
+        if not site_held:
+            return dr_held  # read-only, as every caller uses it
         out = dict(dr_held)
-        for connector_id, kw in self.held.get(station_id, {}).items():
+        for connector_id, kw in site_held.items():
             out[connector_id] = max(out.get(connector_id, 0.0), kw)
         return out
 
