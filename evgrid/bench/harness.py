@@ -77,6 +77,9 @@ class Sizes:
     freq_per_zone: int = 100
     freq_rate: float = 10_000.0
     freq_activations: int = 10
+    # activations before the timed ones, reported apart: a freshly started broker and worker
+    # compile and allocate through their first ones
+    freq_warmups: int = 2
     freq_ramp_s: float = 10.0
     freq_timeout_s: float = 30.0
     freq_ready_s: float = 120.0
@@ -95,7 +98,7 @@ SMOKE = Sizes(
     recovery_rate=100.0, recovery_stations=100, recovery_warmup_s=1.0, recovery_timeout_s=60.0,
     scaling_messages=2_000, scaling_window_s=10.0, sql_stations=200, sql_rate=300.0,
     sql_measure_s=10.0, sql_events=2, freq_zones=4, freq_per_zone=10, freq_rate=300.0,
-    freq_activations=2, freq_ramp_s=2.0, freq_timeout_s=15.0, freq_ready_s=60.0,
+    freq_activations=2, freq_warmups=1, freq_ramp_s=2.0, freq_timeout_s=15.0, freq_ready_s=60.0,
     partitions=2, poll_s=0.5,
 )
 

@@ -11,6 +11,9 @@ def check_frequency(f: dict) -> None:
     assert f["stations"] == stations and f["offered_rate"] > 0
     assert f["activations"] + f["timeouts"] == SMOKE.freq_activations, f
     assert len(f["per_activation"]) == f["activations"]
+    # The warm-ups ran, each complete, and stand apart from the timed activations.
+    assert f["warmups"] == SMOKE.freq_warmups
+    assert len(f["warmup_last_worker_ms"]) == SMOKE.freq_warmups, f
     for a in f["per_activation"]:
         assert a["commanded"] == stations and a["cleared"] == stations, a
         # The fleet's first command comes no later than its last station's first one.

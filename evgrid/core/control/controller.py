@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from types import MappingProxyType
 
 from evgrid.core.allocator import StationDemand, rotation_index
 from evgrid.core.compliance import StationCompliance
@@ -54,6 +55,8 @@ from evgrid.core.types import StationRow, Tunables
 
 #: While an event is active the zone is re-evaluated this often (new sessions, compliance).
 REALLOCATE_EVERY_S = 1.0
+#: The held demand of a station that has none (read-only, shared).
+_NO_HELD: Mapping[int, float] = MappingProxyType({})
 
 #: Gateway outcome statuses. Accepted makes a station
 #: controllable again, Superseded says nothing about it; every other status (Rejected,
@@ -308,6 +311,7 @@ class ZoneController:
         sources: dict[str, Source] = {}
         held_of: dict[str, Mapping[int, float]] = {}  # station_id -> its held demand
         made: dict[tuple[bool, str | None], Source] = {}  # one Source per kind, not per station
+        commanded, compliance, uncontrollable = self.commanded, self.compliance, self.uncontrollable
         for station_id, row in sorted(stations.items()):
             site_id = site_of(row, self.sites)
             sited = site_id in limited
@@ -321,15 +325,18 @@ class ZoneController:
                 src = made[kind] = (
                     self.freq.source(now, sited) if freq_src
                     else source_for(gov, kind[1], now, t.site_profile_valid_s))
-            effective = self.effective_load(station_id, row, now)
-            if self._fixed(station_id, src.signal_id):
+            prev = commanded.get(station_id)
+            effective = dem.effective_load(row, None if prev is None else prev.target_kw, now,
+                                           t.stale_after_s)  # self.effective_load, inlined
+            if (station_id in compliance or station_id in uncontrollable) \
+                    and self._fixed(station_id, src.signal_id):
                 fixed += effective
                 fixed_ids.add(station_id)
                 if sited:
                     site_fixed[site_id] += effective
                 continue
             held = held_of[station_id] = self.site.demand_of(
-                station_id, self.held.get(station_id, {}))
+                station_id, self.held.get(station_id, _NO_HELD))
             demand = dem.station_demand(row, held, may_suspend, effective, t, now)
             if ceiling is not None:  # restoring: held where it was until its release
                 demand = replace(demand, ceiling_kw=min(demand.ceiling_kw, ceiling))

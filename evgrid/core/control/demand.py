@@ -96,5 +96,6 @@ def station_demand(
     held_kw = sum(held.values())
     return StationDemand(
         row.station_id, effective_kw if effective_kw > held_kw else held_kw, floors,
-        row.config.ceiling_kw([c.connector_type for c in conns]), tuple(conns),
+        row.config.ceiling_kw([c.connector_type for c in conns] if limits else None),
+        tuple(conns),
     )
