@@ -28,17 +28,19 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0
 #: How long a stopping worker waits for its held outputs to be acknowledged.
 STOP_WAIT_S = 5.0
-#: The control producer's batch per partition: a zone's commands (about 1.5 kB each with
-#: both OCPP versions' payloads) leave in one request, not a dozen per round trip (aiokafka
-#: keeps one request in flight per broker and waits for `acks="all"`). Well under the
-#: broker's default message.max.bytes (1 MB), which a batch must not pass.
-CONTROL_BATCH_BYTES = 256 * 1024
+#: The control producer's batch per partition, at most (and at most `max_message_bytes`):
+#: aiokafka keeps one request in flight per broker and one batch per partition waiting, so
+#: what a frequency activation hands over (ten thousand commands of 1.35 kB with both OCPP
+#: versions' payloads, 14 MB) leaves in as many round trips as it fills batches of a
+#: partition: 256 kB batches over four partitions took about fourteen. Under the broker's
+#: default message.max.bytes (1 MiB), which a batch must not pass.
+CONTROL_BATCH_BYTES = 896 * 1024
 #: An output not acknowledged this long is written to disk (acks take milliseconds: in
 #: normal operation nothing is).
 KEEP_AFTER_S = 1.0
 #: An output larger than this goes to the producer alone, not in a partition's batch (its
 #: size is then checked as the producer checks every message).
-ALONE_BYTES = CONTROL_BATCH_BYTES // 4
+ALONE_BYTES = 64 * 1024
 #: Kafka's default partitioner (the producer's own): a key's partition is the same either way.
 _PARTITIONER = DefaultPartitioner()
 
@@ -99,7 +101,7 @@ class ControlLink(Service):
         s = self.settings
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=0,
-            max_batch_size=CONTROL_BATCH_BYTES,
+            max_batch_size=min(CONTROL_BATCH_BYTES, s.max_message_bytes),
             max_request_size=s.max_message_bytes + 65_536,
             **s.kafka_client_kwargs())
         await self.producer.start()

@@ -260,7 +260,10 @@ class _StationPlan:
         if not self.discrete:
             return min(s.floor_kw, upper), upper
         need = self.need_kw()
-        room = sum(h for h, k in zip(self.highs, self.kept, strict=True) if k)
+        room = 0  # a plain loop, as sum() would add them: asked per station per decision
+        for h, k in zip(self.highs, self.kept, strict=True):
+            if k:
+                room += h
         return need, max(need, min(upper, room))
 
     def suspend_until(self, budget_kw: float, rotation: int) -> None:
