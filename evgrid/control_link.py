@@ -4,6 +4,7 @@ acknowledges them (in memory, and on disk while the broker is away)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Hashable
@@ -93,6 +94,9 @@ class ControlLink(Service):
         self._wake = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
+        #: Set while nothing waits to be handed to the producer (`handed_over`).
+        self._handed = asyncio.Event()
+        self._handed.set()
         self._dropped = 0  # outbox.dropped already counted
         self._retry: asyncio.TimerHandle | None = None
 
@@ -140,7 +144,14 @@ class ControlLink(Service):
         if self.away or broker_connected() is False:
             self._keep(out)
         self._empty.clear()
+        self._handed.clear()
         self._wake.set()  # the sender sets the gauges as it takes them
+
+    async def handed_over(self, timeout_s: float) -> None:
+        """Returns once nothing handed over waits for the producer (each output is in a
+        batch, its timestamp taken), or after `timeout_s` (the broker may be away)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._handed.wait(), timeout_s)
 
     async def acked(self) -> None:
         """Every control output handed over so far is acknowledged (waits while the broker
@@ -162,6 +173,8 @@ class ControlLink(Service):
             taken = self.outbox.take()
             self._gauges()
             await self._send(taken)
+            if not self.outbox.waiting:
+                self._handed.set()
 
     async def _send(self, taken: list[Output]) -> None:
         """Outputs to the producer in one batch per partition, with one delivery future per

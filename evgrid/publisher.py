@@ -241,6 +241,12 @@ class Publisher:
         """Urgent control work is under way (`urgent`)."""
         return self._urgent > 0
 
+    async def control_handed_over(self, timeout_s: float) -> None:
+        """Every control output so far is in the control producer's batches (at most
+        `timeout_s`)."""
+        if self.control is not None:
+            await self.control.handed_over(timeout_s)
+
     async def control_acked(self) -> None:
         if self.control is not None:
             await self.control.acked()

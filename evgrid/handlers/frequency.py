@@ -24,6 +24,10 @@ from evgrid.state.zones import ZoneEntry
 
 log = logging.getLogger(__name__)
 
+#: After a round, the longest the garbage collector waits for its commands to be handed to
+#: the producer (longer only while the broker is away).
+HANDED_OVER_WAIT_S = 0.5
+
 
 class FrequencyHandler:
     def __init__(self, stage: ZoneStage, publisher: Publisher,
@@ -78,32 +82,40 @@ class FrequencyHandler:
         self.wake.set()
 
     async def run(self) -> None:
-        """Zone by zone, each zone's commands handed to the producer as soon as they are
-        decided: the first zone's leave while the hundredth is still being computed. The
-        whole round is urgent (`Publisher.urgent`): meter values, station rows and the zone
-        clock wait for it, and so does the garbage collector; the zones' state is written
-        once the round is done."""
+        """Rounds over the zones due: each zone's commands handed to the producer as soon as
+        they are decided, so the first zone's leave while the hundredth is still being
+        computed. A round is urgent (`Publisher.urgent`): meter values, station rows and the
+        zone clock wait for it, and the garbage collector waits until its commands are in
+        the producer's batches; the zones' state is written after that."""
         while True:
             await self.wake.wait()
             self.wake.clear()
             decided: dict[str, ZoneEntry] = {}
-            with self.out.urgent(), collection_paused():
-                while self.due:
-                    zone_id = next(iter(self.due))
-                    for hz, ts, received in self.due.pop(zone_id):
-                        try:
-                            zone = self.apply(zone_id, hz, ts, received)
-                        except Exception:  # one zone's failure must not disarm the others
-                            log.exception("evgrid frequency: zone %s failed to take %.3f Hz",
-                                          zone_id, hz)
-                            continue
-                        if zone is not None:
-                            decided[zone_id] = zone
-                    self.out.drain_soon()
-                    await asyncio.sleep(0)
+            with collection_paused():
+                await self._round(decided)
+                # The collection the round put off (tens of milliseconds over the commands
+                # it built) waits until they are in the producer's batches too.
+                await self.out.control_handed_over(HANDED_OVER_WAIT_S)
             for zone_id, zone in decided.items():
                 if zone.partition in self.zones.owned and self.zones.zones.get(zone_id) is zone:
                     self.zones.persist(zone)  # not a zone that moved away meanwhile
+
+    async def _round(self, decided: dict[str, ZoneEntry]) -> None:
+        """Every zone due, in turn, each with the measurements that came for it."""
+        with self.out.urgent():
+            while self.due:
+                zone_id = next(iter(self.due))
+                for hz, ts, received in self.due.pop(zone_id):
+                    try:
+                        zone = self.apply(zone_id, hz, ts, received)
+                    except Exception:  # one zone's failure must not disarm the others
+                        log.exception("evgrid frequency: zone %s failed to take %.3f Hz",
+                                      zone_id, hz)
+                        continue
+                    if zone is not None:
+                        decided[zone_id] = zone
+                self.out.drain_soon()
+                await asyncio.sleep(0)
 
     def apply(self, zone_id: str, hz: float, ts: float, received: float) -> ZoneEntry | None:
         """The zone re-allocates only if its quantised activation or phase changed; returns
