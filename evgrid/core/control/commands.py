@@ -147,23 +147,13 @@ def limit_command(
 ) -> Command:
     station_id = row.station_id
     signal_id = source.signal_id
+    config = row.config
+    # Positional, in the field order (a third of the time of 16 keywords; one per station).
     return Command(
-        station_id=station_id,
-        zone_id=zone_id,
-        action=SET,
-        reason=source.reason,
-        target_power_kw=target_kw,
-        station_shed_kw=round(max(0.0, shed_kw), 3),
-        signal_id=signal_id,
-        priority=source.priority,
-        dr_end_ts=source.end_ts,
-        command_ts=now,
-        connectors=connectors,
-        profile_id=profile_id_for(signal_id, station_id),
-        profile_mode=row.config.profile_mode,
-        stack_level=row.config.stack_level,
-        seq=seq,
-        command_id=command_id(zone_id, signal_id, station_id, seq, SET, target_kw),
+        station_id, zone_id, SET, target_kw, round(max(0.0, shed_kw), 3), signal_id,
+        source.priority, source.end_ts, now, connectors, profile_id_for(signal_id, station_id),
+        config.profile_mode, config.stack_level, seq,
+        command_id(zone_id, signal_id, station_id, seq, SET, target_kw), source.reason,
     )
 
 

@@ -357,22 +357,24 @@ class ZoneController:
         alloc = nested.allocation
         self.shortfall_kw = alloc.shortfall_kw if gov is not None else 0.0
         self.site_shortfall_kw = nested.site_shortfall_kw
-        for station_id, kw in sorted(alloc.targets.items()):
+        connectors, append, seqs = alloc.connectors, d.commands.append, self.seq
+        for station_id, kw in sorted(alloc.targets.items()):  # a station each: locals above
             target = round(kw, 3)
-            limits = alloc.connectors[station_id]
+            limits = connectors[station_id]
             src = sources[station_id]
             suspended = suspended_of(limits)
-            if not needs_limit(self.commanded.get(station_id), src, target, suspended, now, t):
+            if not needs_limit(commanded.get(station_id), src, target, suspended, now, t):
                 continue
             held_kw = sum(held_of[station_id].values())
+            seq = seqs[station_id] = seqs.get(station_id, 0) + 1  # self._next_seq
             cmd = limit_command(self.zone_id, src, stations[station_id], target,
-                                held_kw - target, limits, self._next_seq(station_id), now)
-            d.commands.append(cmd)
-            self.commanded[station_id] = commanded_from(cmd, suspended)
-            self.uncontrollable.pop(station_id, None)  # a new SET: a fresh chance
-            comp = self.compliance.get(station_id)
+                                held_kw - target, limits, seq, now)
+            append(cmd)
+            commanded[station_id] = commanded_from(cmd, suspended)
+            uncontrollable.pop(station_id, None)  # a new SET: a fresh chance
+            comp = compliance.get(station_id)
             if comp is None:
-                self.compliance[station_id] = StationCompliance(target, now)
+                compliance[station_id] = StationCompliance(target, now)
             else:
                 comp.retarget(target, now)
         for station_id in sorted(self.commanded):
