@@ -19,15 +19,14 @@ from evgrid import codec, metrics
 from evgrid.codec import DecodeError
 from evgrid.core.clock import CLOCK_SKEW, FUTURE_REASON, in_future
 from evgrid.core.overload import contract_alert
-from evgrid.core.types import ConnectorReading, StationConfig
+from evgrid.core.types import StationConfig
 from evgrid.models import (
-    MeterValue,
     OverloadAlert,
     StationAlert,
     StationZone,
     station_window,
 )
-from evgrid.models.inputs import GatewayOutcome
+from evgrid.models.inputs import GatewayOutcome, StationReading
 from evgrid.models.internal import loads_key
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import WorkerSettings
@@ -110,26 +109,14 @@ class StationSide:
 
     # -- meter values ----------------------------------------------------------------------
 
-    def on_meter_value(self, mv: MeterValue, record: Record) -> None:
-        station_id = mv.station_id
-        event_ts = mv.event_ts.timestamp()
-        arrival_ts = arrival_of(record)
+    def on_meter_value(self, message: StationReading, record: Record) -> None:
+        station_id, reading = message
+        event_ts = reading.event_ts
+        arrival_ts = reading.arrival_ts = arrival_of(record)
         entry = self.store.entry(station_id, record.partition)
         if in_future(event_ts, arrival_ts, self.tunables.future_tolerance_s):
             self._refuse_future(record, entry, event_ts, arrival_ts)
             return
-        reading = ConnectorReading(
-            connector_id=mv.connector_id,
-            connector_type=mv.connector_type,
-            power_kw=mv.power_kw,
-            event_ts=event_ts,
-            session_id=mv.session_id,
-            current_a=mv.current_a,
-            voltage_v=mv.voltage_v,
-            energy_kwh=mv.energy_kwh,
-            soc_percent=mv.soc_percent,
-            arrival_ts=arrival_ts,
-        )
         resets = entry.state.clock_resets
         if not entry.state.apply(reading):
             metrics.READINGS_SUPERSEDED.inc()
