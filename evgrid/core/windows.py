@@ -266,6 +266,13 @@ class StationWindows:
         return done
 
     @property
+    def closed_end(self) -> float | None:
+        """`window_end` of the newest closed window kept (None: none yet), without building
+        them: asked after every reading."""
+        c = self._closed
+        return c[-_STAT_FIELDS] + self.window_s if c else None
+
+    @property
     def closed(self) -> list[WindowStat]:
         """The last `keep` closed windows, oldest first."""
         c, w = self._closed, self.window_s

@@ -106,6 +106,10 @@ class StationSide:
         #: A changed station is one its zone has never had a reading of.
         self.urgent = False
         self._zone_partitions: dict[str, int] = {}
+        #: Readings applied and superseded since `count_readings` last told Prometheus: a
+        #: counter increment per reading cost 2 % of the ingest.
+        self.applied = 0
+        self.superseded = 0
 
     # -- meter values ----------------------------------------------------------------------
 
@@ -119,9 +123,9 @@ class StationSide:
             return
         resets = entry.state.clock_resets
         if not entry.state.apply(reading):
-            metrics.READINGS_SUPERSEDED.inc()
+            self.superseded += 1
             return
-        metrics.READINGS.inc()
+        self.applied += 1
         if entry.state.clock_resets != resets:
             metrics.CLOCK_RESETS.inc()
         self.store.touched(entry)
@@ -142,6 +146,16 @@ class StationSide:
             # its loads leave with the next batch, not the next interval.
             self.urgent = self.urgent or not entry.forwarded
             self._changed[config.zone_id][station_id] = entry
+
+    def count_readings(self) -> None:
+        """The readings counted since the last call, to `evgrid_readings_total` and
+        `evgrid_readings_superseded_total` (the ingest calls it every slice of a batch)."""
+        if self.applied:
+            metrics.READINGS.inc(self.applied)
+            self.applied = 0
+        if self.superseded:
+            metrics.READINGS_SUPERSEDED.inc(self.superseded)
+            self.superseded = 0
 
     def _refuse_future(self, record: Record, entry: StationEntry, event_ts: float,
                        arrival_ts: float) -> None:
@@ -175,6 +189,8 @@ class StationSide:
     def _check_contract(self, entry: StationEntry, config: StationConfig) -> None:
         now = time.time()
         load = entry.state.load_kw(now, self.tunables.stale_after_s)
+        if load <= config.contract_max_kw and not entry.alarm.active:
+            return  # no episode, none starting: what the alarm would say, without asking it
         alert = contract_alert(entry.station_id, load, config.contract_max_kw, entry.alarm, now)
         if alert is None:
             return
