@@ -187,10 +187,17 @@ class StationSide:
                        alert["alert_type"], f"clock off by {alert['clock_offset_s']:.0f} s")
 
     def _check_contract(self, entry: StationEntry, config: StationConfig) -> None:
+        if not entry.alarm.active:
+            # No episode, and none can start while even the sum of the latest readings (a
+            # stale one counts 0 in the load; powers are never negative) is within the
+            # contract: what the alarm would say, without the clock or the alarm.
+            bound = 0.0
+            for c in entry.state.connectors.values():
+                bound += c.power_kw
+            if bound <= config.contract_max_kw:
+                return
         now = time.time()
         load = entry.state.load_kw(now, self.tunables.stale_after_s)
-        if load <= config.contract_max_kw and not entry.alarm.active:
-            return  # no episode, none starting: what the alarm would say, without asking it
         alert = contract_alert(entry.station_id, load, config.contract_max_kw, entry.alarm, now)
         if alert is None:
             return

@@ -150,7 +150,10 @@ class StationStore:
         return entry
 
     def touched(self, entry: StationEntry) -> None:
-        self.dirty.setdefault(entry.partition, set()).add(entry.station_id)
+        dirty = self.dirty.get(entry.partition)  # not setdefault: a new set every reading
+        if dirty is None:
+            dirty = self.dirty[entry.partition] = set()
+        dirty.add(entry.station_id)
 
     def set_config(self, entry: StationEntry, config: StationConfig | None) -> None:
         entry.config = config
