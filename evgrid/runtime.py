@@ -22,9 +22,9 @@ from evgrid.ingest.meters import MeterIngest
 from evgrid.ingest.records import RowIngest, SignalIngest, StationConfigIngest
 from evgrid.ingest.routing import InputPath, Route, Router
 from evgrid.ingest.sites import SiteIngest
-from evgrid.models import DemandResponseSignal, MeterValue, StationZone
+from evgrid.models import DemandResponseSignal, StationZone
 from evgrid.models.frequency import FrequencyMeasurement, FrequencyProgramRecord
-from evgrid.models.inputs import GatewayOutcome, SiteRecord
+from evgrid.models.inputs import METER_VALUE, GatewayOutcome, SiteRecord
 from evgrid.models.internal import LOADS_KEY_PREFIX, ZONE_PICTURE
 from evgrid.publisher import Publisher, Record
 from evgrid.settings import WorkerSettings
@@ -41,7 +41,7 @@ def input_path(settings: WorkerSettings, out: Publisher, side: StationSide, stag
     t, i, n = settings.topics, settings.internal_topics, settings.partitions
     path = InputPath(out, settings.max_message_bytes)
     path.add((t.meter_values, i.meter_repartition), Route(
-        MeterValue, side.on_meter_value, lambda m: m.station_id,
+        METER_VALUE, side.on_meter_value, lambda m: m[0],
         Router(n, i.meter_repartition, out)))
     path.add((t.station_zones, i.station_zones_repartition), Route(
         StationZone, side.on_mapping, lambda m: m.station_id,

@@ -37,6 +37,22 @@ def parse_ts(value: object) -> datetime:
     raise ValueError("timestamp must be ISO-8601 text or epoch milliseconds")
 
 
+def iso_epoch(value: str) -> float | None:
+    """ISO-8601 text with an offset -> epoch seconds, the same float as
+    `parse_ts(value).timestamp()` at a third of the cost (the meter-value hot path); None
+    when `parse_ts` would refuse it or it lies outside 2000..2100, where `parse_ts` is left
+    to decide (and to word why)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    # An aware datetime's timestamp does not depend on its offset: no conversion to UTC.
+    ts = parsed.timestamp()
+    return ts if _MIN_MS <= ts * 1000.0 <= _MAX_MS else None
+
+
 def to_epoch(dt: datetime) -> float:
     return dt.timestamp()
 

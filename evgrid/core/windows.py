@@ -233,7 +233,11 @@ class StationWindows:
                 acc.session_ids = _with_session(acc.session_ids, session_id)
         if ts > self.watermark:
             self.watermark = ts
-            self.advance()
+            # advance()'s own test first: nearly every reading moves the watermark, few
+            # close a window.
+            nxt = self._closed_end if self._carry else min(self._open)
+            if nxt is not None and nxt <= ts - self.window_s - self.allowed_lateness_s:
+                self.advance()
         return True
 
     def _in_order(self, connector_id: int, start: float, ts: float) -> bool:
@@ -264,6 +268,13 @@ class StationWindows:
             if extra > 0:
                 del self._closed[:extra]
         return done
+
+    @property
+    def closed_end(self) -> float | None:
+        """`window_end` of the newest closed window kept (None: none yet), without building
+        them: asked after every reading."""
+        c = self._closed
+        return c[-_STAT_FIELDS] + self.window_s if c else None
 
     @property
     def closed(self) -> list[WindowStat]:

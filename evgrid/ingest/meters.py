@@ -82,6 +82,7 @@ class MeterIngest(AssignedConsumer):
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:
         dispatch = self.dispatch
         out = self.out
+        count = self.side.count_readings
         yield_every = YIELD_EVERY
         n = 0
         for tp, records in batches.items():
@@ -90,8 +91,10 @@ class MeterIngest(AssignedConsumer):
                 out.guarded(dispatch, record)
                 n += 1
                 if n % yield_every == 0:
+                    count()  # what a scrape in between sees
                     await out.control_first()  # DR work waiting on the loop goes first
             self.positions[tp] = records[-1].offset + 1
+        count()
         await out.drain()
         self._update_lag(batches)
 

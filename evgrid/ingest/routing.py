@@ -15,13 +15,13 @@ the wrong partition breaks co-partitioning just the same.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
 from evgrid import codec, metrics
-from evgrid.codec import DecodeError
+from evgrid.codec import Checked, DecodeError
 from evgrid.publisher import Publisher, Record
 from evgrid.state.tables_io import partition_of
 
@@ -67,10 +67,13 @@ class Router:
         """Why this message must be re-routed (`key` / `partition`), or None; counted."""
         if key is None or key != entity_id.encode():
             reason = KEY
-        elif partition != self.expected_partition(entity_id):
-            reason = PARTITION
         else:
-            return None
+            expected = self._expected.get(entity_id)  # the cache inline: asked every record
+            if expected is None:
+                expected = self.expected_partition(entity_id)
+            if partition == expected:
+                return None
+            reason = PARTITION
         metrics.REPARTITIONED.labels(topic=topic, reason=reason).inc()
         return reason
 
@@ -83,17 +86,22 @@ class Route:
     misplaced message goes through the router's repartition topic (which routes to the same
     `Route`, and is trusted). `tombstones`: a null value is a removal of the entity its key
     names, handed over as None. `skip`: records not worth decoding (e.g. too old to matter).
-    `model` is a model, or a tagged union's adapter. `deadletter_when`: for a topic every
-    worker reads whole, whether this worker is the one that dead-letters a bad record (the
-    others skip it)."""
+    `model` is a model, a tagged union's adapter, or a model with a hand check
+    (`codec.Checked`). `deadletter_when`: for a topic every worker reads whole, whether this
+    worker is the one that dead-letters a bad record (the others skip it)."""
 
-    model: type[BaseModel] | TypeAdapter[Any]
+    model: type[BaseModel] | TypeAdapter[Any] | Checked[Any, Any]
     handle: Handler
     entity_id: Callable[[Any], str] | None = None
     router: Router | None = None
     tombstones: bool = False
     skip: Callable[[Record], bool] | None = None
     deadletter_when: Callable[[Record], bool] | None = None
+    #: The model's decode function, chosen once (not per record).
+    decode: codec.Decoder = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decode", codec.decoder_for(self.model))
 
 
 class InputPath:
@@ -116,10 +124,7 @@ class InputPath:
             self._tombstone(route, record)
             return
         try:
-            if isinstance(route.model, TypeAdapter):
-                message = codec.decode_union(route.model, record.value, self.max_message_bytes)
-            else:
-                message = codec.decode(route.model, record.value, self.max_message_bytes)
+            message = route.decode(record.value, self.max_message_bytes)
         except DecodeError as err:
             if route.deadletter_when is None or route.deadletter_when(record):
                 self.out.deadletter(record, err)

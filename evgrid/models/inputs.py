@@ -6,11 +6,14 @@ a gateway that sends `"power_kw": "7.4"` is misconfigured and the operator shoul
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from evgrid.codec import Checked
+from evgrid.core.types import ConnectorReading
 from evgrid.models.fields import (
     ConnectorType,
     FiniteFloat,
@@ -21,6 +24,7 @@ from evgrid.models.fields import (
     SignalType,
     Timestamp,
 )
+from evgrid.timeutil import iso_epoch
 
 _INPUT = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False)
 
@@ -40,6 +44,68 @@ class MeterValue(BaseModel):
     energy_kwh: NonNegativeKw = 0.0
     soc_percent: int | None = Field(default=None, ge=0, le=100)
     event_ts: Timestamp
+
+    def reading(self) -> StationReading:
+        """The station and the core's reading (its arrival time is the caller's to set)."""
+        return self.station_id, ConnectorReading(
+            connector_id=self.connector_id,
+            connector_type=self.connector_type,
+            power_kw=self.power_kw,
+            event_ts=self.event_ts.timestamp(),
+            session_id=self.session_id,
+            current_a=self.current_a,
+            voltage_v=self.voltage_v,
+            energy_kwh=self.energy_kwh,
+            soc_percent=self.soc_percent,
+        )
+
+
+#: A meter value as the station side takes it: (station_id, reading).
+StationReading = tuple[str, ConnectorReading]
+
+_CONNECTOR_TYPES = frozenset(get_args(ConnectorType))
+_INF = math.inf
+
+
+def meter_reading(data: dict[str, Any]) -> StationReading | None:
+    """`MeterValue(**data).reading()` for the form gateways send (floats as floats, the time
+    as ISO-8601 text), checked by hand: pydantic's validation was the largest single cost of
+    a reading. It accepts only what `MeterValue` accepts, with the same values; anything
+    else (None) is for the model to judge, so a rejection keeps the model's reason. Keep the
+    two in step: tests/models/test_inputs.py compares them on generated input."""
+    get = data.get
+    station_id = get("station_id")
+    connector_id = get("connector_id")
+    connector_type = get("connector_type")
+    power_kw = get("power_kw")
+    session_id = get("session_id")
+    current_a = get("current_a", 0.0)
+    voltage_v = get("voltage_v", 0.0)
+    energy_kwh = get("energy_kwh", 0.0)
+    soc_percent = get("soc_percent")
+    event_ts = get("event_ts")
+    # `type(x) is float` refuses ints and bools (the model takes ints as floats: rare, left
+    # to it); a comparison chain with both bounds refuses NaN and the infinities.
+    if not (type(station_id) is str and 0 < len(station_id) <= 256
+            and type(connector_id) is int and 1 <= connector_id <= 1024
+            and type(connector_type) is str and connector_type in _CONNECTOR_TYPES
+            and type(power_kw) is float and 0.0 <= power_kw < _INF
+            and (session_id is None or type(session_id) is str)
+            and type(current_a) is float and -_INF < current_a < _INF
+            and type(voltage_v) is float and -_INF < voltage_v < _INF
+            and type(energy_kwh) is float and 0.0 <= energy_kwh < _INF
+            and (soc_percent is None or (type(soc_percent) is int and 0 <= soc_percent <= 100))
+            and type(event_ts) is str):
+        return None
+    ts = iso_epoch(event_ts)
+    if ts is None:
+        return None
+    return station_id, ConnectorReading(connector_id, connector_type, power_kw, ts, session_id,
+                                        current_a, voltage_v, energy_kwh, soc_percent)
+
+
+#: How the input path decodes meter values: the hand check, the model for the rest.
+METER_VALUE = Checked(MeterValue, meter_reading, MeterValue.reading)
 
 
 class DemandResponseSignal(BaseModel):

@@ -59,10 +59,15 @@ class StationEntry:
         return True
 
     def mark_forwarded(self) -> None:
-        connectors = self.state.connectors
-        self.forwarded = tuple(value for connector_id, c in connectors.items()
-                               for value in (connector_id, c.power_kw, c.session_id))
-        self.forwarded_at = max((c.arrival_ts for c in connectors.values()), default=0.0)
+        # A plain loop: a generator per station cost a tenth of the loads' flush.
+        told: list = []
+        at: float | None = None
+        for connector_id, c in self.state.connectors.items():
+            told += (connector_id, c.power_kw, c.session_id)
+            if at is None or c.arrival_ts > at:
+                at = c.arrival_ts
+        self.forwarded = tuple(told)
+        self.forwarded_at = 0.0 if at is None else at
 
 
 class StationStore:
@@ -145,7 +150,10 @@ class StationStore:
         return entry
 
     def touched(self, entry: StationEntry) -> None:
-        self.dirty.setdefault(entry.partition, set()).add(entry.station_id)
+        dirty = self.dirty.get(entry.partition)  # not setdefault: a new set every reading
+        if dirty is None:
+            dirty = self.dirty[entry.partition] = set()
+        dirty.add(entry.station_id)
 
     def set_config(self, entry: StationEntry, config: StationConfig | None) -> None:
         entry.config = config
@@ -162,9 +170,11 @@ class StationStore:
         """Closed windows go to the window table as they close (not with the checkpoint);
         returns the ones closed since the last call, for the station-windows topic (after a
         recovery, the kept ones again: its readers upsert by station and window)."""
-        closed = entry.state.windows.closed
-        if not closed or closed[-1].window_end == entry.windows_persisted:
+        windows = entry.state.windows
+        end = windows.closed_end
+        if end is None or end == entry.windows_persisted:
             return []
+        closed = windows.closed
         last = entry.windows_persisted
         entry.windows_persisted = closed[-1].window_end
         self.writer.put(self.tables.station_windows, entry.partition,

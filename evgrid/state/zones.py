@@ -198,9 +198,11 @@ class ZoneStore:
     def _note_newest(zone: ZoneEntry, connectors: tuple[ConnectorReading, ...]) -> None:
         """When the newest reading behind the picture reached Kafka, not when it reached us:
         a zone side behind its input shows that lag in `load_age_s`."""
-        newest = max((c.arrival_ts for c in connectors), default=None)
-        if newest is not None and (zone.loads_at is None or newest > zone.loads_at):
-            zone.loads_at = newest
+        newest = zone.loads_at  # a plain loop: a generator per station cost more than this
+        for c in connectors:
+            if newest is None or c.arrival_ts > newest:
+                newest = c.arrival_ts
+        zone.loads_at = newest
 
     def remove(self, station_id: str, partition: int | None = None) -> ZoneEntry | None:
         """The station is no member any more (tombstoned in `partition`, or moved): the zone

@@ -105,6 +105,33 @@ def test_a_steady_reading_is_not_forwarded_again_within_the_heartbeat() -> None:
         (loads_key("ZA"), ["S1"])]
 
 
+def test_a_station_over_its_contract_alerts_once_and_clears_once_back_under() -> None:
+    """Contract 150 kW (2 % hysteresis): over it on two connectors raises; inside the
+    hysteresis band and at the limit nothing; under the band clears. A stale connector's
+    last reading counts 0 kW, however high it was."""
+    side = Side()
+    now = time.time()
+    side.map("S1", "ZA")
+    sent = [(80.0, 1, now - 240), (60.0, 2, now - 3), (100.0, 2, now - 2), (148.0, 2, now - 1),
+            (150.0, 2, now)]
+    ms = int((now - 240) * 1000)
+    for offset, (kw, connector_id, ts) in enumerate(sent):
+        arrival = ms if offset == 0 else int(ts * 1000)  # the first is stale by now
+        side.feed(record(METER, "S1", reading("S1", kw, ts, connector_id), offset=offset,
+                         timestamp_ms=arrival))
+    alerts = [(v["alert_type"], v["total_power_kw"])
+              for _k, v in side.out.sent(side.t.overload_alerts)]
+    assert alerts == []  # 80 kW went stale: 60, 100, 148 and 150 alone never pass 150
+    side.feed(record(METER, "S1", reading("S1", 10.0, now + 0.5, 2), offset=10),
+              record(METER, "S1", reading("S1", 140.5, now + 1, 1), offset=11),
+              record(METER, "S1", reading("S1", 8.0, now + 2, 2), offset=12),
+              record(METER, "S1", reading("S1", 138.0, now + 3, 1), offset=13),
+              record(METER, "S1", reading("S1", 135.0, now + 4, 1), offset=14))
+    alerts = [(v["alert_type"], v["total_power_kw"])
+              for _k, v in side.out.sent(side.t.overload_alerts)]
+    assert alerts == [("CONTRACT_OVERLOAD", 150.5), ("CONTRACT_OVERLOAD_CLEARED", 146.0)]
+
+
 def test_a_reading_of_an_unmapped_station_is_kept_but_reaches_no_zone() -> None:
     side = Side()
     side.feed(record(METER, "S1", reading("S1", 10.0, time.time())))

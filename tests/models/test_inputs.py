@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evgrid import codec
 from evgrid.codec import DecodeError
 from evgrid.models import DemandResponseSignal, MeterValue, StationZone
+from evgrid.models.inputs import METER_VALUE, meter_reading
 
 SEED_METER = {
     "station_id": "ST-0001",
@@ -102,6 +105,102 @@ def test_bad_meter_values_rejected_with_reason(payload: bytes, reason: str) -> N
         codec.decode(MeterValue, payload)
     assert info.value.reason == reason
     assert len(info.value.error) > 5  # words for a human, not just a code
+
+
+@pytest.mark.parametrize(("payload", "reason"), BAD_METER)
+def test_the_input_path_rejects_bad_meter_values_with_the_models_reason(
+        payload: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        codec.decode_checked(METER_VALUE, payload, 1_000_000)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("change", [
+    {},
+    {"event_ts": 1795600800000, "soc_percent": None, "connector_type": "Type2"},
+    {"power_kw": 7, "current_a": 16, "voltage_v": 230},
+    {"event_ts": "2026-11-25T11:30:00.123456+01:30"},
+])
+def test_the_input_path_takes_what_the_model_takes(change: dict) -> None:
+    """The hand check where it applies, the model for the rest: the same reading."""
+    payload = raw({**SEED_METER, **change})
+    assert codec.decode_checked(METER_VALUE, payload, 1_000_000) == \
+        codec.decode(MeterValue, payload).reading()
+
+
+#: Values at and around every bound of the model, and of every type JSON gives.
+ODD = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(),
+                                                          max_size=2),
+)
+EDGE_NUMBERS = [0.0, -0.0, -1e-300, -1.0, 5e-324, 1.0, 1e308, 0, 1, -1, 100, 101, 100.0,
+                1024, 1025, 2**64]
+NUMBERS = st.one_of(st.sampled_from(EDGE_NUMBERS), st.floats(-2.0, 2000.0),
+                    st.integers(-2, 2000))
+EDGE_TIMES = [
+    "2026-11-25T10:00:00Z", "2026-11-25T10:00:00", "2026-11-25", "2026-11-25T10:00:00.5+05:30",
+    "2026-11-25T10:00:00.123456-09:45", "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00", "1999-12-31T23:59:59Z", "2000-01-01T00:00:00+00:00",
+    "2100-01-01T00:00:00Z", "2100-01-01T00:00:00.001Z", "2099-12-31T23:59:59-23:59",
+    "yesterday", "", 1795600800000, 946684800000, 946684799999, 1795600800000.5,
+]
+TIMES = st.sampled_from(EDGE_TIMES)
+EDGE_TEXTS = ["", "a", "CCS", "CHAdeMO", "Type2", "ccs", "x" * 256, "x" * 257, "é" * 256,
+              "é" * 257, "s1"]
+TEXTS = st.sampled_from(EDGE_TEXTS)
+FIELD = {
+    "station_id": TEXTS, "session_id": TEXTS, "connector_type": TEXTS,
+    "connector_id": NUMBERS, "power_kw": NUMBERS, "current_a": NUMBERS, "voltage_v": NUMBERS,
+    "energy_kwh": NUMBERS, "soc_percent": NUMBERS, "event_ts": TIMES,
+}
+EDGE = {"station_id": EDGE_TEXTS, "session_id": EDGE_TEXTS, "connector_type": EDGE_TEXTS,
+        "event_ts": EDGE_TIMES}
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    (name, value) for name in FIELD for value in
+    [None, True, "7", [1], *EDGE.get(name, EDGE_NUMBERS)]])
+def test_the_meter_value_hand_check_at_each_bound(name: str, value: object) -> None:
+    """Every bound of every field, one at a time: where the hand check accepts, the model
+    accepts with the same reading (an out-of-range time would raise here, not refuse)."""
+    data = {**SEED_METER, name: value}
+    fast = meter_reading(data)
+    if fast is not None:
+        assert fast == MeterValue.model_validate(data).reading()
+
+
+#: The seed with a few fields changed: left out, at a value of their kind, or at anything.
+CHANGES = st.lists(st.one_of(*(
+    st.tuples(st.just(name), st.one_of(st.just(None), values, ODD), st.booleans())
+    for name, values in FIELD.items())), max_size=3)
+
+
+def changed(changes: list[tuple[str, object, bool]]) -> dict:
+    data = dict(SEED_METER)
+    for name, value, dropped in changes:
+        if dropped:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    return data
+
+
+@settings(max_examples=4000, deadline=None)
+@given(CHANGES)
+def test_the_meter_value_hand_check_accepts_only_what_the_model_accepts(changes: list) -> None:
+    """`meter_reading` never accepts what `MeterValue` refuses, and where it accepts, it
+    gives the model's own reading."""
+    data = changed(changes)
+    fast = meter_reading(data)
+    if fast is None:
+        return
+    assert fast == MeterValue.model_validate(data).reading()
+
+
+def test_the_meter_value_hand_check_takes_the_usual_form() -> None:
+    assert meter_reading(SEED_METER) == MeterValue.model_validate(SEED_METER).reading()
+    assert meter_reading({**SEED_METER, "session_id": None, "soc_percent": None}) is not None
 
 
 def test_oversized_message_rejected_before_parsing() -> None:
