@@ -56,6 +56,7 @@ class MeterIngest(AssignedConsumer):
         self.side = side
         self._last_loads = 0.0
         self._behind = 0  # records fetched partitions still had after the last batch
+        self._trim_due = False  # batches were taken since the heap was last trimmed
         self._last_checkpoint = time.monotonic()
         self._last_forget = time.monotonic()
 
@@ -72,6 +73,13 @@ class MeterIngest(AssignedConsumer):
         if now - self._last_forget >= 60.0:
             self._last_forget = now
             self.housekeeping()
+        if fetched:
+            self._trim_due = True
+        elif self._trim_due:
+            # The input went quiet: a burst's batch buffers back to the system now, not at
+            # the next checkpoint (in a thread, as the checkpointer does).
+            self._trim_due = False
+            await asyncio.to_thread(release_free_memory)
 
     def checkpoint_due(self, now: float) -> bool:
         return now - self._last_checkpoint >= self.settings.checkpoint_interval_s
