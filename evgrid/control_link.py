@@ -44,6 +44,8 @@ KEEP_AFTER_S = 1.0
 ALONE_BYTES = 64 * 1024
 #: Kafka's default partitioner (the producer's own): a key's partition is the same either way.
 _PARTITIONER = DefaultPartitioner()
+#: Failures no retry cures.
+NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 @lru_cache(maxsize=65_536)
@@ -52,8 +54,6 @@ def _partition(key: bytes, partitions: int) -> int:
     for the stations a frequency activation commands again and again."""
     parts = list(range(partitions))
     return _PARTITIONER(key, parts, parts)
-#: Failures no retry cures.
-NEVER_FITS = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 def control_topics(settings: WorkerSettings) -> frozenset[str]:

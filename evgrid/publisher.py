@@ -213,7 +213,7 @@ class Publisher:
         the loop; behind a saturated ingest's 256-record slices those turns added 80–180 ms
         to a DR reaction that was decided and handed to the producer within 10 ms."""
         await asyncio.sleep(0)
-        await self._calm.wait()
+        await self.calm()
         if self.control is not None and self.control.unacked:
             await asyncio.wait(list(self.control.unacked), timeout=CONTROL_FIRST_S)
 

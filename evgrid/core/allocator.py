@@ -238,8 +238,7 @@ class _StationPlan:
         self.kept = kept
         self._need: float | None = need  # need_kw, until who is kept changes
         self.suspendable = suspendable
-        # The station's own ceiling is hard: pause connectors to fit it.
-        if self.discrete and need > station.ceiling_kw + _EPS:
+        if self.discrete:  # the station's own ceiling is hard: pause connectors to fit it
             self.suspend_until(station.ceiling_kw, rotation)
 
     def need_kw(self) -> float:
@@ -288,8 +287,7 @@ class _StationPlan:
         [min, high]; AC also in amperes (rounded down to the one decimal OCPP limits carry)."""
         if not target_kw >= 0.0:  # NaN fails too
             _check("target_kw", target_kw)
-        if self.need_kw() > target_kw + _EPS:
-            self.suspend_until(target_kw, rotation)
+        self.suspend_until(target_kw, rotation)
         kept = self.kept
         # A kept connector's floor is its minimum level (its high is at least that).
         if all(kept):

@@ -186,9 +186,17 @@ class StationConfig:
 
 
 def in_connector_order(readings: Iterable[ConnectorReading]) -> tuple[ConnectorReading, ...]:
-    """A station row's connectors: one reading each (the last given wins), by connector id."""
-    return tuple(sorted({c.connector_id: c for c in readings}.values(),
-                        key=lambda c: c.connector_id))
+    """A station row's connectors: one reading each (the last given wins), by connector id.
+    Readings already in strictly increasing id order (as a station side sends them) are
+    kept as they are."""
+    out = tuple(readings)
+    last = None
+    for c in out:
+        if last is not None and c.connector_id <= last:
+            return tuple(sorted({c.connector_id: c for c in out}.values(),
+                                key=lambda c: c.connector_id))
+        last = c.connector_id
+    return out
 
 
 @dataclass(slots=True)

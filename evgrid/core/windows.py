@@ -233,11 +233,7 @@ class StationWindows:
                 acc.session_ids = _with_session(acc.session_ids, session_id)
         if ts > self.watermark:
             self.watermark = ts
-            # advance()'s own test first: nearly every reading moves the watermark, few
-            # close a window.
-            nxt = self._closed_end if self._carry else min(self._open)
-            if nxt is not None and nxt <= ts - self.window_s - self.allowed_lateness_s:
-                self.advance()
+            self.advance()
         return True
 
     def _in_order(self, connector_id: int, start: float, ts: float) -> bool:

@@ -21,18 +21,12 @@ from evgrid.state.zones import ZoneEntry, ZoneStore
 
 
 def readings(connectors: list) -> tuple[ConnectorReading, ...]:
-    """A station's `ConnectorLoad`s as the core's readings, in connector order. The station
-    side sends them in that order already: only when they are not is the order made."""
-    out = []
-    last = None
-    ordered = True
-    for connector_id, connector_type, power_kw, event_ts, session_id, arrival_ts in connectors:
-        if last is not None and connector_id <= last:
-            ordered = False
-        last = connector_id
-        out.append(ConnectorReading(connector_id, connector_type, power_kw, event_ts,
-                                    session_id, arrival_ts=arrival_ts))
-    return tuple(out) if ordered else in_connector_order(out)
+    """A station's `ConnectorLoad`s as the core's readings, in connector order."""
+    return in_connector_order([
+        ConnectorReading(connector_id, connector_type, power_kw, event_ts, session_id,
+                         arrival_ts=arrival_ts)
+        for connector_id, connector_type, power_kw, event_ts, session_id, arrival_ts
+        in connectors])
 
 
 def row_config(row: StationRowMessage) -> StationConfig:

@@ -67,13 +67,10 @@ class Router:
         """Why this message must be re-routed (`key` / `partition`), or None; counted."""
         if key is None or key != entity_id.encode():
             reason = KEY
-        else:
-            expected = self._expected.get(entity_id)  # the cache inline: asked every record
-            if expected is None:
-                expected = self.expected_partition(entity_id)
-            if partition == expected:
-                return None
+        elif partition != self.expected_partition(entity_id):
             reason = PARTITION
+        else:
+            return None
         metrics.REPARTITIONED.labels(topic=topic, reason=reason).inc()
         return reason
 

@@ -325,9 +325,7 @@ class ZoneController:
                 src = made[kind] = (
                     self.freq.source(now, sited) if freq_src
                     else source_for(gov, kind[1], now, t.site_profile_valid_s))
-            prev = commanded.get(station_id)
-            effective = dem.effective_load(row, None if prev is None else prev.target_kw, now,
-                                           t.stale_after_s)  # self.effective_load, inlined
+            effective = self.effective_load(station_id, row, now)
             if (station_id in compliance or station_id in uncontrollable) \
                     and self._fixed(station_id, src.signal_id):
                 fixed += effective
@@ -357,7 +355,7 @@ class ZoneController:
         alloc = nested.allocation
         self.shortfall_kw = alloc.shortfall_kw if gov is not None else 0.0
         self.site_shortfall_kw = nested.site_shortfall_kw
-        connectors, append, seqs = alloc.connectors, d.commands.append, self.seq
+        connectors, append = alloc.connectors, d.commands.append
         for station_id, kw in sorted(alloc.targets.items()):  # a station each: locals above
             target = round(kw, 3)
             limits = connectors[station_id]
@@ -366,9 +364,8 @@ class ZoneController:
             if not needs_limit(commanded.get(station_id), src, target, suspended, now, t):
                 continue
             held_kw = sum(held_of[station_id].values())
-            seq = seqs[station_id] = seqs.get(station_id, 0) + 1  # self._next_seq
             cmd = limit_command(self.zone_id, src, stations[station_id], target,
-                                held_kw - target, limits, seq, now)
+                                held_kw - target, limits, self._next_seq(station_id), now)
             append(cmd)
             commanded[station_id] = commanded_from(cmd, suspended)
             uncontrollable.pop(station_id, None)  # a new SET: a fresh chance

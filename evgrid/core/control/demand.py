@@ -78,14 +78,13 @@ def station_demand(
     limits = row.config.connector_max_kw or {}
     inf = math.inf
     phases, voltage_v = t.ac_phases, t.ac_voltage_v
-    ac_floor = ac_floor_kw(phases, voltage_v, t.ac_min_current_a)
     for c in row.connectors:  # in connector-id order; a plain loop: asked per station
         connector_id = c.connector_id
         live = live_power_kw(c, now, stale)
         if may_suspend or not (c.session_active and live > 0.0):
             floor = 0.0
         elif c.connector_type in AC_TYPES:
-            floor = ac_floor
+            floor = ac_floor_kw(phases, voltage_v, t.ac_min_current_a)
         else:
             floor = t.dc_min_kw
         floors += floor
