@@ -147,6 +147,19 @@ def _fill(
         return list(uppers)
     if sum(lows) >= cap_kw:
         return list(lows)
+    # The usual case first: no one at a bound, so λ = cap / Σd (what the breakpoints below
+    # find too, without sorting them; a frequency activation fills every station this way).
+    total = sum(demands)
+    if total > 0.0:
+        lam = cap_kw / total
+        out = []
+        for d, lo, up in zip(demands, lows, uppers, strict=True):
+            x = lam * d
+            if x < lo or x > up:
+                break
+            out.append(x)
+        else:
+            return out
     # Breakpoints of Σt(λ): where a station leaves its floor (λ = lo/d) or reaches its upper
     # (λ = u/d). Between breakpoints Σt is linear with slope Σ d over stations in between.
     events: list[tuple[float, float, float]] = []  # (λ, Δslope, Δconstant)
