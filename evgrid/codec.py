@@ -131,16 +131,24 @@ def decoder_for(model: type[BaseModel] | TypeAdapter[Any] | Checked[Any, Any]) -
     return partial(decode, model)
 
 
-def dumps(obj: BaseModel | dict[str, Any] | list[Any]) -> bytes:
+def dumps(obj: BaseModel | dict[str, Any] | list[Any] | float) -> bytes:
     """Model or plain data -> JSON bytes (datetimes as ISO-8601 UTC with Z). A model is
     written by pydantic's own serializer, straight to JSON: the same bytes as dumping it to
     plain data first, in half the time (a frequency activation writes thousands at once)."""
-    if isinstance(obj, BaseModel):
+    if type(obj) is not dict and isinstance(obj, BaseModel):  # (isinstance costs 0.1 µs)
         return obj.__pydantic_serializer__.to_json(obj)
     try:  # string keys, the usual case: twice as fast without OPT_NON_STR_KEYS
         return orjson.dumps(obj, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
         return orjson.dumps(obj, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+
+
+#: JSON text already written (by `dumps`), which `dumps` puts as it is into what it writes.
+Written = orjson.Fragment
+
+
+def written(text: str) -> Written:
+    return orjson.Fragment(text)
 
 
 def loads(raw: bytes) -> Any:

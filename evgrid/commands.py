@@ -1,16 +1,30 @@
-"""The `ocpp.commands.set_charging_profile` message for one decision, with its OCPP payloads:
-plain data in exactly `ChargingCommand`'s shape, written to the wire as it is (the tests
-validate every shape it makes)."""
+"""The `ocpp.commands.set_charging_profile` message for one decision, with its OCPP payloads,
+written in exactly `ChargingCommand`'s shape (the tests validate every shape it makes)."""
 
 from __future__ import annotations
 
+from evgrid import codec
 from evgrid.core.control import Command
-from evgrid.profiles import clear_profile_payloads, set_profile_payloads
+from evgrid.profiles import (
+    STATION,
+    clear_profile_payloads,
+    set_profile_payloads,
+    station_profile_json,
+)
 from evgrid.timeutil import iso
 
 
-def command_message(cmd: Command) -> dict:
-    if cmd.action == "SET":
+def command_json(cmd: Command) -> bytes:
+    """The message on the wire."""
+    ocpp: dict[str, list[dict]] | codec.Written
+    if cmd.action == "SET" and cmd.profile_mode == STATION:
+        assert cmd.target_power_kw is not None
+        ocpp = station_profile_json(
+            profile_id=cmd.profile_id, stack_level=cmd.stack_level,
+            station_limit_kw=cmd.target_power_kw, valid_from=cmd.command_ts,
+            valid_to=cmd.dr_end_ts,
+        )
+    elif cmd.action == "SET":
         assert cmd.target_power_kw is not None
         ocpp = set_profile_payloads(
             profile_id=cmd.profile_id,
@@ -25,7 +39,7 @@ def command_message(cmd: Command) -> dict:
         ocpp = clear_profile_payloads(
             profile_id=cmd.profile_id, mode=cmd.profile_mode, connectors=cmd.connector_ids
         )
-    return {
+    return codec.dumps({
         "command_id": cmd.command_id,
         "action": cmd.action,
         "reason": cmd.reason,
@@ -47,4 +61,4 @@ def command_message(cmd: Command) -> dict:
             for c in cmd.connectors
         ],
         "ocpp": ocpp,
-    }
+    })

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 
+from evgrid import codec
 from evgrid.core.allocator import ConnectorLimit
 from evgrid.core.control.commands import profile_id_for
 from evgrid.timeutil import iso
@@ -23,6 +25,7 @@ __all__ = [
     "clear_profile_payloads",
     "profile_id_for",
     "set_profile_payloads",
+    "station_profile_json",
 ]
 
 STATION = "station"
@@ -140,3 +143,56 @@ def clear_profile_payloads(
             for pid in ids
         ],
     }
+
+
+#: Stand-ins for a station-wide profile's id and limit in its written form: an id no profile
+#: has (they stay below 2^31), and a limit in kW whose one-decimal watts no stack level or
+#: instant writes.
+_ID_MARK = 98_765_432_109
+_LIMIT_MARK_KW = 1_234_567.891
+
+
+def station_profile_json(
+    *, profile_id: int, stack_level: int, station_limit_kw: float,
+    valid_from: float | datetime, valid_to: float | datetime,
+) -> codec.Written:
+    """A station-wide profile's `set_profile_payloads`, written (for `codec.dumps`): the
+    decision's written profile with this station's id and limit put in. It is the usual
+    command, ten thousand in one frequency activation, and building the payloads' thirty-odd
+    dicts for each cost twice as long as the rest of its message."""
+    pieces, id_at, limit_at = _station_template(stack_level, valid_from, valid_to)
+    text = list(pieces)
+    written_id = str(profile_id)
+    for at in id_at:
+        text[at] = written_id
+    written_limit = codec.dumps(_one_decimal(station_limit_kw * 1000.0)).decode()
+    for at in limit_at:
+        text[at] = written_limit
+    return codec.written("".join(text))
+
+
+@lru_cache(maxsize=512)
+def _station_template(
+    stack_level: int, valid_from: float | datetime, valid_to: float | datetime,
+) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
+    """A station-wide profile's written payloads in pieces, and which pieces are its id and
+    which its limit: the payloads' own writing, so the two cannot differ."""
+    text = codec.dumps(set_profile_payloads(
+        profile_id=_ID_MARK, stack_level=stack_level, mode=STATION,
+        station_limit_kw=_LIMIT_MARK_KW, connectors=(), valid_from=valid_from,
+        valid_to=valid_to)).decode()
+    id_mark = str(_ID_MARK)
+    limit_mark = codec.dumps(_one_decimal(_LIMIT_MARK_KW * 1000.0)).decode()
+    if text.count(id_mark) != 3 or text.count(limit_mark) != 2:
+        raise RuntimeError(f"a station-wide profile no longer writes its id three times and "
+                           f"its limit twice: {text}")
+    pieces = []
+    for part in text.split(id_mark):
+        for n, piece in enumerate(part.split(limit_mark)):
+            if n:
+                pieces.append(limit_mark)
+            pieces.append(piece)
+        pieces.append(id_mark)
+    pieces.pop()  # after the last part
+    return (tuple(pieces), tuple(i for i, p in enumerate(pieces) if p == id_mark),
+            tuple(i for i, p in enumerate(pieces) if p == limit_mark))

@@ -7,14 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ocpp.messages import Call, _validate_payload
 
 from evgrid import codec
-from evgrid.commands import command_message
+from evgrid.commands import command_json
 from evgrid.core.allocator import ConnectorLimit
 from evgrid.core.control import Command
 from evgrid.models import ChargingCommand
-from evgrid.profiles import clear_profile_payloads, profile_id_for, set_profile_payloads
+from evgrid.profiles import (
+    clear_profile_payloads,
+    profile_id_for,
+    set_profile_payloads,
+    station_profile_json,
+)
 
 START = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
 END = START + timedelta(minutes=45)
@@ -106,12 +113,34 @@ def test_command_message_is_a_valid_charging_command(action: str, mode: str) -> 
         profile_id=99, profile_mode=mode, stack_level=1, seq=1, command_id="abc",
         connector_ids=(1, 2, 3) if action == "CLEAR" else (),
     )
-    message = ChargingCommand.model_validate(command_message(cmd))
-    # What goes on the wire (the plain data, written as it is) is exactly the model's JSON.
-    assert codec.dumps(command_message(cmd)) == codec.dumps(message)
+    message = ChargingCommand.model_validate_json(command_json(cmd))
+    # What goes on the wire is exactly the model's JSON.
+    assert command_json(cmd) == codec.dumps(message)
     validate("1.6", message.ocpp["1.6"])
     validate("2.0.1", message.ocpp["2.0.1"])
     assert message.dr_end_ts == END
+
+
+@given(
+    profile_id=st.integers(1, 2**31 - 1 - 1024),
+    stack_level=st.integers(0, 99),
+    limit_kw=st.floats(0.0, 1e6, allow_nan=False),
+    valid_from=st.floats(0.0, 4e9, allow_nan=False),
+    duration_s=st.floats(0.0, 1e6, allow_nan=False),
+)
+def test_a_written_station_profile_is_its_payloads_written(
+    profile_id: int, stack_level: int, limit_kw: float, valid_from: float, duration_s: float,
+) -> None:
+    """The station-wide profile put into a decision's written template is, byte for byte,
+    its payloads as `codec.dumps` writes them."""
+    written = station_profile_json(
+        profile_id=profile_id, stack_level=stack_level, station_limit_kw=limit_kw,
+        valid_from=valid_from, valid_to=valid_from + duration_s)
+    payloads = set_profile_payloads(
+        profile_id=profile_id, stack_level=stack_level, mode="station",
+        station_limit_kw=limit_kw, connectors=(), valid_from=valid_from,
+        valid_to=valid_from + duration_s)
+    assert codec.dumps({"ocpp": written}) == codec.dumps({"ocpp": payloads})
 
 
 def test_the_validator_rejects_a_broken_payload() -> None:

@@ -3,7 +3,7 @@ frequency activations.
 
 Every output but a command passes through its pydantic model, so a bug that would put a
 malformed output on the wire fails here. Commands, thousands in one frequency activation, are
-written by `evgrid.commands.command_message`, whose every shape the tests validate against
+written by `evgrid.commands.command_json`, whose every shape the tests validate against
 `ChargingCommand` and the official OCPP schemas (and the gateway validates each one again
 before it reaches a charger).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from evgrid import codec, metrics
-from evgrid.commands import command_message
+from evgrid.commands import command_json
 from evgrid.core.control import Decisions
 from evgrid.models import (
     ComplianceAlert,
@@ -51,7 +51,7 @@ def publish_decisions(out: Publisher, zone: ZoneEntry, decisions: Decisions, now
         if i in timed:
             def callback(_fut: object, t0: float = timed[i]) -> None:
                 metrics.DR_REACTION.observe(time.perf_counter() - t0)
-        out.send(out.commands, cmd.station_id, codec.dumps(command_message(cmd)),
+        out.send(out.commands, cmd.station_id, command_json(cmd),
                  callback=callback, signal_id=cmd.signal_id)
         actions[cmd.action] = actions.get(cmd.action, 0) + 1
     for action, n in actions.items():  # counted once per decision, not per command
