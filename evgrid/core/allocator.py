@@ -219,16 +219,20 @@ class _StationPlan:
                 break
             last = c.connector_id
         self.conns = conns
-        # min(d, M) written out (it keeps min's order: the first unless the second is less).
-        uppers = []
+        uppers, demands = [], []
+        discrete = False
         for c in conns:
             d, ceiling = c.demand_kw, c.ceiling_kw
-            uppers.append(ceiling if ceiling < d else d)
+            u = ceiling if ceiling < d else d  # min(d, M), in min's order
+            if u > 0.0:
+                discrete = True
+            uppers.append(u)
+            demands.append(d)
         # A station whose connectors all draw nothing offers its target where it is allowed,
         # so a car that plugs in mid-event may still start (within its minimum level).
-        self.discrete = any(u > 0.0 for u in uppers)
-        if self.discrete:
-            self.demands = [c.demand_kw for c in conns]
+        self.discrete = discrete
+        if discrete:
+            self.demands = demands
         else:
             budget = 0.0 if target_kw is None else target_kw
             uppers = [min(c.ceiling_kw, budget) for c in conns]
@@ -272,11 +276,13 @@ class _StationPlan:
         if not self.discrete:
             return min(s.floor_kw, upper), upper
         need = self.need_kw()
-        room = 0  # a plain loop, as sum() would add them: asked per station per decision
+        room = 0  # plain loops and comparisons, not sum/min/max: asked per station per decision
         for h, k in zip(self.highs, self.kept, strict=True):
             if k:
                 room += h
-        return need, max(need, min(upper, room))
+        if upper < room:  # min(upper, room), then max(need, that), in their order
+            room = upper
+        return need, room if room > need else need
 
     def suspend_until(self, budget_kw: float, rotation: int) -> None:
         """Suspend this station's suspendable connectors in rotation order until the kept
