@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from functools import lru_cache, partial
 from typing import Any
 
@@ -136,16 +136,25 @@ class ControlLink(Service):
         if self.store is not None:
             self.store.close()
 
-    def put(self, topic: str, key: bytes | None, value: bytes, headers: list | None,
-            slot: Hashable | None = None, callback: Callback | None = None) -> None:
-        """Hold one output until Kafka acknowledges it (never waits, never raises)."""
-        out = self.outbox.put(topic, key, value, headers, slot, callback)
-        out.born = time.monotonic()
-        if self.away or broker_connected() is False:
-            self._keep(out)
-        self._empty.clear()
-        self._handed.clear()
-        self._wake.set()  # the sender sets the gauges as it takes them
+    def put(self, outputs: Iterable[tuple[str, bytes | None, bytes, list | None,
+                                          Hashable | None, Callback | None]]) -> None:
+        """Hold outputs (topic, key, value, headers, slot, callback) until Kafka acknowledges
+        them; never waits, never raises. A decision's commands come in one call: the
+        sender's events are set once for them, not once each."""
+        away = self.away or broker_connected() is False
+        born = time.monotonic()
+        put = self.outbox.put
+        held = False
+        for topic, key, value, headers, slot, callback in outputs:
+            out = put(topic, key, value, headers, slot, callback)
+            out.born = born
+            if away:
+                self._keep(out)
+            held = True
+        if held:
+            self._empty.clear()
+            self._handed.clear()
+            self._wake.set()  # the sender sets the gauges as it takes them
 
     async def handed_over(self, timeout_s: float) -> None:
         """Returns once nothing handed over waits for the producer (each output is in a

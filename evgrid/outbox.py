@@ -89,7 +89,9 @@ class Outbox:
                 self.superseded += 1
                 self.on_superseded(older)
             self.waiting[slot] = out
-        self.peak = max(self.peak, len(self))
+        held = len(self.waiting) + len(self.in_flight)
+        if held > self.peak:
+            self.peak = held
         return out
 
     def _drop_oldest_unslotted(self) -> None:

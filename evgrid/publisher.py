@@ -164,14 +164,15 @@ class Publisher:
         control = self.control
         if control is None:
             return batch
-        rest = []
+        rest, held = [], []
         for message in batch:
             topic, key, value, headers, callback, _partition, signal_id = message
             if topic in self.control_topics:
-                control.put(topic, key, value, headers,
-                            self._slot(topic, key, value, signal_id), callback)
+                held.append((topic, key, value, headers,
+                             self._slot(topic, key, value, signal_id), callback))
             else:
                 rest.append(message)
+        control.put(held)
         return rest
 
     def _slot(self, topic: str, key: bytes | None, value: bytes,
