@@ -94,6 +94,14 @@ class ChildProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle, not waiting on I/O)
+    since boot, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(f) for f in fields]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 class WorkerProcess(ChildProcess):
     """One `evgrid worker` subprocess."""
 

@@ -10,9 +10,11 @@ once. Timed per activation, from that measurement:
 
 The programs restore within a second (no hold, no recovery time, a 1 s spread), and the next
 activation waits until every commanded station was released, so each one starts from IDLE.
-Two warm-up activations come first and are reported apart (`Sizes.freq_warmups`): through
+Three warm-up activations come first and are reported apart (`Sizes.freq_warmups`): through
 its first activations a freshly started broker compiles its produce path and takes a core
-from the worker (a round's wall time was then up to 1.5 times its CPU time, later equal).
+from the worker. Each activation reports the CPU the worker and the rest of the machine
+used until every station was seen commanded: beside the worker, the first three took 910,
+600 and 710 ms in one run, the later ones 180-400 ms.
 Then a quantised ramp (49.90 → 49.50 Hz at 10 Hz in 0.01 Hz steps, so 20 quanta of 5 %) counts
 how many commands each step sends."""
 
@@ -41,7 +43,7 @@ from evgrid.bench.load import (
 )
 from evgrid.bench.load import zone_id as bench_zone
 from evgrid.bench.stats import histogram_delta, histogram_figures, parse_histogram, percentiles
-from evgrid.process import WorkerProcess
+from evgrid.process import WorkerProcess, machine_busy_s
 from evgrid.settings import WorkerSettings
 from evgrid.topics import ensure_topics
 
@@ -120,6 +122,10 @@ class Activation:
     cleared: set[str] = field(default_factory=set)
     release_ms: int = 0  # when the frequency went back to nominal (0: not yet)
     sets_after_release: int = 0  # SETs whose CreateTime is at or after `release_ms`
+    # CPU from the measurement until every station was seen commanded: the worker's, and
+    # the rest of the machine's (the broker, this bench, anything else) beside it
+    worker_cpu_ms: float = 0.0
+    beside_cpu_ms: float = 0.0
 
     def figures(self) -> dict[str, float]:
         sent_s = self.sent_ms / 1000
@@ -141,6 +147,8 @@ class Activation:
             "first_decision_sets": sum(self.decisions[z, ts] for z, ts in first_decision.items()),
             "cleared": len(self.cleared),
             "sets_after_release": self.sets_after_release,
+            "worker_cpu_ms": self.worker_cpu_ms,
+            "beside_cpu_ms": self.beside_cpu_ms,
         }
 
 
@@ -225,13 +233,17 @@ async def release(source: Source, a: Activation, timeout_s: float) -> bool:
 
 
 async def activations(source: Source, tracked: list[Activation], n: int, stations: int,
-                      timeout_s: float, label: str = "activation") -> list[Activation]:
+                      timeout_s: float, worker: WorkerProcess,
+                      label: str = "activation") -> list[Activation]:
     done: list[Activation] = []
     for i in range(n):
         a = Activation(since=time.time() - 0.01, until=time.time() + 1.0)
         tracked.append(a)
+        busy, cpu = machine_busy_s(), worker.cpu_s()
         a.sent_ms = await source.step(DIP_HZ)
         complete = await until(lambda a=a: len(a.first_ms) >= stations, timeout_s)
+        a.worker_cpu_ms = round((worker.cpu_s() - cpu) * 1000)
+        a.beside_cpu_ms = round((machine_busy_s() - busy) * 1000) - a.worker_cpu_ms
         await asyncio.sleep(HOLD_S)
         released = await release(source, a, timeout_s)
         if not complete:
@@ -243,7 +255,8 @@ async def activations(source: Source, tracked: list[Activation], n: int, station
             say(f"    {label} {i + 1}: first command {f['first_worker_ms']:,.0f} ms, last "
                 f"{f['last_worker_ms']:,.0f} ms worker-side ({f['first_e2e_ms']:,.0f} / "
                 f"{f['last_e2e_ms']:,.0f} ms seen); {f['sets']:,} SETs, "
-                f"{f['cleared']:,} released" + ("" if released else " (release timed out)"))
+                f"{f['cleared']:,} released; CPU worker {a.worker_cpu_ms:,.0f} ms, beside it "
+                f"{a.beside_cpu_ms:,.0f} ms" + ("" if released else " (release timed out)"))
     return done
 
 
@@ -307,11 +320,11 @@ async def run(bench: Bench) -> dict[str, Any]:
         _, lag_ready = await bench.observe([worker])
         say(f"  every zone ready; the worker's meter-value lag {lag_ready:,.0f}")
         warm = await activations(source, tracked, s.freq_warmups, stations, s.freq_timeout_s,
-                                 "warm-up activation")
+                                 worker, "warm-up activation")
         before = await reaction_histogram(worker)
         started = time.monotonic()
         done = await activations(source, tracked, s.freq_activations, stations,
-                                 s.freq_timeout_s)
+                                 s.freq_timeout_s, worker)
         reaction = histogram_figures(histogram_delta(await reaction_histogram(worker), before))
         _, lag_activated = await bench.observe([worker])
         say(f"  quantised ramp 49.90 → 49.50 Hz over {s.freq_ramp_s:.0f} s")
@@ -337,9 +350,10 @@ async def run(bench: Bench) -> dict[str, Any]:
         "per_activation": figures, "reaction_histogram_ms": reaction, "ramp": ramped,
         "warmups": s.freq_warmups, "warmup_last_worker_ms": [a.figures()["last_worker_ms"]
                                                              for a in warm],
+        "warmup_beside_cpu_ms": [a.beside_cpu_ms for a in warm],
     }
     for key in ("first_worker_ms", "median_worker_ms", "last_worker_ms", "first_e2e_ms",
-                "last_e2e_ms"):
+                "last_e2e_ms", "worker_cpu_ms", "beside_cpu_ms"):
         out[key] = percentiles([f[key] for f in figures])
     out["sets_per_station"] = percentiles([f["sets"] / stations for f in figures])
     out["sets_after_release_per_station"] = percentiles(
@@ -372,6 +386,12 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         (f"frequency: {r['warmups']} warm-up activations before the timed ones, not "
          "counted: measurement → last station's command, worker-side (ms)",
          ", ".join(f"{ms:,.0f}" for ms in r["warmup_last_worker_ms"]) or "none"),
+        ("frequency: CPU from the measurement until every station was seen commanded (ms): "
+         "the worker's p50 / max; beside it (broker, this bench, the rest) p50 / max; beside "
+         "it in each warm-up",
+         (f"{fmt(r['worker_cpu_ms'], 'p50')} / {fmt(r['worker_cpu_ms'], 'max')}; "
+          f"{fmt(r['beside_cpu_ms'], 'p50')} / {fmt(r['beside_cpu_ms'], 'max')}; "
+          + (", ".join(f"{ms:,.0f}" for ms in r["warmup_beside_cpu_ms"]) or "none"))),
         ("frequency: measurement → the median station's command, worker-side p50 / p99 / max "
          "(ms)", spread3(r["median_worker_ms"])),
         ("frequency: measurement → first command, end to end p50 / p99 / max (ms)",

@@ -78,8 +78,9 @@ class Sizes:
     freq_rate: float = 10_000.0
     freq_activations: int = 10
     # activations before the timed ones, reported apart: a freshly started broker and worker
-    # compile and allocate through their first ones
-    freq_warmups: int = 2
+    # compile and allocate through their first ones (measured beside the worker: 910, 600
+    # and 710 ms of CPU in the first three activations' half second, 180-400 after)
+    freq_warmups: int = 3
     freq_ramp_s: float = 10.0
     freq_timeout_s: float = 30.0
     freq_ready_s: float = 120.0

@@ -14,6 +14,7 @@ def check_frequency(f: dict) -> None:
     # The warm-ups ran, each complete, and stand apart from the timed activations.
     assert f["warmups"] == SMOKE.freq_warmups
     assert len(f["warmup_last_worker_ms"]) == SMOKE.freq_warmups, f
+    assert len(f["warmup_beside_cpu_ms"]) == SMOKE.freq_warmups, f
     for a in f["per_activation"]:
         assert a["commanded"] == stations and a["cleared"] == stations, a
         # The fleet's first command comes no later than its last station's first one.
@@ -22,6 +23,9 @@ def check_frequency(f: dict) -> None:
         assert stations <= a["first_decision_sets"] <= a["sets"], a
         assert 0 <= a["sets_after_release"] <= a["sets"] - a["first_decision_sets"], a
         assert a["max_sets_per_station"] >= 1
+        # CPU in clock ticks: the worker's never negative; the machine's busy time, read a
+        # moment apart from it, may fall a tick short of it
+        assert a["worker_cpu_ms"] >= 0 and a["beside_cpu_ms"] >= -50, a
     if f["activations"]:
         for key in ("first_worker_ms", "last_worker_ms", "first_e2e_ms", "last_e2e_ms"):
             assert 0 <= f[key]["p50"] <= f[key]["p99"] <= f[key]["max"], (key, f[key])
