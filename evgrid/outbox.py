@@ -89,9 +89,7 @@ class Outbox:
                 self.superseded += 1
                 self.on_superseded(older)
             self.waiting[slot] = out
-        held = len(self.waiting) + len(self.in_flight)
-        if held > self.peak:
-            self.peak = held
+        self.peak = max(self.peak, len(self))
         return out
 
     def _drop_oldest_unslotted(self) -> None:

@@ -95,11 +95,12 @@ class ChildProcess:
 
 
 def machine_busy_s() -> float:
-    """CPU seconds every core of the machine has spent busy (not idle, not waiting on I/O)
-    since boot, from /proc/stat."""
+    """CPU seconds the machine's processes have used on all its cores since boot (user,
+    nice, system, irq and softirq time from /proc/stat; not idle, I/O wait or time a
+    hypervisor took)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    ticks = [int(f) for f in fields]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 class WorkerProcess(ChildProcess):

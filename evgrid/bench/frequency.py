@@ -11,10 +11,10 @@ once. Timed per activation, from that measurement:
 The programs restore within a second (no hold, no recovery time, a 1 s spread), and the next
 activation waits until every commanded station was released, so each one starts from IDLE.
 Three warm-up activations come first and are reported apart (`Sizes.freq_warmups`): through
-its first activations a freshly started broker compiles its produce path and takes a core
-from the worker. Each activation reports the CPU the worker and the rest of the machine
-used until every station was seen commanded: beside the worker, the first three took 910,
-600 and 710 ms in one run, the later ones 180-400 ms.
+its first activations a freshly started broker compiles its produce path and takes most of
+a core beside the worker. Each activation reports the CPU the worker and the rest of the
+machine used until every station was seen commanded, so a slow one shows whether the worker
+was short of a core.
 Then a quantised ramp (49.90 → 49.50 Hz at 10 Hz in 0.01 Hz steps, so 20 quanta of 5 %) counts
 how many commands each step sends."""
 

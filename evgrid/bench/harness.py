@@ -78,8 +78,8 @@ class Sizes:
     freq_rate: float = 10_000.0
     freq_activations: int = 10
     # activations before the timed ones, reported apart: a freshly started broker and worker
-    # compile and allocate through their first ones (measured beside the worker: 910, 600
-    # and 710 ms of CPU in the first three activations' half second, 180-400 after)
+    # compile and allocate through their first ones (the phase prints the CPU the rest of
+    # the machine used beside the worker in each)
     freq_warmups: int = 3
     freq_ramp_s: float = 10.0
     freq_timeout_s: float = 30.0
