@@ -139,8 +139,8 @@ class ControlLink(Service):
     def put(self, outputs: Iterable[tuple[str, bytes | None, bytes, list | None,
                                           Hashable | None, Callback | None]]) -> None:
         """Hold outputs (topic, key, value, headers, slot, callback) until Kafka acknowledges
-        them; never waits, never raises. A decision's commands come in one call: the
-        sender's events are set once for them, not once each."""
+        them; never waits, never raises. A drain's outputs come in one call (a frequency
+        round's zone, a hundred commands): the sender's events are set once for them."""
         away = self.away or broker_connected() is False
         born = time.monotonic()
         put = self.outbox.put
