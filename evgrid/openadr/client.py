@@ -2,8 +2,9 @@
 
 openleadr 0.5.36 gives up silently when the VTN is unreachable at start, treats an event that
 vanished from the VTN's distribution as still on (its #92), has no place for an optOut's
-reason, and only logs payloads it rejects. This subclass keeps its message building, signing,
-schema and report machinery, and replaces exactly those four behaviours.
+reason, only logs payloads it rejects, and loads its private key again for every message it
+signs. This subclass keeps its message templates, signer settings, schema and report
+machinery, and replaces exactly those five behaviours.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from openleadr import OpenADRClient, errors
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 from signxml.exceptions import InvalidSignature
 
+from evgrid.openadr.signing import signed_messages
 from evgrid.openadr.tracker import OptResponse
 
 log = logging.getLogger("evgrid.openadr")
@@ -69,6 +71,10 @@ class EvgridClient(OpenADRClient):
                  on_rejected: Callable[[str], None], on_connected: Callable[[bool], None],
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        signing = self._create_message.keywords  # what openleadr read from the files
+        if signing["cert"] and signing["key"] and not signing["disable_signature"]:
+            self._create_message = signed_messages(signing["cert"], signing["key"],
+                                                   signing["passphrase"])
         self._on_distribution = on_distribution
         self._on_rejected = on_rejected
         self._on_connected = on_connected
