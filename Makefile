@@ -118,6 +118,8 @@ lint: venv
 
 test: venv openadr kafka-jars ocpp-clients system-deps postgres tools image-deps lint
 	@echo "==> pytest in $(TEST_PROCESSES) processes (each with its own local Kafka broker): unit, integration, chaos"
+	@# The tests start evgrid's processes a few hundred times: compiled once here, not in each.
+	@$(BIN)/python -m compileall -q evgrid >/dev/null
 	@$(BIN)/python -m pytest -q -ra --durations=10 -n $(TEST_PROCESSES) --dist loadfile
 
 unit: venv openadr

@@ -21,7 +21,7 @@ from evgrid.publisher import raw_topic
 from evgrid.runtime import Runtime
 from evgrid.settings import WorkerSettings
 from evgrid.state.outbox import OutboxStore
-from evgrid.tables import define_tables
+from evgrid.tables import TableManager, define_tables
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # A poison message may be up to EVGRID_MAX_MESSAGE_BYTES and must still be fetched
         # (and dead-lettered), whatever the broker version does with oversized batches.
         consumer_max_fetch_size=4 * 1024 * 1024,
+        TableManager=TableManager,
+        # Nothing runs on a leader only, so there is no leader topic: Faust would create it
+        # as it starts, too late for the first join's metadata, which then leaves it out.
+        topic_disable_leader=True,
     )
     tables = define_tables(app, settings)
     # Faust's assignment drives every consumer of the worker, and it assigns the partitions

@@ -140,7 +140,7 @@ class WorkerProcess(ChildProcess):
                             return
                 except (aiohttp.ClientError, OSError, KeyError):
                     pass
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.1)
         raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
 
     async def metric(self, name: str) -> float:

@@ -52,6 +52,11 @@ def run_worker(settings: WorkerSettings) -> int:
                 self.loop.call_later(STOP_AWAY_S, self._exit_while_away)
             super()._on_sigterm()
 
+        async def _sentinel_task(self) -> None:
+            # The last turn of the loop before it closes, for callbacks the stop scheduled:
+            # mode sleeps a second here, which every stop and restart would wait.
+            await asyncio.sleep(0.05)
+
         def _exit_while_away(self) -> None:
             if broker_connected() is False:
                 self.log.warning("evgrid: stopped %.0f s after SIGTERM with the broker still "

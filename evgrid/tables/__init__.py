@@ -12,8 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import faust
+from faust.tables import TableManager as FaustTableManager
 
 from evgrid.settings import WorkerSettings
+
+
+class TableManager(FaustTableManager):
+    """Faust's manager sleeps a second at start so that tables defined late can still
+    register; `create_app` defines every table before the app starts, so it starts at once."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 @dataclass(frozen=True, slots=True)
