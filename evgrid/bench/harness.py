@@ -79,8 +79,8 @@ class Sizes:
     freq_activations: int = 10
     # activations before the timed ones, reported apart: a freshly started broker and worker
     # compile and allocate through their first ones (the phase prints the CPU the rest of
-    # the machine used beside the worker in each)
-    freq_warmups: int = 3
+    # the machine used beside the worker in each: it stays high through the fourth)
+    freq_warmups: int = 5
     freq_ramp_s: float = 10.0
     freq_timeout_s: float = 30.0
     freq_ready_s: float = 120.0

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import itertools
 
-from evgrid.bench.frequency import Activation, activation_start, program, ramp_hz
+import orjson
+import pytest
+
+from evgrid.bench.frequency import Activation, activation_start, command_head, program, ramp_hz
+from evgrid.commands import command_json
+from evgrid.core.allocator import ConnectorLimit
+from evgrid.core.control import Command
 from evgrid.models.frequency import FrequencyProgramRecord
 
 
@@ -13,6 +19,25 @@ def test_activation_start_from_the_signal_id() -> None:
     assert activation_start("freq:BZ007:1764876000.123") == 1764876000.123
     assert activation_start("SIM-1-1") is None
     assert activation_start("freq:BZ007:soon") is None
+
+
+@pytest.mark.parametrize("action", ["SET", "CLEAR"])
+def test_the_head_of_a_command_holds_its_fields(action: str) -> None:
+    cmd = Command(
+        station_id="B000042", zone_id="BZ042", action=action,
+        target_power_kw=88.7 if action == "SET" else None, station_shed_kw=30.0,
+        signal_id="freq:BZ042:1764876000.123", priority=1, dr_end_ts=1764876120.0,
+        command_ts=1764876000.2,
+        connectors=(ConnectorLimit(1, "CCS", 88.7, None),) if action == "SET" else (),
+        profile_id=99, profile_mode="station", stack_level=1, seq=1, command_id="abc",
+        connector_ids=(1,) if action == "CLEAR" else (),
+    )
+    value = command_json(cmd)
+    whole = orjson.loads(value)
+    head = command_head(value)
+    assert "connectors" not in head and "ocpp" not in head
+    assert head == {k: v for k, v in whole.items() if k in head}
+    assert {"signal_id", "station_id", "zone_id", "action", "command_ts"} <= head.keys()
 
 
 def test_ramp_in_10_mhz_steps() -> None:
