@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 DEADLETTERS = Counter(
@@ -176,3 +178,26 @@ SITE_UTILIZATION = Gauge(
 SITE_LIMITED = Gauge(
     "evgrid_site_limited", "1 while a site's stations are limited, else 0", ["site", "zone"]
 )
+
+#: Gauges with a series per zone (and per site of a zone): the zone's owner sets them, and a
+#: worker that loses the zone removes its series, or it would go on exporting the last
+#: figures it had beside the new owner's.
+ZONE_GAUGES = (ZONE_LOAD, ZONE_CAPACITY, ZONE_UTILIZATION, ZONE_CAP, DR_SHORTFALL, ZONE_LOAD_AGE,
+               ZONE_MEMBERS_SILENT, FREQUENCY_LEVEL, FLEXIBILITY)
+SITE_GAUGES = (SITE_LOAD, SITE_LIMIT, SITE_UTILIZATION, SITE_LIMITED)
+
+
+def forget_zones(zone_ids: set[str]) -> None:
+    """Remove the series of zones this worker no longer owns."""
+    if not zone_ids:
+        return
+    for gauge in ZONE_GAUGES:
+        for zone_id in zone_ids:
+            with contextlib.suppress(KeyError):  # never set for this zone
+                gauge.remove(zone_id)
+    for gauge in SITE_GAUGES:
+        labels = {(s.labels["site"], s.labels["zone"])
+                  for metric in gauge.collect() for s in metric.samples}
+        for site_id, zone_id in labels:
+            if zone_id in zone_ids:
+                gauge.remove(site_id, zone_id)

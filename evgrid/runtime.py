@@ -151,7 +151,7 @@ class Runtime:
         now = time.time()
         for _partition in self.stations.keep_only(owned):
             metrics.INGEST_PARTITIONS_LOADED.inc()
-        self.zones.keep_only(owned, now)
+        metrics.forget_zones(self.zones.keep_only(owned, now))
 
     def zone_partition_loaded(self, partition: int) -> None:
         """A partition's rows are read back: its zones warm, clear stations that left while

@@ -113,10 +113,11 @@ class ZoneStore:
             if zone.partition in partitions:
                 yield zone
 
-    def keep_only(self, partitions: set[int], now: float) -> None:
-        """After a rebalance: forget zones we no longer own; a partition new to us is to be
-        read back (its zones cold until then); load the owned zones that have control state,
-        so their events end on time even if no message for them arrives again."""
+    def keep_only(self, partitions: set[int], now: float) -> set[str]:
+        """After a rebalance: forget zones we no longer own (returned); a partition new to us
+        is to be read back (its zones cold until then); load the owned zones that have
+        control state, so their events end on time even if no message for them arrives
+        again."""
         dropped = [zone_id for zone_id, zone in self.zones.items()
                    if zone.partition not in partitions]
         for zone_id in dropped:
@@ -133,6 +134,7 @@ class ZoneStore:
         log.info("evgrid zones: partitions %s: kept %d, dropped %s, loaded %s (cold: %s)",
                  sorted(partitions), len(self.zones) - len(loaded), sorted(dropped),
                  sorted(loaded), sorted(z for z in loaded if self.zones[z].cold))
+        return set(dropped)
 
     def _load(self, zone_id: str, now: float) -> ZoneEntry:
         t = self.tunables

@@ -115,6 +115,14 @@ async def zone(worker: WorkerProcess, zone_id: str) -> dict:
     return body if status == 200 else {}
 
 
+async def gauged_zones(worker: WorkerProcess) -> list[str]:
+    """The zones whose load gauge the worker exports."""
+    _, text = await worker.get("/metrics")
+    prefix = 'evgrid_zone_load_kw{zone="'
+    return [line[len(prefix):].split('"', 1)[0] for line in text.splitlines()
+            if line.startswith(prefix)]
+
+
 async def test_zone_totals_moves_tombstones_and_two_workers(
     kafka_broker, unique_prefix, tmp_path
 ) -> None:
@@ -201,6 +209,15 @@ async def test_zone_totals_moves_tombstones_and_two_workers(
                                  f"station rows:\n"
                                  f"{await station_rows_log(kafka_broker.bootstrap, settings)}"
                                  ) from None
+
+        # Each zone's gauges come from its owner alone: w1 removed the series of the zones
+        # it handed to w2, rather than exporting their last figures beside w2's.
+        async def each_zone_gauged_once():
+            seen = sorted(await gauged_zones(w1) + await gauged_zones(w2))
+            return seen == sorted(ZONES), seen
+
+        await wait_for(each_zone_gauged_once, 10)
+        assert await gauged_zones(w2), "w2 owns none of the zones: the check above is empty"
     finally:
         w2.stop()
         w1.stop()
