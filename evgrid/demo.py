@@ -28,7 +28,13 @@ from rich.table import Table
 
 from evgrid import codec
 from evgrid.broker.local import LocalKafka, free_port
-from evgrid.demo_frequency import activation_block, freq_phase, frequency_plan, frequency_table
+from evgrid.demo_frequency import (
+    activation_block,
+    freq_phase,
+    frequency_plan,
+    frequency_table,
+    timing_hint,
+)
 from evgrid.process import WorkerProcess
 from evgrid.settings import GatewaySettings, WorkerSettings
 from evgrid.simulator.fleet import Fleet
@@ -146,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         tracks, stats, outcomes, activations = asyncio.run(
             simulate(settings, fleet, specs, args, url, ocpp_url)
         )
-        summary(tracks, stats, settings, outcomes, activations)
+        summary(tracks, stats, settings, outcomes, activations, args.lag)
         sql.summary()
         return 0
     finally:
@@ -350,9 +356,11 @@ def event_block(track: EventTrack) -> list[str]:
 
 def report_lines(tracks: list[EventTrack], stats: SimStats,
                  outcomes: dict[str, int] | None = None,
-                 activations: list[dict] | None = None) -> list[str]:
-    """The closing report: one block per DR event, one per frequency activation, then the
-    fleet's counts; 80 columns."""
+                 activations: list[dict] | None = None,
+                 charger_lag_s: float | None = None) -> list[str]:
+    """The closing report: one block per DR event, one per frequency activation (and why a
+    timing was missed, when the chargers' `charger_lag_s` is given), then the fleet's
+    counts; 80 columns."""
     lines = ["DR events, from their settlement reports (grid.dr_reports):", ""]
     for track in tracks:
         lines += [*event_block(track), ""]
@@ -362,6 +370,8 @@ def report_lines(tracks: list[EventTrack], stats: SimStats,
             lines += [*activation_block(a), ""]
         if not activations:
             lines += ["no activation ended while the demo ran", ""]
+        elif charger_lag_s is not None and (hint := timing_hint(activations, charger_lag_s)):
+            lines += [*hint, ""]
     lines.append(f"readings published: {stats.readings}")
     by_action = ", ".join(f"{a} {n}" for a, n in sorted(stats.commands_by_action.items()))
     lines.append(f"commands the fleet obeyed or saw: {stats.commands}"
@@ -375,7 +385,8 @@ def report_lines(tracks: list[EventTrack], stats: SimStats,
 
 def summary(tracks: list[EventTrack], stats: SimStats, settings: WorkerSettings,
             outcomes: dict[str, int] | None = None,
-            activations: list[dict] | None = None) -> None:
+            activations: list[dict] | None = None,
+            charger_lag_s: float | None = None) -> None:
     console.print()
-    for line in report_lines(tracks, stats, outcomes, activations):
+    for line in report_lines(tracks, stats, outcomes, activations, charger_lag_s):
         console.print(line, markup=False, highlight=False, soft_wrap=True)

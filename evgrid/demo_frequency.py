@@ -4,6 +4,7 @@ view and the closing report show of it (required against delivered, the timing v
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from rich.table import Table
 
@@ -94,3 +95,18 @@ def activation_block(a: dict) -> list[str]:
         f"{_s(a['meter_resolution_s'])}",
     ]
     return lines
+
+
+def timing_hint(activations: list[dict], charger_lag_s: float) -> list[str]:
+    """Why a demo activation reached its 50 % mark late, when one did: the simulated
+    chargers' share of the budget, and how to play a fleet fast enough (at most 80 columns
+    a line)."""
+    late = [a for a in activations
+            if a.get("half_met") is False and a.get("time_to_50_s") is not None]
+    if not late:
+        return []
+    mark = min(a["half_activation_s"] for a in late)
+    return textwrap.wrap(
+        f"The simulated chargers take {charger_lag_s:g} s to obey a command (--lag): a "
+        f"{mark:g} s mark needs a fleet that follows within about {max(mark - 2, 1):g} s. "
+        "make demo DEMO_ARGS=\"--lag 2\" plays one that does.", width=80)

@@ -77,6 +77,14 @@ def test_frequency_activations_fit_80_columns_with_required_delivered_and_verdic
     assert "Z3  Z3:1764876105.456: missed: 50 % late" in text
     assert "Z4  Z4:1764876105.789: missed: 100 % not reached" in text
     assert "ended by silence; meter data" in text
+    assert "--lag" not in text  # no chargers' lag given: no hint
+    hinted = report_lines([], stats, None, [activation(), late], charger_lag_s=4.0)
+    assert max(len(line) for line in hinted) <= 80
+    assert "take 4 s to obey a command (--lag): a 5 s mark needs a fleet that follows " \
+        "within about 3 s" in " ".join(hinted)
+    assert 'DEMO_ARGS="--lag 2"' in " ".join(hinted)
+    met = report_lines([], stats, None, [activation(), never], charger_lag_s=4.0)
+    assert "--lag" not in "\n".join(met)  # no 50 % mark late: nothing the lag explains
     assert "no activation ended" in "\n".join(report_lines([], stats, None, []))
     assert "Frequency" not in "\n".join(report_lines([], stats))
 
