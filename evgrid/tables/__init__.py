@@ -1,4 +1,5 @@
-"""Table definitions only: RocksDB-backed, changelogged, values as bytes.
+"""Table definitions, and Faust's table manager without its start-up wait: RocksDB-backed,
+changelogged, values as bytes.
 
 Faust serialises table values from `value_type` only and does not support pydantic models, so
 every table stores raw bytes; what the bytes mean is `evgrid.state.codecs`' business, and only
