@@ -132,10 +132,16 @@ class Bench:
         })
 
     def track(self, worker: WorkerProcess) -> WorkerProcess:
-        """Workers are told to stop when their phase ends and reaped once at the end, so no
-        phase waits for the previous one's shutdown."""
+        """Workers are told to stop when their phase ends (`end_phase`) and reaped once at
+        the end, so no phase waits for the previous one's shutdown."""
         self.workers.append(worker)
         return worker
+
+    def end_phase(self) -> None:
+        """Every worker started so far is told to stop (SIGTERM, not waited for): none runs
+        on beside the next phase's measurements, whatever its phase did with it."""
+        for worker in self.workers:
+            worker.terminate()
 
     def reap(self) -> None:
         for worker in self.workers:

@@ -68,6 +68,7 @@ async def run_phases(base: WorkerSettings, sizes: Sizes, workdir: Path, names: l
         else:
             for i, name in enumerate(names, 1):
                 await one(i, name)
+                bench.end_phase()
     finally:
         bench.reap()
     bench.results["load_average_end"] = load_average()

@@ -21,7 +21,6 @@ from evgrid.bench.harness import Bench, Phase, say
 from evgrid.bench.load import produce_mappings, producer, stream_readings, zone_id
 from evgrid.bench.stats import histogram_figures, metric_sum, parse_histogram, percentiles
 from evgrid.broker.local import free_port
-from evgrid.process import WorkerProcess
 from evgrid.settings import SqlSettings, WorkerSettings
 from evgrid.sql.local import LocalPostgres
 from evgrid.sql.process import SinkProcess
@@ -102,12 +101,11 @@ async def run(bench: Bench) -> dict[str, Any]:
     settings = bench.settings("sql")
     sink_settings = settings.derive(SqlSettings, sql_dsn=pg.dsn(), sql_web_port=free_port())
     sink: SinkProcess | None = None
-    worker: WorkerProcess | None = None
     out: dict[str, Any] = {"stations": sizes.sql_stations, "zones": zones}
     try:
         await ensure_topics(settings)
         await produce_mappings(settings, sizes.sql_stations, zones)
-        worker = await bench.worker(settings, "sql-worker")
+        await bench.worker(settings, "sql-worker")
         sink = SinkProcess(sink_settings, bench.workdir / "sql-sink.log").start()
         await sink.wait_ready(timeout=120)
         say(f"  {sizes.sql_rate:,.0f} readings/s over {sizes.sql_stations:,} stations for "
@@ -150,8 +148,6 @@ async def run(bench: Bench) -> dict[str, Any]:
                 "n/a" if out[k].get("p99") is None else f"{out[k]['p99']:,.0f}"
                 for k in ("zone_load", "dr_status")), out["lag_end"]))
     finally:
-        if worker is not None:  # told to stop now: the phases after this one get the cores
-            worker.terminate()
         if sink is not None:
             sink.stop()
         await asyncio.to_thread(pg.destroy)
